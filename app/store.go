@@ -1,0 +1,237 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/latchkey/latchkey/internal/database"
+	"github.com/latchkey/latchkey/internal/errs"
+)
+
+// keyPrefix starts every API key, so leaked keys are easy to recognise
+// (secret scanners look for such prefixes).
+const keyPrefix = "lk_"
+
+// Store keeps accounts, API keys and apps.
+type Store struct {
+	db  *gorm.DB
+	now func() time.Time
+}
+
+// NewStore returns a Store over db.
+func NewStore(db *gorm.DB) *Store {
+	return &Store{db: db, now: func() time.Time { return time.Now().UTC() }}
+}
+
+// EnsureAccount returns the account with that name, creating it if needed.
+func (s *Store) EnsureAccount(ctx context.Context, name string) (Account, error) {
+	name = strings.TrimSpace(name)
+	if name == "" || len(name) > 200 {
+		return Account{}, errs.New(errs.Invalid, "account name must be 1 to 200 characters")
+	}
+	var a Account
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		err := tx.Where("name = ?", name).Take(&a).Error
+		if !errors.Is(err, gorm.ErrRecordNotFound) {
+			return err
+		}
+		a = Account{ID: database.NewID(), Name: name, CreatedAt: s.now()}
+		return tx.Create(&a).Error
+	})
+	if err != nil {
+		return Account{}, errs.Wrap(errs.Internal, err, "creating account")
+	}
+	return a, nil
+}
+
+// CreateKey makes a new API key for an account. The key itself is returned
+// once and never stored.
+func (s *Store) CreateKey(ctx context.Context, accountID, name string) (string, APIKey, error) {
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", APIKey{}, err
+	}
+	key := keyPrefix + base64.RawURLEncoding.EncodeToString(raw)
+	k := APIKey{
+		ID:        database.NewID(),
+		AccountID: accountID,
+		Name:      name,
+		Prefix:    key[:len(keyPrefix)+6],
+		Hash:      hashKey(key),
+		CreatedAt: s.now(),
+	}
+	if err := s.db.WithContext(ctx).Create(&k).Error; err != nil {
+		return "", APIKey{}, errs.Wrap(errs.Internal, err, "creating API key")
+	}
+	return key, k, nil
+}
+
+func hashKey(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:])
+}
+
+// Authenticate returns the API key that key is, or an errs.Unauthorized error.
+func (s *Store) Authenticate(ctx context.Context, key string) (APIKey, error) {
+	if !strings.HasPrefix(key, keyPrefix) || len(key) > 100 {
+		return APIKey{}, errs.New(errs.Unauthorized, "unknown API key")
+	}
+	var k APIKey
+	err := s.db.WithContext(ctx).Where("hash = ?", hashKey(key)).Take(&k).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return APIKey{}, errs.New(errs.Unauthorized, "unknown API key")
+	}
+	if err != nil {
+		return APIKey{}, errs.Wrap(errs.Unavailable, err, "cannot check the API key now")
+	}
+	// Record use at most once a minute: a write per request would cost more
+	// than it tells.
+	now := s.now()
+	if k.LastUsedAt == nil || now.Sub(*k.LastUsedAt) > time.Minute {
+		s.db.WithContext(ctx).Model(&APIKey{}).Where("id = ?", k.ID).Update("last_used_at", now)
+	}
+	return k, nil
+}
+
+// Find returns the account's app whose id or slug is ref. Another account's
+// app is not found.
+func (s *Store) Find(ctx context.Context, accountID, ref string) (App, error) {
+	var a App
+	q := s.db.WithContext(ctx).Where("account_id = ?", accountID)
+	if isUUID(ref) {
+		q = q.Where("id = ?", ref)
+	} else {
+		q = q.Where("slug = ?", ref)
+	}
+	err := q.Take(&a).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return App{}, errs.NotFoundf("app %q not found", ref)
+	}
+	if err != nil {
+		return App{}, errs.Wrap(errs.Internal, err, "reading app")
+	}
+	return a, nil
+}
+
+// FindByID returns an app by id, whatever its account; for flows that start
+// from an installation rather than an API key.
+func (s *Store) FindByID(ctx context.Context, id string) (App, error) {
+	var a App
+	err := s.db.WithContext(ctx).Where("id = ?", id).Take(&a).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return App{}, errs.NotFoundf("app %q not found", id)
+	}
+	if err != nil {
+		return App{}, errs.Wrap(errs.Internal, err, "reading app")
+	}
+	return a, nil
+}
+
+// List returns the account's apps, oldest first.
+func (s *Store) List(ctx context.Context, accountID string) ([]App, error) {
+	var apps []App
+	err := s.db.WithContext(ctx).Where("account_id = ?", accountID).Order("created_at, id").Find(&apps).Error
+	if err != nil {
+		return nil, errs.Wrap(errs.Internal, err, "listing apps")
+	}
+	return apps, nil
+}
+
+// Create validates and stores a new app, filling its id and times. A taken
+// slug is an errs.Conflict error.
+func (s *Store) Create(ctx context.Context, a *App) error {
+	if err := a.Validate(); err != nil {
+		return err
+	}
+	if a.ReturnURLs == nil {
+		a.ReturnURLs = []string{}
+	}
+	a.ID = database.NewID()
+	a.CreatedAt = s.now()
+	a.UpdatedAt = a.CreatedAt
+	err := s.db.WithContext(ctx).Create(a).Error
+	if errors.Is(err, gorm.ErrDuplicatedKey) {
+		return slugTaken(a.Slug)
+	}
+	if err != nil {
+		return errs.Wrap(errs.Internal, err, "creating app")
+	}
+	return nil
+}
+
+func slugTaken(slug string) error {
+	return &errs.Error{Code: errs.Conflict, Message: "slug is taken",
+		Fields: []errs.FieldError{{Field: "slug", Message: "another app uses " + slug}}}
+}
+
+// Update is a partial change to an app; nil fields stay as they are.
+type Update struct {
+	Name        *string
+	Slug        *string
+	Description *string
+	LogoURL     *string
+	ReturnURLs  *[]string
+}
+
+// Update applies u to the account's app ref and returns the result.
+func (s *Store) Update(ctx context.Context, accountID, ref string, u Update) (App, error) {
+	var a App
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var err error
+		if a, err = NewStore(tx).Find(ctx, accountID, ref); err != nil {
+			return err
+		}
+		set(&a.Name, u.Name)
+		set(&a.Slug, u.Slug)
+		set(&a.Description, u.Description)
+		set(&a.LogoURL, u.LogoURL)
+		set(&a.ReturnURLs, u.ReturnURLs)
+		if err := a.Validate(); err != nil {
+			return err
+		}
+		a.UpdatedAt = s.now()
+		return tx.Save(&a).Error
+	})
+	if errors.Is(err, gorm.ErrDuplicatedKey) {
+		return App{}, slugTaken(a.Slug)
+	}
+	if err != nil {
+		return App{}, errs.From(err, "updating app")
+	}
+	return a, nil
+}
+
+// Delete removes the account's app ref. An app that is still installed is
+// not deleted (errs.Conflict): its installations hold organizations' and
+// users' credentials, which must not vanish with a developer's click.
+func (s *Store) Delete(ctx context.Context, accountID, ref string) error {
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		a, err := NewStore(tx).Find(ctx, accountID, ref)
+		if err != nil {
+			return err
+		}
+		var n int64
+		if err := tx.Table("installations").Where("app_id = ?", a.ID).Count(&n).Error; err != nil {
+			return err
+		}
+		if n > 0 {
+			return errs.New(errs.Conflict, "app %q has %d installation(s); delete them first", a.Slug, n)
+		}
+		return tx.Delete(&App{}, "id = ?", a.ID).Error
+	})
+	return errs.From(err, "deleting app")
+}
+
+func set[T any](dst *T, v *T) {
+	if v != nil {
+		*dst = *v
+	}
+}

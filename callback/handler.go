@@ -1,0 +1,333 @@
+package callback
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/latchkey/latchkey/app"
+	"github.com/latchkey/latchkey/internal/errs"
+	"github.com/latchkey/latchkey/internal/httpapi"
+	"github.com/latchkey/latchkey/internal/secret"
+	"github.com/latchkey/latchkey/oauthconfig"
+	"github.com/latchkey/latchkey/settings"
+)
+
+// CallbackPath is Latchkey's redirect URI path, registered at providers.
+const CallbackPath = "/oauth/callback"
+
+const browserCookie = "latchkey_flow"
+
+// Small interfaces over the stores this package reads, declared here where
+// they are used.
+type (
+	appFinder interface {
+		Find(ctx context.Context, accountID, ref string) (app.App, error)
+		FindByID(ctx context.Context, id string) (app.App, error)
+	}
+	installations interface {
+		Installation(ctx context.Context, id string) (settings.Installation, error)
+		Resolve(ctx context.Context, inst settings.Installation, userID string) (settings.Resolved, error)
+	}
+	configFinder interface {
+		Find(ctx context.Context, appID, id string) (oauthconfig.Config, error)
+		FindByID(ctx context.Context, id string) (oauthconfig.Config, error)
+	}
+	tokenExchanger interface {
+		Exchange(ctx context.Context, cfg *oauthconfig.Config, vars oauthconfig.Vars, meta oauthconfig.LogMeta) (oauthconfig.Token, error)
+	}
+	tokenSaver interface {
+		Save(ctx context.Context, inst settings.Installation, userID string, cfg *oauthconfig.Config, tok oauthconfig.Token) error
+	}
+)
+
+var (
+	_ appFinder      = (*app.Store)(nil)
+	_ installations  = (*settings.Store)(nil)
+	_ configFinder   = (*oauthconfig.Store)(nil)
+	_ tokenExchanger = (*oauthconfig.TokenClient)(nil)
+	_ tokenSaver     = (*oauthconfig.Connections)(nil)
+)
+
+// Handler serves authorize links and the callback.
+type Handler struct {
+	store     *Store
+	apps      appFinder
+	installs  installations
+	configs   configFinder
+	tokens    tokenExchanger
+	saver     tokenSaver
+	cipher    *secret.Cipher
+	publicURL string // Latchkey's own base URL, without a trailing slash
+	log       *slog.Logger
+}
+
+// Deps are what a Handler works with.
+type Deps struct {
+	Store         *Store
+	Apps          appFinder
+	Installations installations
+	Configs       configFinder
+	Tokens        tokenExchanger
+	Saver         tokenSaver
+	Cipher        *secret.Cipher
+	PublicURL     string
+	Log           *slog.Logger
+}
+
+// NewHandler returns a Handler.
+func NewHandler(d Deps) *Handler {
+	return &Handler{store: d.Store, apps: d.Apps, installs: d.Installations, configs: d.Configs,
+		tokens: d.Tokens, saver: d.Saver, cipher: d.Cipher, publicURL: strings.TrimRight(d.PublicURL, "/"), log: d.Log}
+}
+
+// RedirectURI is the callback URL providers redirect to.
+func (h *Handler) RedirectURI() string { return h.publicURL + CallbackPath }
+
+// Register adds the API route to api (behind app.RequireKey) and the end
+// user's routes to public.
+func (h *Handler) Register(api *echo.Group, public *echo.Echo) {
+	api.POST("/installations/:installation/authorize-links", h.createLink)
+	public.GET("/oauth/authorize/:link", h.authorize)
+	public.GET(CallbackPath, h.callback)
+}
+
+type linkRequest struct {
+	ConfigID  string `json:"config_id"`
+	UserID    string `json:"user_id"`
+	ReturnURL string `json:"return_url"`
+}
+
+type linkResponse struct {
+	URL       string    `json:"url"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+func (h *Handler) createLink(c echo.Context) error {
+	id, err := httpapi.Param(c, "installation")
+	if err != nil {
+		return err
+	}
+	var req linkRequest
+	if err := httpapi.Bind(c, &req); err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	inst, err := h.installs.Installation(ctx, id)
+	if err != nil {
+		return err
+	}
+	a, err := h.apps.Find(ctx, app.AccountID(c), inst.AppID)
+	if errs.Is(err, errs.NotFound) {
+		return errs.NotFoundf("installation %q not found", id)
+	} else if err != nil {
+		return err
+	}
+	var fs errs.Fields
+	if fe := settings.CheckID("user_id", req.UserID); fe != nil {
+		fs = append(fs, *fe)
+	}
+	if req.ConfigID == "" {
+		fs.Add("config_id", "is required")
+	} else if _, err := h.configs.Find(ctx, a.ID, req.ConfigID); errs.Is(err, errs.NotFound) {
+		fs.Add("config_id", "the app has no OAuth config with this id")
+	} else if err != nil {
+		return err
+	}
+	if req.ReturnURL != "" && !a.HasReturnURL(req.ReturnURL) {
+		fs.Add("return_url", "is not one of the app's return_urls")
+	}
+	if err := fs.Err(); err != nil {
+		return err
+	}
+	l := Link{InstallationID: inst.ID, ConfigID: req.ConfigID, UserID: req.UserID, ReturnURL: req.ReturnURL}
+	token, err := h.store.CreateLink(ctx, &l)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, linkResponse{URL: h.publicURL + "/oauth/authorize/" + token, ExpiresAt: l.ExpiresAt})
+}
+
+// authorize starts a trip to the provider: a fresh state and PKCE verifier,
+// a cookie that binds them to this browser, and a redirect to the config's
+// rendered link.
+func (h *Handler) authorize(c echo.Context) error {
+	ctx := c.Request().Context()
+	l, err := h.store.Link(ctx, c.Param("link"))
+	if err != nil {
+		return h.page(c, resultPage{Problem: err})
+	}
+	inst, cfg, a, err := h.load(ctx, l.InstallationID, l.ConfigID)
+	if err != nil {
+		return h.page(c, resultPage{Problem: err})
+	}
+	resolved, err := h.installs.Resolve(ctx, inst, l.UserID)
+	if err != nil {
+		return h.page(c, resultPage{App: a, Problem: err})
+	}
+	state, browser := randomToken(), randomToken()
+	flow := map[string]string{"state": state}
+	st := State{InstallationID: inst.ID, ConfigID: cfg.ID, UserID: l.UserID, ReturnURL: l.ReturnURL, BrowserHash: hash(browser)}
+	if cfg.PKCE == "S256" {
+		verifier := oauthconfig.NewVerifier()
+		flow["code_challenge"] = oauthconfig.Challenge(verifier)
+		if st.CodeVerifier, err = h.cipher.Seal(verifier, "state:"+hash(state)); err != nil {
+			return h.page(c, resultPage{App: a, Problem: err})
+		}
+	}
+	vars := oauthconfig.FlowValues(&cfg, resolved.Values, resolved.Secret, h.RedirectURI(), flow)
+	link, err := oauthconfig.BuildLink(&cfg, vars, false)
+	if err != nil {
+		return h.page(c, resultPage{App: a, Problem: err})
+	}
+	if err := h.store.CreateState(ctx, &st, state); err != nil {
+		return h.page(c, resultPage{App: a, Problem: err})
+	}
+	http.SetCookie(c.Response(), &http.Cookie{
+		Name:     browserCookie,
+		Value:    browser,
+		Path:     CallbackPath,
+		MaxAge:   int(StateTTL.Seconds()),
+		HttpOnly: true,
+		Secure:   strings.HasPrefix(h.publicURL, "https://"),
+		// Lax: the cookie rides the provider's top-level redirect back.
+		SameSite: http.SameSiteLaxMode,
+	})
+	noStore(c)
+	return c.Redirect(http.StatusFound, link)
+}
+
+func (h *Handler) load(ctx context.Context, installationID, configID string) (settings.Installation, oauthconfig.Config, app.App, error) {
+	inst, err := h.installs.Installation(ctx, installationID)
+	if err != nil {
+		return settings.Installation{}, oauthconfig.Config{}, app.App{}, err
+	}
+	cfg, err := h.configs.FindByID(ctx, configID)
+	if err != nil {
+		return settings.Installation{}, oauthconfig.Config{}, app.App{}, err
+	}
+	a, err := h.apps.FindByID(ctx, inst.AppID)
+	return inst, cfg, a, err
+}
+
+// callback is where the provider sends the user back (RFC 6749 §4.1.2).
+// The state is checked and spent before anything else, so no replay,
+// expired or foreign state ever reaches the token URL.
+func (h *Handler) callback(c echo.Context) error {
+	ctx := c.Request().Context()
+	q := c.Request().URL.Query()
+	state := q.Get("state")
+	if state == "" || len(state) > 512 {
+		return h.page(c, resultPage{Problem: errs.New(errs.BadRequest, "the provider's redirect has no state; start again from the app")})
+	}
+	var browser string
+	if ck, err := c.Cookie(browserCookie); err == nil {
+		browser = ck.Value
+	}
+	st, err := h.store.ConsumeState(ctx, state, browser)
+	if err != nil {
+		return h.page(c, resultPage{Problem: err})
+	}
+	inst, cfg, a, err := h.load(ctx, st.InstallationID, st.ConfigID)
+	if err != nil {
+		return h.page(c, resultPage{Problem: err})
+	}
+	result := resultPage{App: a, Config: cfg, ReturnURL: st.ReturnURL, InstallationID: inst.ID, UserID: st.UserID}
+	// RFC 6749 §4.1.2.1: the provider reports errors in the redirect.
+	if code := q.Get("error"); code != "" {
+		result.ProviderError = code
+		if code == "access_denied" {
+			result.Problem = errs.New(errs.Forbidden, "you did not allow access")
+		} else {
+			result.Problem = errs.New(errs.Upstream, "the provider reported an error: %s%s", clip(code, 100), describe(q.Get("error_description")))
+		}
+		return h.page(c, result)
+	}
+	authCode, err := oauthconfig.ExtractCode(&cfg, q)
+	if err != nil {
+		result.Problem = err
+		return h.page(c, result)
+	}
+	resolved, err := h.installs.Resolve(ctx, inst, st.UserID)
+	if err != nil {
+		result.Problem = err
+		return h.page(c, result)
+	}
+	flow := map[string]string{"state": state, "auth_code": authCode}
+	if st.CodeVerifier != "" {
+		verifier, err := h.cipher.Open(st.CodeVerifier, "state:"+st.StateHash)
+		if err != nil {
+			result.Problem = errs.Wrap(errs.Internal, err, "the sign-in's PKCE verifier cannot be read")
+			return h.page(c, result)
+		}
+		flow["code_verifier"] = verifier
+		flow["code_challenge"] = oauthconfig.Challenge(verifier)
+	}
+	vars := oauthconfig.FlowValues(&cfg, resolved.Values, resolved.Secret, h.RedirectURI(), flow)
+	meta := oauthconfig.LogMeta{InstallationID: inst.ID, UserID: st.UserID}
+	tok, err := h.tokens.Exchange(ctx, &cfg, vars, meta)
+	if err == nil {
+		err = h.saver.Save(ctx, inst, st.UserID, &cfg, tok)
+	}
+	if err != nil {
+		result.Problem = err
+		return h.page(c, result)
+	}
+	h.log.Info("account connected", "installation_id", inst.ID, "config_id", cfg.ID)
+	return h.page(c, result)
+}
+
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+func describe(s string) string {
+	if s == "" {
+		return ""
+	}
+	return " (" + clip(s, 300) + ")"
+}
+
+func noStore(c echo.Context) {
+	hd := c.Response().Header()
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("Referrer-Policy", "no-referrer")
+}
+
+// page answers the end user: a redirect to the app's registered return URL
+// when the flow named one, otherwise a small HTML page.
+func (h *Handler) page(c echo.Context, r resultPage) error {
+	noStore(c)
+	if r.Problem != nil {
+		var e *errs.Error
+		if !errors.As(r.Problem, &e) || httpapi.Status(e.Code) >= 500 && e.Code != errs.Upstream && e.Code != errs.Timeout {
+			h.log.Error("oauth flow failed", "request_id", httpapi.RequestID(c), "error", r.Problem.Error())
+		}
+	}
+	if r.ReturnURL != "" {
+		u, err := url.Parse(r.ReturnURL)
+		if err == nil {
+			q := u.Query()
+			q.Set("installation_id", r.InstallationID)
+			q.Set("user_id", r.UserID)
+			if r.Problem == nil {
+				q.Set("status", "connected")
+			} else {
+				q.Set("status", "error")
+				q.Set("error", string(errs.CodeOf(r.Problem)))
+			}
+			u.RawQuery = q.Encode()
+			return c.Redirect(http.StatusFound, u.String())
+		}
+	}
+	return renderPage(c, r)
+}

@@ -1,0 +1,270 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/pb33f/libopenapi"
+	validator "github.com/pb33f/libopenapi-validator"
+	oaerrors "github.com/pb33f/libopenapi-validator/errors"
+
+	"github.com/latchkey/latchkey/app"
+	"github.com/latchkey/latchkey/internal/config"
+	"github.com/latchkey/latchkey/internal/dbtest"
+	"github.com/latchkey/latchkey/internal/secret"
+)
+
+// testKeys is the encryption key ring of test servers.
+var testKeys = []secret.Key{{ID: "test", Secret: bytes.Repeat([]byte{7}, secret.KeySize)}}
+
+// env is a whole Latchkey server on a fresh database, reached over real HTTP.
+// Every response it sees is checked against openapi.yaml and kept, with the
+// server's logs, so tests can search all output for secrets.
+type env struct {
+	t      *testing.T
+	db     *dbtest.DB
+	cipher *secret.Cipher
+	echo   *echo.Echo
+	url    string
+	key    string // account "acme"
+	other  string // account "globex": must never see acme's things
+
+	mu     sync.Mutex
+	logs   bytes.Buffer
+	bodies bytes.Buffer
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	return newEnvWith(t, nil)
+}
+
+// newEnvWith is newEnv with a chance to change the server's configuration.
+func newEnvWith(t *testing.T, configure func(*config.Config)) *env {
+	t.Helper()
+	e := &env{t: t, db: dbtest.Open(t)}
+	var err error
+	if e.cipher, err = secret.New(testKeys); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewJSONHandler(lockedWriter{&e.mu, &e.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv := httptest.NewUnstartedServer(nil)
+	e.url = "http://" + srv.Listener.Addr().String()
+	cfg := config.Config{
+		PublicURL: e.url,
+		// Test providers run on loopback, which the SSRF guard refuses
+		// unless it is allow-listed, as it is here.
+		OutboundAllow:   []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
+		OutboundTimeout: 5 * time.Second,
+	}
+	if configure != nil {
+		configure(&cfg)
+	}
+	e.echo = newServer(cfg, e.db.DB, e.cipher, log)
+	srv.Config.Handler = e.echo
+	srv.Start()
+	t.Cleanup(srv.Close)
+	e.key = e.newKey("acme")
+	e.other = e.newKey("globex")
+	return e
+}
+
+func (e *env) newKey(account string) string {
+	e.t.Helper()
+	apps := app.NewStore(e.db.DB)
+	acct, err := apps.EnsureAccount(context.Background(), account)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	key, _, err := apps.CreateKey(context.Background(), acct.ID, "test")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return key
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// response is what a call returned.
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r response) json(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.body, &m); err != nil {
+		t.Fatalf("response is not a JSON object: %v\n%s", err, r.body)
+	}
+	return m
+}
+
+// call sends a request with key as the API key ("" for none). body is
+// marshalled as JSON unless it is a string, which is sent as is.
+func (e *env) call(method, path, key string, body any) response {
+	e.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		raw, err := json.Marshal(b)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, e.url+path, rd)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.mu.Lock()
+	e.bodies.Write(raw)
+	e.bodies.WriteByte('\n')
+	e.mu.Unlock()
+	checkSpec(e.t, req, resp, raw)
+	return response{status: resp.StatusCode, header: resp.Header, body: raw}
+}
+
+// must calls and fails the test unless the status is want; it returns the
+// decoded JSON object (nil for an empty body).
+func (e *env) must(want int, method, path, key string, body any) map[string]any {
+	e.t.Helper()
+	r := e.call(method, path, key, body)
+	if r.status != want {
+		e.t.Fatalf("%s %s: status %d, want %d\n%s", method, path, r.status, want, r.body)
+	}
+	if len(r.body) == 0 {
+		return nil
+	}
+	return r.json(e.t)
+}
+
+// output is every response body and log line the server has produced.
+func (e *env) output() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.bodies.String() + e.logs.String()
+}
+
+var spec struct {
+	once sync.Once
+	v    validator.Validator
+	doc  libopenapi.Document
+	err  error
+}
+
+func loadSpec(t testing.TB) (validator.Validator, libopenapi.Document) {
+	t.Helper()
+	spec.once.Do(func() {
+		raw, err := os.ReadFile("../../openapi.yaml")
+		if err != nil {
+			spec.err = err
+			return
+		}
+		spec.doc, err = libopenapi.NewDocument(raw)
+		if err != nil {
+			spec.err = err
+			return
+		}
+		v, errs := validator.NewValidator(spec.doc)
+		if len(errs) > 0 {
+			spec.err = fmt.Errorf("openapi.yaml: %v", errs)
+			return
+		}
+		if ok, verrs := v.ValidateDocument(); !ok {
+			spec.err = fmt.Errorf("openapi.yaml is not a valid OpenAPI document: %s", describe(verrs))
+			return
+		}
+		spec.v = v
+	})
+	if spec.err != nil {
+		t.Fatal(spec.err)
+	}
+	return spec.v, spec.doc
+}
+
+var specMu sync.Mutex
+
+// checkSpec fails the test when a response does not match openapi.yaml.
+func checkSpec(t *testing.T, req *http.Request, resp *http.Response, body []byte) {
+	t.Helper()
+	v, _ := loadSpec(t)
+	copyResp := *resp
+	copyResp.Body = io.NopCloser(bytes.NewReader(body))
+	specMu.Lock()
+	ok, verrs := v.ValidateHttpResponse(req, &copyResp)
+	specMu.Unlock()
+	if !ok && unknownRoute(resp.StatusCode, verrs) {
+		return // a route the server does not have is, rightly, not in the spec
+	}
+	if !ok {
+		t.Errorf("%s %s: response %d does not match openapi.yaml: %s\n%s", req.Method, req.URL.Path, resp.StatusCode, describe(verrs), body)
+	}
+}
+
+func unknownRoute(status int, verrs []*oaerrors.ValidationError) bool {
+	if status != http.StatusNotFound && status != http.StatusMethodNotAllowed {
+		return false
+	}
+	for _, e := range verrs {
+		if e.ValidationType != "path" {
+			return false
+		}
+	}
+	return true
+}
+
+func describe(verrs []*oaerrors.ValidationError) string {
+	var b strings.Builder
+	for _, e := range verrs {
+		fmt.Fprintf(&b, "\n  - %s: %s", e.Message, e.Reason)
+		for _, se := range e.SchemaValidationErrors {
+			fmt.Fprintf(&b, "\n      %s: %s", se.FieldPath, se.Reason)
+		}
+	}
+	return b.String()
+}
+
+// configT is the server configuration newEnvWith lets a test change.
+type configT = config.Config

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/latchkey/latchkey/internal/config"
+	"github.com/latchkey/latchkey/internal/dbtest"
+)
+
+// envFor returns a getenv that serves vars, with the test database.
+func envFor(t *testing.T, vars map[string]string) func(string) string {
+	t.Helper()
+	db := dbtest.Open(t)
+	vars["DATABASE_URL"] = db.URL
+	vars["LATCHKEY_SQLITE_PATH"] = db.SQLitePath
+	return func(k string) string { return vars[k] }
+}
+
+// TestRunServesAndStops starts the whole program on a free port, uses it
+// with a key made by the keys command, and stops it as a SIGTERM would.
+func TestRunServesAndStops(t *testing.T) {
+	getenv := envFor(t, map[string]string{
+		"LATCHKEY_ADDR":            "127.0.0.1:0",
+		"LATCHKEY_ENCRYPTION_KEYS": "k1:" + strings.Repeat("QUFB", 10) + "QUE=",
+	})
+	var keyOut, keyErr bytes.Buffer
+	if err := run(context.Background(), []string{"keys", "create", "-account", "acme"}, getenv, &keyOut, &keyErr); err != nil {
+		t.Fatal(err, keyErr.String())
+	}
+	key := strings.TrimSpace(keyOut.String())
+	if !strings.HasPrefix(key, "lk_") || strings.Contains(keyErr.String(), key) {
+		t.Fatalf("keys create printed %q to stdout and %q to stderr", keyOut.String(), keyErr.String())
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve"}, getenv, pw, io.Discard)
+		pw.Close()
+	}()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	go io.Copy(io.Discard, pr)
+	base := strings.TrimSpace(strings.TrimPrefix(line, "latchkey listening on "))
+
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/v1/apps": 200} {
+		req, _ := http.NewRequest("GET", base+path, nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s = %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run returned %v after shutdown", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("server did not shut down")
+	}
+}
+
+func TestRunRefusesWithoutKey(t *testing.T) {
+	getenv := envFor(t, map[string]string{"LATCHKEY_ADDR": "127.0.0.1:0"})
+	err := run(context.Background(), []string{"serve"}, getenv, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "LATCHKEY_ENCRYPTION_KEYS") {
+		t.Fatalf("serve without a key: err = %v, want a refusal naming LATCHKEY_ENCRYPTION_KEYS", err)
+	}
+	bad := envFor(t, map[string]string{"LATCHKEY_ENCRYPTION_KEYS": "k1:c2hvcnQ="})
+	if err := run(context.Background(), []string{"serve"}, bad, io.Discard, io.Discard); err == nil {
+		t.Fatal("serve accepted a 5-byte key")
+	}
+}
+
+// TestDevModeKeepsItsKey checks dev mode warns loudly and reuses the key it
+// generated, so secrets stored in one run open in the next.
+func TestDevModeKeepsItsKey(t *testing.T) {
+	dir := t.TempDir()
+	vars := map[string]string{"LATCHKEY_SQLITE_PATH": filepath.Join(dir, "dev.db"), "LATCHKEY_ADDR": "127.0.0.1:0"}
+	getenv := func(k string) string { return vars[k] }
+	for i := 0; i < 2; i++ {
+		ctx, cancel := context.WithCancel(context.Background())
+		var logs bytes.Buffer
+		pr, pw := io.Pipe()
+		done := make(chan error, 1)
+		go func() { done <- run(ctx, []string{"serve", "-dev"}, getenv, pw, &logs); pw.Close() }()
+		if _, err := bufio.NewReader(pr).ReadString('\n'); err != nil {
+			t.Fatal(err)
+		}
+		go io.Copy(io.Discard, pr)
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(logs.String(), "DEV MODE") {
+			t.Errorf("run %d: no dev mode warning in logs: %s", i, logs.String())
+		}
+	}
+	info, err := os.Stat(filepath.Join(dir, "latchkey.dev-key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Mode().Perm() != 0o600 {
+		t.Errorf("dev key file mode %v, want 0600", info.Mode().Perm())
+	}
+}
+
+func TestCommands(t *testing.T) {
+	getenv := envFor(t, map[string]string{})
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"migrate"}, getenv, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"keygen"}, getenv, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	ring := strings.TrimSpace(out.String())
+	keyed := func(k string) string {
+		if k == "LATCHKEY_ENCRYPTION_KEYS" {
+			return ring
+		}
+		return getenv(k)
+	}
+	if _, err := loadCipher(mustConfig(t, keyed), nil); err != nil {
+		t.Errorf("keygen output %q is not a usable key ring: %v", ring, err)
+	}
+	for _, args := range [][]string{{"frobnicate"}, {"keys"}, {"keys", "create"}} {
+		if err := run(context.Background(), args, getenv, io.Discard, io.Discard); err == nil {
+			t.Errorf("run %v succeeded", args)
+		}
+	}
+}
+
+func mustConfig(t *testing.T, getenv func(string) string) config.Config {
+	t.Helper()
+	c, err := config.FromEnv(getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}

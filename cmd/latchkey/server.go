@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"gorm.io/gorm"
+
+	"github.com/latchkey/latchkey/app"
+	"github.com/latchkey/latchkey/callback"
+	"github.com/latchkey/latchkey/internal/config"
+	"github.com/latchkey/latchkey/internal/database"
+	"github.com/latchkey/latchkey/internal/errs"
+	"github.com/latchkey/latchkey/internal/httpapi"
+	"github.com/latchkey/latchkey/internal/outbound"
+	"github.com/latchkey/latchkey/internal/secret"
+	"github.com/latchkey/latchkey/oauthconfig"
+	"github.com/latchkey/latchkey/settings"
+)
+
+// newServer wires every feature package into one HTTP handler.
+func newServer(cfg config.Config, db *gorm.DB, cipher *secret.Cipher, log *slog.Logger) *echo.Echo {
+	e := httpapi.New(log)
+
+	e.GET("/healthz", func(c echo.Context) error {
+		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+	})
+	e.GET("/readyz", func(c echo.Context) error {
+		ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+		defer cancel()
+		if err := database.Ping(ctx, db); err != nil {
+			return errs.Wrap(errs.Unavailable, err, "the database does not answer")
+		}
+		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+	})
+
+	apps := app.NewStore(db)
+	v1 := e.Group("/v1", app.RequireKey(apps))
+	app.NewHandler(apps).Register(v1)
+	settingStore := settings.NewStore(db, cipher)
+	settings.NewHandler(settingStore, apps).Register(v1)
+
+	configs := oauthconfig.NewStore(db)
+	requestLog := oauthconfig.NewRequestLog(db, log)
+	connections := oauthconfig.NewConnections(db, settingStore)
+	outboundClient := outbound.New(outbound.Options{Allow: cfg.OutboundAllow, Timeout: cfg.OutboundTimeout})
+	tokens := oauthconfig.NewTokenClient(outboundClient, requestLog)
+	cb := callback.NewHandler(callback.Deps{
+		Store: callback.NewStore(db), Apps: apps, Installations: settingStore, Configs: configs,
+		Tokens: tokens, Saver: connections, Cipher: cipher, PublicURL: cfg.PublicURL, Log: log,
+	})
+	oauthconfig.NewHandler(configs, apps, settingStore, requestLog, connections, cb.RedirectURI()).Register(v1)
+	cb.Register(v1, e)
+	return e
+}

@@ -1,0 +1,100 @@
+// Package config reads Latchkey's configuration from the environment once,
+// at start, into one struct that is passed on as a value.
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting the server reads. README lists each variable.
+type Config struct {
+	Addr            string         // LATCHKEY_ADDR, default ":8080"
+	DatabaseURL     string         // DATABASE_URL; empty means the embedded SQLite file
+	SQLitePath      string         // LATCHKEY_SQLITE_PATH, default "latchkey.db"
+	EncryptionKeys  string         // LATCHKEY_ENCRYPTION_KEYS, "id:base64key,..."; the first seals
+	Dev             bool           // LATCHKEY_DEV, or serve -dev: allows running without a key
+	LogLevel        slog.Level     // LATCHKEY_LOG_LEVEL: debug, info, warn, error; default info
+	LogFormat       string         // LATCHKEY_LOG_FORMAT: json or text; default json
+	ShutdownTimeout time.Duration  // LATCHKEY_SHUTDOWN_TIMEOUT, default 15s
+	PublicURL       string         // LATCHKEY_PUBLIC_URL, default "http://localhost:8080": how users reach Latchkey
+	OutboundAllow   []netip.Prefix // LATCHKEY_OUTBOUND_ALLOW: addresses outbound requests may reach though private
+	OutboundTimeout time.Duration  // LATCHKEY_OUTBOUND_TIMEOUT, default 30s: a whole request to a provider
+}
+
+// FromEnv reads the configuration with getenv (os.Getenv, or a map in tests).
+// It returns an error naming the first variable that is malformed.
+func FromEnv(getenv func(string) string) (Config, error) {
+	c := Config{
+		Addr:            or(getenv("LATCHKEY_ADDR"), ":8080"),
+		DatabaseURL:     getenv("DATABASE_URL"),
+		SQLitePath:      or(getenv("LATCHKEY_SQLITE_PATH"), "latchkey.db"),
+		EncryptionKeys:  getenv("LATCHKEY_ENCRYPTION_KEYS"),
+		LogFormat:       or(getenv("LATCHKEY_LOG_FORMAT"), "json"),
+		ShutdownTimeout: 15 * time.Second,
+	}
+	if v := getenv("LATCHKEY_DEV"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return Config{}, fmt.Errorf("LATCHKEY_DEV: want true or false, got %q", v)
+		}
+		c.Dev = b
+	}
+	if v := getenv("LATCHKEY_LOG_LEVEL"); v != "" {
+		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+			return Config{}, fmt.Errorf("LATCHKEY_LOG_LEVEL: want debug, info, warn or error, got %q", v)
+		}
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		return Config{}, fmt.Errorf("LATCHKEY_LOG_FORMAT: want json or text, got %q", c.LogFormat)
+	}
+	if v := getenv("LATCHKEY_SHUTDOWN_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return Config{}, fmt.Errorf("LATCHKEY_SHUTDOWN_TIMEOUT: want a positive duration such as 15s, got %q", v)
+		}
+		c.ShutdownTimeout = d
+	}
+	c.PublicURL = strings.TrimRight(or(getenv("LATCHKEY_PUBLIC_URL"), "http://localhost:8080"), "/")
+	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
+		return Config{}, fmt.Errorf("LATCHKEY_PUBLIC_URL: want an absolute http(s) URL such as https://latchkey.example.com, got %q", c.PublicURL)
+	}
+	if v := getenv("LATCHKEY_OUTBOUND_ALLOW"); v != "" {
+		for _, part := range strings.Split(v, ",") {
+			part = strings.TrimSpace(part)
+			p, err := netip.ParsePrefix(part)
+			if err != nil {
+				a, aerr := netip.ParseAddr(part)
+				if aerr != nil {
+					return Config{}, fmt.Errorf("LATCHKEY_OUTBOUND_ALLOW: %q is not an IP address or CIDR prefix", part)
+				}
+				p = netip.PrefixFrom(a, a.BitLen())
+			}
+			c.OutboundAllow = append(c.OutboundAllow, p)
+		}
+	}
+	c.OutboundTimeout = 30 * time.Second
+	if v := getenv("LATCHKEY_OUTBOUND_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return Config{}, fmt.Errorf("LATCHKEY_OUTBOUND_TIMEOUT: want a positive duration such as 30s, got %q", v)
+		}
+		c.OutboundTimeout = d
+	}
+	if strings.TrimSpace(c.Addr) == "" {
+		return Config{}, fmt.Errorf("LATCHKEY_ADDR is empty")
+	}
+	return c, nil
+}
+
+func or(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}

@@ -1,0 +1,161 @@
+// Package database opens Latchkey's database (PostgreSQL, or an embedded
+// SQLite file when no URL is given) and applies the embedded migrations.
+package database
+
+import (
+	"context"
+
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+	"time"
+
+	"github.com/glebarez/sqlite"
+	"github.com/google/uuid"
+	"github.com/pressly/goose/v3"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+
+	"github.com/latchkey/latchkey/migrations"
+)
+
+// Dialects, as returned by Dialect.
+const (
+	Postgres = "postgres"
+	SQLite   = "sqlite"
+)
+
+// Open connects to url when it is set (postgres:// or postgresql://), and
+// otherwise to the SQLite file at sqlitePath, created if missing. It does not
+// migrate; call Migrate.
+func Open(ctx context.Context, url, sqlitePath string) (*gorm.DB, error) {
+	cfg := &gorm.Config{
+		// Stores see gorm.ErrDuplicatedKey and gorm.ErrForeignKeyViolated
+		// instead of driver-specific errors.
+		TranslateError: true,
+		// GORM's logger prints SQL with its arguments; values must never reach
+		// a log, so it stays silent and callers log the errors they return.
+		Logger:  logger.Discard,
+		NowFunc: func() time.Time { return time.Now().UTC() },
+	}
+	var (
+		db  *gorm.DB
+		err error
+	)
+	switch {
+	case url == "":
+		if sqlitePath == "" {
+			return nil, errors.New("database: no DATABASE_URL and no SQLite path")
+		}
+		db, err = gorm.Open(sqlite.Open(sqliteDSN(sqlitePath)), cfg)
+	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
+		db, err = gorm.Open(postgres.Open(url), cfg)
+	default:
+		// The URL may hold a password: name only its scheme.
+		scheme, _, _ := strings.Cut(url, ":")
+		return nil, fmt.Errorf("database: DATABASE_URL scheme %q is not supported; use postgres://", scheme)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("database: open: %w", redact(err, url))
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, err
+	}
+	if Dialect(db) == SQLite {
+		// SQLite allows one writer at a time; one connection serialises
+		// writers in Go instead of failing them with SQLITE_BUSY.
+		sqlDB.SetMaxOpenConns(1)
+	} else {
+		sqlDB.SetMaxOpenConns(20)
+		sqlDB.SetMaxIdleConns(10)
+		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := sqlDB.PingContext(pingCtx); err != nil {
+		sqlDB.Close()
+		return nil, fmt.Errorf("database: connect: %w", redact(err, url))
+	}
+	return db, nil
+}
+
+func sqliteDSN(path string) string {
+	sep := "?"
+	if strings.Contains(path, "?") {
+		sep = "&"
+	}
+	return "file:" + path + sep + "_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=synchronous(NORMAL)"
+}
+
+// redact keeps a connection URL (and the password in it) out of an error.
+func redact(err error, url string) error {
+	if url == "" || !strings.Contains(err.Error(), url) {
+		return err
+	}
+	return errors.New(strings.ReplaceAll(err.Error(), url, "<DATABASE_URL>"))
+}
+
+// Dialect returns Postgres or SQLite.
+func Dialect(db *gorm.DB) string {
+	if db.Dialector.Name() == "postgres" {
+		return Postgres
+	}
+	return SQLite
+}
+
+// Migrate applies every migration not yet applied, each in its own
+// transaction. It returns the versions it applied.
+func Migrate(ctx context.Context, db *gorm.DB) ([]int64, error) {
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, err
+	}
+	dialect, dir := goose.DialectSQLite3, "sqlite"
+	if Dialect(db) == Postgres {
+		dialect, dir = goose.DialectPostgres, "postgres"
+	}
+	fsys, err := fs.Sub(migrations.FS, dir)
+	if err != nil {
+		return nil, err
+	}
+	p, err := goose.NewProvider(dialect, sqlDB, fsys)
+	if err != nil {
+		return nil, fmt.Errorf("database: migrations: %w", err)
+	}
+	results, err := p.Up(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("database: migrate: %w", err)
+	}
+	var applied []int64
+	for _, r := range results {
+		applied = append(applied, r.Source.Version)
+	}
+	return applied, nil
+}
+
+// NewID returns a new row id: a UUIDv7, so ids sort by creation time and
+// index well.
+func NewID() string {
+	return uuid.Must(uuid.NewV7()).String()
+}
+
+// Ping checks that the database answers, for readiness probes.
+func Ping(ctx context.Context, db *gorm.DB) error {
+	sqlDB, err := db.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.PingContext(ctx)
+}
+
+// Close closes the connection pool.
+func Close(db *gorm.DB) error {
+	sqlDB, err := db.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.Close()
+}

@@ -1,0 +1,703 @@
+// Package template fills request templates: URLs, query strings, form and
+// JSON bodies and header values in which app developers write <<name>>
+// placeholders.
+//
+// Values come from end users, providers and organizations and may be
+// hostile, so every template is parsed for one Context and each value is
+// escaped, or refused, for the exact place it lands. Rendering is one pass:
+// a value that itself contains <<name>> is emitted as text, never expanded.
+//
+// A placeholder is "<<" name ">>", where name matches [a-z][a-z0-9_]* and
+// is at most 64 bytes long. "<<" always opens a placeholder; there is no
+// way to write it literally.
+//
+// Values may be secrets, so no error returned by this package ever contains
+// one. Errors about the template itself are *Error, with a byte offset in
+// the source; errors about values are *MissingError and *ValueError.
+package template
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/valyala/fasttemplate"
+)
+
+// Context says where a rendered template lands, and so how its values
+// are escaped. The zero Context is invalid, so a caller that forgets to
+// choose one gets an error from Parse instead of unescaped output.
+type Context int
+
+const (
+	// URL is a whole http or https URL. The template either starts with a
+	// literal "http://" or "https://", or is a single placeholder whose
+	// value must itself be an absolute http or https URL (it is emitted as
+	// is). Values in the authority (host, port) may contain only ASCII
+	// letters, digits, '.' and '-', so they cannot change which host is
+	// reached. Values in the path are escaped with url.PathEscape and may
+	// not consist only of dots ("." and ".." would climb the path). Values
+	// in the query (after the first literal '?') are escaped with
+	// url.QueryEscape, and in the fragment (after the first literal '#')
+	// with url.PathEscape, which decodes back exactly there.
+	URL Context = iota + 1
+	// Query is a query string or a component of one; values are escaped
+	// with url.QueryEscape.
+	Query
+	// Form is an application/x-www-form-urlencoded body; values are
+	// escaped with url.QueryEscape.
+	Form
+	// JSON is a JSON document. Every placeholder must sit inside a string
+	// literal, and its value is escaped as string content exactly as
+	// json.Marshal does with HTML escaping off (invalid UTF-8 becomes
+	// U+FFFD).
+	JSON
+	// Header is an HTTP header value. Values are emitted as is, but a value
+	// containing a control byte other than tab (CR, LF, NUL...) is refused,
+	// so it cannot add headers or split the request.
+	Header
+	// Text is plain text with no escaping, for previews shown to people.
+	Text
+)
+
+var contextNames = [...]string{URL: "URL", Query: "Query", Form: "Form", JSON: "JSON", Header: "Header", Text: "Text"}
+
+// String returns the name of c, such as "JSON".
+func (c Context) String() string {
+	if c > 0 && int(c) < len(contextNames) {
+		return contextNames[c]
+	}
+	return "Context(" + strconv.Itoa(int(c)) + ")"
+}
+
+// maxName is the longest variable name allowed, in bytes.
+const maxName = 64
+
+// mask replaces secret values in RenderMasked. It needs no escaping in any
+// context: '*' is a sub-delimiter in URLs and plain text elsewhere.
+const mask = "****"
+
+// Error reports a problem with a template's source.
+type Error struct {
+	Pos int    // byte offset in the source, 0-based
+	Msg string // what is wrong; never contains a value
+}
+
+// Error returns the message prefixed with its position, as in
+// `at byte 12: unknown variable "foo"`.
+func (e *Error) Error() string {
+	return "at byte " + strconv.Itoa(e.Pos) + ": " + e.Msg
+}
+
+// MissingError reports a variable with no value, or an empty one: an
+// empty value is refused rather than silently rendered as nothing.
+type MissingError struct {
+	Name string
+}
+
+// Error returns a message naming the variable, as in
+// `no value for variable "code"`.
+func (e *MissingError) Error() string {
+	return "no value for variable " + strconv.Quote(e.Name)
+}
+
+// ValueError reports a value that is not allowed where its placeholder
+// sits, such as a line break in a header. It names the variable but never
+// holds the value.
+type ValueError struct {
+	Pos    int    // byte offset of the placeholder in the source
+	Name   string // the variable
+	Reason string // why the value was refused
+}
+
+// Error returns the position, the variable and the reason; never the value.
+func (e *ValueError) Error() string {
+	return "at byte " + strconv.Itoa(e.Pos) + ": bad value for variable " + strconv.Quote(e.Name) + ": " + e.Reason
+}
+
+// Reasons given in ValueError. They are fixed strings so that no value
+// can leak into a message.
+const (
+	reasonControl = "contains a control character"
+	reasonHost    = "only ASCII letters, digits, '.' and '-' are allowed in a URL authority"
+	reasonDots    = "a URL path value may not consist only of dots"
+	reasonURL     = "not an absolute http or https URL"
+)
+
+// kind says how one placeholder's value is checked and escaped. A URL
+// template mixes kinds, so it is chosen per placeholder.
+type kind uint8
+
+const (
+	kindText   kind = iota // as is
+	kindHeader             // as is, no control bytes
+	kindQuery              // url.QueryEscape
+	kindPath               // url.PathEscape, not only dots
+	kindHost               // [A-Za-z0-9.-] only
+	kindURL                // whole absolute http(s) URL, as is
+	kindFrag               // url.PathEscape
+	kindJSON               // JSON string content
+)
+
+// A placeholder is one occurrence of <<name>> in the source.
+type placeholder struct {
+	name string
+	pos  int // offset of "<<"
+	end  int // offset just past ">>"
+	kind kind
+}
+
+// Template is a parsed template. It is safe for concurrent use.
+type Template struct {
+	src  string
+	ft   *fasttemplate.Template
+	phs  []placeholder // in source order, as fasttemplate visits them
+	vars []string      // distinct names, in order of first appearance
+}
+
+// Parse parses src as a template whose output lands in ctx.
+//
+// It returns an *Error for an unclosed "<<", an empty or malformed
+// variable name, and a template that does not fit ctx: a JSON template
+// that is not valid JSON once every placeholder is replaced by a plain
+// string character, or that has a placeholder outside a string literal;
+// a URL template that is not a single placeholder and not an absolute
+// http or https URL; a header template with a control byte; a '%' not
+// followed by two hex digits in a URL, query or form template.
+func Parse(src string, ctx Context) (*Template, error) {
+	if ctx <= 0 || int(ctx) >= len(contextNames) {
+		return nil, &Error{Pos: 0, Msg: "invalid context " + ctx.String()}
+	}
+	phs, err := scan(src)
+	if err != nil {
+		return nil, err
+	}
+	t := &Template{src: src, phs: phs}
+	seen := make(map[string]bool, len(phs))
+	for _, p := range phs {
+		if !seen[p.name] {
+			seen[p.name] = true
+			t.vars = append(t.vars, p.name)
+		}
+	}
+
+	switch ctx {
+	case URL:
+		err = checkURL(src, phs)
+	case Query, Form:
+		err = checkPercent(src, phs)
+		setKind(phs, kindQuery)
+	case JSON:
+		err = checkJSON(src, phs)
+		setKind(phs, kindJSON)
+	case Header:
+		err = checkHeader(src, phs)
+		setKind(phs, kindHeader)
+	case Text:
+		setKind(phs, kindText)
+	}
+	if err != nil {
+		return nil, err
+	}
+
+	// scan has already found every tag closed, so this cannot fail; the
+	// check is for a future fasttemplate that disagrees with scan.
+	t.ft, err = fasttemplate.NewTemplate(src, "<<", ">>")
+	if err != nil {
+		return nil, &Error{Pos: 0, Msg: "cannot parse template"}
+	}
+	return t, nil
+}
+
+// scan finds the placeholders in src the way fasttemplate does (the next
+// "<<", then the next ">>" after it), so that the i-th placeholder here is
+// the i-th tag fasttemplate passes to its TagFunc.
+func scan(src string) ([]placeholder, error) {
+	var phs []placeholder
+	for off := 0; ; {
+		i := strings.Index(src[off:], "<<")
+		if i < 0 {
+			return phs, nil
+		}
+		start := off + i
+		j := strings.Index(src[start+2:], ">>")
+		if j < 0 {
+			return nil, &Error{Pos: start, Msg: `unclosed "<<"`}
+		}
+		name := src[start+2 : start+2+j]
+		if err := checkName(name); err != "" {
+			return nil, &Error{Pos: start, Msg: err}
+		}
+		off = start + 2 + j + 2
+		phs = append(phs, placeholder{name: name, pos: start, end: off})
+	}
+}
+
+// checkName returns what is wrong with a variable name, or "".
+func checkName(name string) string {
+	switch {
+	case name == "":
+		return "empty variable name"
+	case len(name) > maxName:
+		return "variable name longer than " + strconv.Itoa(maxName) + " bytes"
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if 'a' <= c && c <= 'z' || i > 0 && ('0' <= c && c <= '9' || c == '_') {
+			continue
+		}
+		return "bad variable name " + strconv.Quote(name) + ": want [a-z][a-z0-9_]*"
+	}
+	return ""
+}
+
+func setKind(phs []placeholder, k kind) {
+	for i := range phs {
+		phs[i].kind = k
+	}
+}
+
+// checkPercent reports a literal '%' that does not start a complete
+// escape within its own literal text. Otherwise a value could complete it:
+// "%4" followed by a value "1..." would decode as "A".
+func checkPercent(src string, phs []placeholder) error {
+	return eachLiteral(src, phs, func(lit string, at int) error {
+		for i := 0; i < len(lit); i++ {
+			if lit[i] == '%' && (i+2 >= len(lit) || !ishex(lit[i+1]) || !ishex(lit[i+2])) {
+				return &Error{Pos: at + i, Msg: `'%' not followed by two hex digits`}
+			}
+		}
+		return nil
+	})
+}
+
+// eachLiteral calls f with each run of literal text between placeholders
+// and its offset in src, stopping at the first error.
+func eachLiteral(src string, phs []placeholder, f func(lit string, at int) error) error {
+	at := 0
+	for _, p := range phs {
+		if err := f(src[at:p.pos], at); err != nil {
+			return err
+		}
+		at = p.end
+	}
+	return f(src[at:], at)
+}
+
+func ishex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func checkHeader(src string, phs []placeholder) error {
+	return eachLiteral(src, phs, func(lit string, at int) error {
+		if i := indexControl(lit); i >= 0 {
+			return &Error{Pos: at + i, Msg: "control character in header template"}
+		}
+		return nil
+	})
+}
+
+// indexControl returns the offset of the first control byte in s other
+// than tab, or -1. These are the bytes an HTTP header value may not hold.
+func indexControl(s string) int {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return i
+		}
+	}
+	return -1
+}
+
+// checkURL sets the kind of each placeholder in a URL template from the
+// part of the URL it sits in, and checks that the template is a URL.
+func checkURL(src string, phs []placeholder) error {
+	if len(phs) == 1 && phs[0].pos == 0 && phs[0].end == len(src) {
+		phs[0].kind = kindURL
+		return nil
+	}
+	if err := checkPercent(src, phs); err != nil {
+		return err
+	}
+	scheme := 0 // length of the literal "http://" or "https://"
+	for _, prefix := range []string{"http://", "https://"} {
+		if len(src) >= len(prefix) && strings.EqualFold(src[:len(prefix)], prefix) {
+			scheme = len(prefix)
+		}
+	}
+	if scheme == 0 {
+		return &Error{Pos: 0, Msg: "URL template must start with http:// or https://, or be a single placeholder"}
+	}
+
+	// The structure comes from the literal text alone: escaped values
+	// cannot add '/', '?' or '#', and authority values cannot add anything.
+	// So the authority ends at the first literal '/', '?' or '#', the path
+	// at the first '?' or '#', and the query at the first '#'.
+	authEnd, pathEnd, queryEnd := len(src), len(src), len(src)
+	eachLiteral(src, phs, func(lit string, at int) error {
+		for i := 0; i < len(lit); i++ {
+			off := at + i
+			if off < scheme {
+				continue
+			}
+			switch lit[i] {
+			case '/':
+				authEnd = min(authEnd, off)
+			case '?':
+				authEnd = min(authEnd, off)
+				pathEnd = min(pathEnd, off)
+			case '#':
+				authEnd = min(authEnd, off)
+				pathEnd = min(pathEnd, off)
+				queryEnd = min(queryEnd, off)
+			}
+		}
+		return nil
+	})
+	for i := range phs {
+		switch p := &phs[i]; {
+		case p.pos < authEnd:
+			p.kind = kindHost
+		case p.pos < pathEnd:
+			p.kind = kindPath
+		case p.pos < queryEnd:
+			p.kind = kindQuery
+		default:
+			p.kind = kindFrag
+		}
+	}
+
+	// Check the literal text by parsing the URL with "1" for every value,
+	// a value that is valid in every part, ports included.
+	var b strings.Builder
+	eachLiteral(src, phs, func(lit string, at int) error {
+		b.WriteString(lit)
+		if at+len(lit) < len(src) {
+			b.WriteString("1")
+		}
+		return nil
+	})
+	u, err := url.Parse(b.String())
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return &Error{Pos: 0, Msg: "invalid URL: " + err.Error()}
+	}
+	if u.Host == "" {
+		return &Error{Pos: 0, Msg: "URL template has no host"}
+	}
+	return nil
+}
+
+// checkJSON checks that src is valid JSON once each placeholder is
+// replaced by "x", and that each placeholder lies inside a string literal.
+func checkJSON(src string, phs []placeholder) error {
+	// Track string literals through the literal text. This is enough to
+	// place each placeholder even in invalid JSON, and it runs first so
+	// that {"a": <<b>>} gets a clear message rather than a syntax error.
+	inString, escaped := false, false
+	at := 0
+	for _, p := range phs {
+		for i := at; i < p.pos; i++ {
+			switch c := src[i]; {
+			case escaped:
+				escaped = false
+			case c == '\\' && inString:
+				escaped = true
+			case c == '"':
+				inString = !inString
+			}
+		}
+		if !inString {
+			return &Error{Pos: p.pos, Msg: "placeholder <<" + p.name + ">> is not inside a JSON string"}
+		}
+		escaped = false // the value stands for plain characters; a '\' before it fails below
+		at = p.end
+	}
+
+	// "x" is valid string content anywhere except after a backslash or
+	// inside \uXXXX, where the JSON check below rightly fails.
+	var b strings.Builder
+	b.Grow(len(src))
+	eachLiteral(src, phs, func(lit string, at int) error {
+		b.WriteString(lit)
+		if at+len(lit) < len(src) {
+			b.WriteString("x")
+		}
+		return nil
+	})
+	sub := b.String()
+	var raw json.RawMessage
+	err := json.Unmarshal([]byte(sub), &raw)
+	if err == nil {
+		return nil
+	}
+	var se *json.SyntaxError
+	if !errors.As(err, &se) {
+		return &Error{Pos: 0, Msg: "invalid JSON"}
+	}
+	// Offset counts the bytes read, including the bad one, except at the
+	// end of the input, where there is no bad byte.
+	off := int(se.Offset)
+	if off > 0 && off <= len(sub) && !strings.Contains(se.Error(), "unexpected end") {
+		off--
+	}
+	pos := srcOffset(src, phs, off)
+	for _, p := range phs {
+		if p.pos == pos {
+			// The error names the stand-in "x"; name the placeholder
+			// instead. Inside a string, only an escape sequence such as
+			// "\<<a>>" or "\u00<<a>>" makes it invalid.
+			return &Error{Pos: pos, Msg: "invalid JSON: placeholder <<" + p.name + ">> is inside an escape sequence"}
+		}
+	}
+	return &Error{Pos: pos, Msg: "invalid JSON: " + se.Error()}
+}
+
+// srcOffset maps an offset in src with each placeholder replaced by one
+// byte back to an offset in src. An offset inside a replacement maps to
+// the start of its placeholder.
+func srcOffset(src string, phs []placeholder, off int) int {
+	shift := 0 // src offset minus substituted offset
+	for _, p := range phs {
+		subPos := p.pos - shift
+		if off < subPos {
+			break
+		}
+		if off == subPos {
+			return p.pos
+		}
+		shift += p.end - p.pos - 1
+	}
+	return min(off+shift, len(src))
+}
+
+// String returns the source of t.
+func (t *Template) String() string { return t.src }
+
+// Vars returns the distinct variable names in t, in order of first
+// appearance.
+func (t *Template) Vars() []string {
+	return append([]string(nil), t.vars...)
+}
+
+// Check reports the first placeholder, in source order, whose variable
+// known does not accept, as an *Error at the placeholder's offset.
+func (t *Template) Check(known func(name string) bool) error {
+	for _, p := range t.phs {
+		if !known(p.name) {
+			return &Error{Pos: p.pos, Msg: "unknown variable " + strconv.Quote(p.name)}
+		}
+	}
+	return nil
+}
+
+// Render fills t with vars, escaping each value for where it lands.
+//
+// It returns a *MissingError for a variable that is absent from vars or
+// empty, and a *ValueError for a value not allowed where it sits (see
+// Context), for the first such placeholder in source order. Neither holds
+// the value.
+func (t *Template) Render(vars map[string]string) (string, error) {
+	return t.execute(vars, nil)
+}
+
+// RenderMasked is like Render but writes "****" for each variable for
+// which secret returns true, to show a request without its secrets. Each
+// secret value is still checked, so RenderMasked fails exactly when Render
+// would. A nil secret masks nothing.
+func (t *Template) RenderMasked(vars map[string]string, secret func(name string) bool) (string, error) {
+	return t.execute(vars, secret)
+}
+
+func (t *Template) execute(vars map[string]string, secret func(string) bool) (string, error) {
+	if len(t.phs) == 0 {
+		return t.src, nil
+	}
+	buf := bufPool.Get().(*bytes.Buffer)
+	defer func() {
+		buf.Reset()
+		if buf.Cap() <= maxPooled {
+			bufPool.Put(buf)
+		}
+	}()
+	// fasttemplate calls f once per tag in source order, so a counter
+	// finds the placeholder, and with it the escaping for where it sits.
+	i := 0
+	_, err := t.ft.ExecuteFunc(buf, func(w io.Writer, _ string) (int, error) {
+		p := &t.phs[i]
+		i++
+		v := vars[p.name]
+		if v == "" {
+			return 0, &MissingError{Name: p.name}
+		}
+		if reason := p.kind.check(v); reason != "" {
+			return 0, &ValueError{Pos: p.pos, Name: p.name, Reason: reason}
+		}
+		if secret != nil && secret(p.name) {
+			return io.WriteString(w, mask)
+		}
+		return p.kind.write(w, v)
+	})
+	if err != nil {
+		return "", err
+	}
+	return buf.String(), nil
+}
+
+// bufPool holds render buffers, so that Render allocates little more than
+// its result. fasttemplate's ExecuteFuncString pools buffers too, but it
+// empties them before handing them back, so its pool's size calibration
+// sees only empty buffers and soon discards every real one.
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooled bounds the buffers kept in bufPool, so that one huge render
+// does not pin its memory.
+const maxPooled = 64 << 10
+
+// check returns why v may not be rendered as k, or "".
+func (k kind) check(v string) string {
+	switch k {
+	case kindHeader:
+		if indexControl(v) >= 0 {
+			return reasonControl
+		}
+	case kindHost:
+		for i := 0; i < len(v); i++ {
+			c := v[i]
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '-') {
+				return reasonHost
+			}
+		}
+	case kindPath:
+		if strings.Trim(v, ".") == "" {
+			return reasonDots
+		}
+	case kindURL:
+		u, err := url.Parse(v)
+		if err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" || u.Opaque != "" {
+			return reasonURL
+		}
+	}
+	return ""
+}
+
+// write writes v to w escaped as k; v has passed k.check.
+func (k kind) write(w io.Writer, v string) (int, error) {
+	switch k {
+	case kindQuery:
+		return writeEscaped(w, v, &queryEscapes)
+	case kindPath, kindFrag:
+		return writeEscaped(w, v, &pathEscapes)
+	case kindJSON:
+		return writeJSON(w, v)
+	}
+	return io.WriteString(w, v)
+}
+
+// queryEscapes and pathEscapes hold, for each byte, what url.QueryEscape
+// and url.PathEscape turn it into, or "" for a byte they keep. Both
+// escape byte by byte, so writing through these tables gives their exact
+// output without allocating.
+var queryEscapes, pathEscapes [256]string
+
+func init() {
+	for i := range 256 {
+		b := string([]byte{byte(i)})
+		if e := url.QueryEscape(b); e != b {
+			queryEscapes[i] = e
+		}
+		if e := url.PathEscape(b); e != b {
+			pathEscapes[i] = e
+		}
+	}
+}
+
+// A writer sums what it writes and keeps the first error, to keep the
+// escaping loops short.
+type writer struct {
+	w   io.Writer
+	n   int
+	err error
+}
+
+func (w *writer) write(s string) {
+	if w.err == nil && s != "" {
+		n, err := io.WriteString(w.w, s)
+		w.n += n
+		w.err = err
+	}
+}
+
+func writeEscaped(w io.Writer, v string, table *[256]string) (int, error) {
+	out := writer{w: w}
+	start := 0
+	for i := 0; i < len(v); i++ {
+		if e := table[v[i]]; e != "" {
+			out.write(v[start:i])
+			out.write(e)
+			start = i + 1
+		}
+	}
+	out.write(v[start:])
+	return out.n, out.err
+}
+
+// jsonEscapes holds the escape json.Marshal writes for each ASCII byte,
+// or "" for a byte it keeps. With HTML escaping off that is '"', '\' and
+// the control bytes.
+var jsonEscapes = func() (t [utf8.RuneSelf]string) {
+	const hex = "0123456789abcdef"
+	for c := range byte(' ') {
+		t[c] = `\u00` + string(hex[c>>4]) + string(hex[c&0xf])
+	}
+	t['\b'], t['\f'], t['\n'], t['\r'], t['\t'] = `\b`, `\f`, `\n`, `\r`, `\t`
+	t['"'], t['\\'] = `\"`, `\\`
+	return t
+}()
+
+// writeJSON writes v as JSON string content, without quotes, byte for
+// byte as json.Marshal would with HTML escaping off.
+func writeJSON(w io.Writer, v string) (int, error) {
+	out := writer{w: w}
+	start := 0
+	for i := 0; i < len(v); {
+		c := v[i]
+		if c < utf8.RuneSelf {
+			if e := jsonEscapes[c]; e != "" {
+				out.write(v[start:i])
+				out.write(e)
+				start = i + 1
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(v[i:])
+		var e string
+		switch {
+		case r == utf8.RuneError && size == 1:
+			e = `\ufffd`
+		case r == '\u2028':
+			// U+2028 and U+2029 are valid in JSON but end lines in
+			// JavaScript; json.Marshal escapes them, and so do we.
+			e = `\u2028`
+		case r == '\u2029':
+			e = `\u2029`
+		}
+		if e != "" {
+			out.write(v[start:i])
+			out.write(e)
+			start = i + size
+		}
+		i += size
+	}
+	out.write(v[start:])
+	return out.n, out.err
+}

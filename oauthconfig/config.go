@@ -1,0 +1,370 @@
+// Package oauthconfig holds OAuth configs (how to talk to one provider's
+// authorization server), the token client that renders, sends and reads
+// token requests, the connection state of each user, and the log of OAuth
+// requests.
+package oauthconfig
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/PaesslerAG/gval"
+	"github.com/PaesslerAG/jsonpath"
+
+	"github.com/latchkey/latchkey/app"
+	"github.com/latchkey/latchkey/internal/errs"
+	"github.com/latchkey/latchkey/internal/template"
+	"github.com/latchkey/latchkey/settings"
+)
+
+// GrantType is the OAuth 2.0 grant a config uses (RFC 6749 §4).
+type GrantType string
+
+// Grant types. Only AuthorizationCode is served today; the others are
+// refused at save time until their flows exist.
+const (
+	AuthorizationCode GrantType = "authorization_code"
+	ClientCredentials GrantType = "client_credentials"
+	Password          GrantType = "password"
+	RefreshToken      GrantType = "refresh_token"
+)
+
+// BodyFormat is how token request bodies are encoded.
+type BodyFormat string
+
+const (
+	Form BodyFormat = "form" // application/x-www-form-urlencoded, as RFC 6749 §4.1.3 says
+	JSON BodyFormat = "json" // what some providers want instead
+)
+
+// ClientAuth is where client credentials go (RFC 6749 §2.3.1).
+type ClientAuth string
+
+const (
+	AuthBody  ClientAuth = "body"  // client_id and client_secret in the body template
+	AuthBasic ClientAuth = "basic" // HTTP Basic from the client_id and client_secret settings
+)
+
+// FlowVars are the variables a flow supplies besides the app's settings.
+var FlowVars = []string{"state", "auth_code", "redirect_uri", "code_verifier", "code_challenge", "scope", "refresh_token"}
+
+// Mapping stores the value at a JSONPath of the token response in a
+// user setting, e.g. $.authed_user.id -> slack_user_id.
+type Mapping struct {
+	Path    string `json:"path"`
+	Setting string `json:"setting"`
+}
+
+// Config is one OAuth config of an app.
+type Config struct {
+	ID                  string
+	AppID               string
+	Name                string
+	GrantType           GrantType
+	LinkURL             string
+	TokenURL            string
+	RefreshURL          string // empty: TokenURL
+	TokenBody           string
+	RefreshBody         string
+	BodyFormat          BodyFormat
+	Headers             map[string]string `gorm:"serializer:json"`
+	ClientAuth          ClientAuth
+	AuthCodePath        string
+	AccessTokenPath     string
+	RefreshTokenPath    string
+	ExpiresInPath       string
+	Mappings            []Mapping `gorm:"serializer:json"`
+	AccessTokenSetting  string
+	RefreshTokenSetting string
+	Scopes              []string `gorm:"serializer:json"`
+	ScopeSeparator      string
+	PKCE                string // "S256" or "off"
+	LogoURL             string
+	LogRequests         bool
+	CreatedAt           time.Time
+	UpdatedAt           time.Time
+}
+
+// TableName tells GORM where configs live.
+func (Config) TableName() string { return "oauth_configs" }
+
+// applyDefaults fills what a developer may leave out, so that a stored
+// config shows exactly what will be sent.
+func (c *Config) applyDefaults() {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	def((*string)(&c.GrantType), string(AuthorizationCode))
+	def((*string)(&c.BodyFormat), string(Form))
+	def((*string)(&c.ClientAuth), string(AuthBody))
+	def(&c.AuthCodePath, "$.code")
+	def(&c.AccessTokenPath, "$.access_token")
+	def(&c.RefreshTokenPath, "$.refresh_token")
+	def(&c.ExpiresInPath, "$.expires_in")
+	def(&c.PKCE, "S256")
+	def(&c.ScopeSeparator, " ")
+	if c.Headers == nil {
+		c.Headers = map[string]string{}
+	}
+	if c.Mappings == nil {
+		c.Mappings = []Mapping{}
+	}
+	if c.Scopes == nil {
+		c.Scopes = []string{}
+	}
+	if c.TokenBody == "" {
+		pairs := []string{"code", "<<auth_code>>", "redirect_uri", "<<redirect_uri>>"}
+		if c.PKCE == "S256" {
+			pairs = append(pairs, "code_verifier", "<<code_verifier>>")
+		}
+		c.TokenBody = c.defaultBody("authorization_code", pairs...)
+	}
+	if c.RefreshBody == "" {
+		c.RefreshBody = c.defaultBody("refresh_token", "refresh_token", "<<refresh_token>>")
+	}
+}
+
+// defaultBody writes the RFC 6749 body for a grant in the config's format,
+// with the client credentials when they go in the body (§2.3.1).
+func (c *Config) defaultBody(grant string, pairs ...string) string {
+	pairs = append([]string{"grant_type", grant}, pairs...)
+	if c.ClientAuth == AuthBody {
+		pairs = append(pairs, "client_id", "<<client_id>>", "client_secret", "<<client_secret>>")
+	}
+	var b strings.Builder
+	if c.BodyFormat == JSON {
+		b.WriteByte('{')
+		for i := 0; i < len(pairs); i += 2 {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, "%q:%q", pairs[i], pairs[i+1])
+		}
+		b.WriteByte('}')
+		return b.String()
+	}
+	for i := 0; i < len(pairs); i += 2 {
+		if i > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(pairs[i] + "=" + pairs[i+1])
+	}
+	return b.String()
+}
+
+// bodyContext is the template context of request bodies.
+func (c *Config) bodyContext() template.Context {
+	if c.BodyFormat == JSON {
+		return template.JSON
+	}
+	return template.Form
+}
+
+// refreshURL is where refresh requests go.
+func (c *Config) refreshURL() string {
+	if c.RefreshURL != "" {
+		return c.RefreshURL
+	}
+	return c.TokenURL
+}
+
+// Validate checks every field against the app's setting definitions and
+// returns one errs.Invalid error naming each bad field, with the byte
+// position inside a template where it is known.
+func (c *Config) Validate(defs []settings.Definition) error {
+	levels := make(map[string]settings.Level, len(defs))
+	for _, d := range defs {
+		levels[d.Key] = d.Level
+	}
+	known := func(name string) bool {
+		if _, ok := levels[name]; ok {
+			return true
+		}
+		for _, v := range FlowVars {
+			if v == name {
+				return true
+			}
+		}
+		return false
+	}
+	var fs errs.Fields
+	if l := len(strings.TrimSpace(c.Name)); l == 0 || len(c.Name) > 200 {
+		fs.Add("name", "must be 1 to 200 characters")
+	}
+	switch c.GrantType {
+	case AuthorizationCode:
+	case ClientCredentials, Password, RefreshToken:
+		fs.Add("grant_type", "%s configs are not supported yet; use authorization_code", c.GrantType)
+	default:
+		fs.Add("grant_type", "must be authorization_code, client_credentials, password or refresh_token")
+	}
+	bodyOK := true
+	if c.BodyFormat != Form && c.BodyFormat != JSON {
+		fs.Add("body_format", `must be "form" or "json"`)
+		bodyOK = false
+	}
+	if c.ClientAuth != AuthBody && c.ClientAuth != AuthBasic {
+		fs.Add("client_auth", `must be "body" or "basic"`)
+	}
+	if c.ClientAuth == AuthBasic {
+		for _, k := range []string{"client_id", "client_secret"} {
+			if l, ok := levels[k]; !ok || l != settings.Organization {
+				fs.Add("client_auth", "basic authentication needs organization-level settings client_id and client_secret")
+				break
+			}
+		}
+	}
+	if c.PKCE != "S256" && c.PKCE != "off" {
+		fs.Add("pkce", `must be "S256" or "off"`)
+	}
+	if c.GrantType == AuthorizationCode && c.LinkURL == "" {
+		fs.Add("link_url", "is required for the authorization_code grant")
+	}
+	if c.TokenURL == "" {
+		fs.Add("token_url", "is required")
+	}
+	checkTemplate(&fs, "link_url", c.LinkURL, template.URL, known)
+	checkTemplate(&fs, "token_url", c.TokenURL, template.URL, known)
+	checkTemplate(&fs, "refresh_url", c.RefreshURL, template.URL, known)
+	if bodyOK {
+		checkTemplate(&fs, "token_body", c.TokenBody, c.bodyContext(), known)
+		checkTemplate(&fs, "refresh_body", c.RefreshBody, c.bodyContext(), known)
+	}
+	for name, v := range c.Headers {
+		field := "headers." + name
+		switch {
+		case !isToken(name) || len(name) > 100:
+			fs.Add(field, "is not a valid header name")
+		case forbiddenHeader(name):
+			fs.Add(field, "cannot be set by a template: Latchkey sets it")
+		default:
+			checkTemplate(&fs, field, v, template.Header, known)
+		}
+	}
+	checkPath(&fs, "auth_code_path", c.AuthCodePath)
+	checkPath(&fs, "access_token_path", c.AccessTokenPath)
+	checkPath(&fs, "refresh_token_path", c.RefreshTokenPath)
+	checkPath(&fs, "expires_in_path", c.ExpiresInPath)
+	checkUserSetting(&fs, "access_token_setting", c.AccessTokenSetting, levels, true)
+	checkUserSetting(&fs, "refresh_token_setting", c.RefreshTokenSetting, levels, false)
+	if len(c.Mappings) > 50 {
+		fs.Add("mappings", "at most 50 mappings")
+	}
+	for i, m := range c.Mappings {
+		checkPath(&fs, fmt.Sprintf("mappings[%d].path", i), m.Path)
+		checkUserSetting(&fs, fmt.Sprintf("mappings[%d].setting", i), m.Setting, levels, true)
+	}
+	for i, s := range c.Scopes {
+		if s == "" || len(s) > 200 || strings.ContainsAny(s, " \t\r\n\"\\") {
+			fs.Add(fmt.Sprintf("scopes[%d]", i), "must be 1-200 characters without spaces, quotes or backslashes")
+		}
+	}
+	if len(c.ScopeSeparator) > 5 {
+		fs.Add("scope_separator", "must be at most 5 characters")
+	}
+	if c.LogoURL != "" {
+		if msg := app.CheckWebURL(c.LogoURL); msg != "" {
+			fs.Add("logo_url", "%s", msg)
+		}
+	}
+	return fs.Err()
+}
+
+func checkTemplate(fs *errs.Fields, field, src string, ctx template.Context, known func(string) bool) {
+	if src == "" {
+		return
+	}
+	if len(src) > 16<<10 {
+		fs.Add(field, "must be at most 16384 bytes")
+		return
+	}
+	t, err := template.Parse(src, ctx)
+	if err == nil {
+		err = t.Check(known)
+	}
+	if te, ok := err.(*template.Error); ok {
+		fs.AddAt(field, te.Pos, "%s", te.Msg)
+	} else if err != nil {
+		fs.Add(field, "%v", err)
+	}
+}
+
+func checkPath(fs *errs.Fields, field, path string) {
+	if _, err := compilePath(path); err != nil {
+		fs.Add(field, "%v", err)
+	}
+}
+
+// compiledPaths caches compiled JSONPaths: configs are few, their paths
+// fewer, and compiling on every token response would be waste.
+// It is bounded so that callers sending endless distinct paths cannot grow
+// it without end.
+var (
+	compiledPaths sync.Map // string -> gval.Evaluable
+	cachedPaths   atomic.Int64
+)
+
+// compilePath compiles a JSONPath, which must start at the root ($).
+func compilePath(path string) (gval.Evaluable, error) {
+	if e, ok := compiledPaths.Load(path); ok {
+		return e.(gval.Evaluable), nil
+	}
+	if !strings.HasPrefix(path, "$") {
+		return nil, fmt.Errorf("must be a JSONPath starting with $")
+	}
+	if len(path) > 500 {
+		return nil, fmt.Errorf("must be at most 500 characters")
+	}
+	eval, err := jsonpath.New(path)
+	if err != nil {
+		return nil, fmt.Errorf("is not a valid JSONPath: %v", err)
+	}
+	if cachedPaths.Load() < 10000 {
+		if _, loaded := compiledPaths.LoadOrStore(path, eval); !loaded {
+			cachedPaths.Add(1)
+		}
+	}
+	return eval, nil
+}
+
+func checkUserSetting(fs *errs.Fields, field, key string, levels map[string]settings.Level, required bool) {
+	if key == "" {
+		if required {
+			fs.Add(field, "is required: the user-level setting that receives the value")
+		}
+		return
+	}
+	switch l, ok := levels[key]; {
+	case !ok:
+		fs.Add(field, "the app has no setting %q", key)
+	case l != settings.User:
+		fs.Add(field, "setting %q is %s-level; tokens go in user-level settings", key, l)
+	}
+}
+
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", r)) {
+			return false
+		}
+	}
+	return true
+}
+
+// forbiddenHeader reports headers the token client owns: a template must
+// not change framing, the body's type or where the request goes.
+func forbiddenHeader(name string) bool {
+	switch strings.ToLower(name) {
+	case "host", "content-length", "transfer-encoding", "connection", "content-type", "te", "upgrade", "proxy-authorization", "expect", "keep-alive", "trailer":
+		return true
+	}
+	return false
+}

@@ -1,0 +1,570 @@
+package oauthconfig
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/latchkey/latchkey/app"
+	"github.com/latchkey/latchkey/internal/errs"
+	"github.com/latchkey/latchkey/internal/httpapi"
+	"github.com/latchkey/latchkey/internal/template"
+	"github.com/latchkey/latchkey/settings"
+)
+
+// appFinder finds the caller's apps.
+type appFinder interface {
+	Find(ctx context.Context, accountID, ref string) (app.App, error)
+}
+
+// settingsReader reads what templates need.
+type settingsReader interface {
+	Definitions(ctx context.Context, appID string, level settings.Level) ([]settings.Definition, error)
+	Installation(ctx context.Context, id string) (settings.Installation, error)
+	Resolve(ctx context.Context, inst settings.Installation, userID string) (settings.Resolved, error)
+}
+
+var (
+	_ appFinder      = (*app.Store)(nil)
+	_ settingsReader = (*settings.Store)(nil)
+)
+
+// Handler serves OAuth configs, their request logs, explanations and
+// connection states.
+type Handler struct {
+	store       *Store
+	apps        appFinder
+	settings    settingsReader
+	log         *RequestLog
+	connections *Connections
+	redirectURI string
+}
+
+// NewHandler returns a Handler; redirectURI is Latchkey's callback URL,
+// which developers register at their providers.
+func NewHandler(store *Store, apps appFinder, s settingsReader, log *RequestLog, conns *Connections, redirectURI string) *Handler {
+	return &Handler{store: store, apps: apps, settings: s, log: log, connections: conns, redirectURI: redirectURI}
+}
+
+// Register adds the routes to g, which must be behind app.RequireKey.
+func (h *Handler) Register(g *echo.Group) {
+	g.GET("/apps/:app/oauth-configs", h.list)
+	g.POST("/apps/:app/oauth-configs", h.create)
+	g.GET("/apps/:app/oauth-configs/:config", h.get)
+	g.PATCH("/apps/:app/oauth-configs/:config", h.update)
+	g.DELETE("/apps/:app/oauth-configs/:config", h.delete)
+	g.GET("/apps/:app/oauth-configs/:config/requests", h.configRequests)
+	g.POST("/apps/:app/oauth-configs/:config/explain", h.explain)
+	g.POST("/apps/:app/oauth-configs/:config/test-extraction", h.testExtraction)
+	g.GET("/installations/:installation/oauth-requests", h.installationRequests)
+	g.GET("/installations/:installation/connections", h.listConnections)
+}
+
+// configRequest is the body of create and update; in an update, absent
+// fields keep their value and empty strings get the default again.
+type configRequest struct {
+	Name                *string            `json:"name"`
+	GrantType           *GrantType         `json:"grant_type"`
+	LinkURL             *string            `json:"link_url"`
+	TokenURL            *string            `json:"token_url"`
+	RefreshURL          *string            `json:"refresh_url"`
+	TokenBody           *string            `json:"token_body"`
+	RefreshBody         *string            `json:"refresh_body"`
+	BodyFormat          *BodyFormat        `json:"body_format"`
+	Headers             *map[string]string `json:"headers"`
+	ClientAuth          *ClientAuth        `json:"client_auth"`
+	AuthCodePath        *string            `json:"auth_code_path"`
+	AccessTokenPath     *string            `json:"access_token_path"`
+	RefreshTokenPath    *string            `json:"refresh_token_path"`
+	ExpiresInPath       *string            `json:"expires_in_path"`
+	Mappings            *[]Mapping         `json:"mappings"`
+	AccessTokenSetting  *string            `json:"access_token_setting"`
+	RefreshTokenSetting *string            `json:"refresh_token_setting"`
+	Scopes              *[]string          `json:"scopes"`
+	ScopeSeparator      *string            `json:"scope_separator"`
+	PKCE                *string            `json:"pkce"`
+	LogoURL             *string            `json:"logo_url"`
+	LogRequests         *bool              `json:"log_requests"`
+}
+
+func (r *configRequest) apply(c *Config) {
+	set(&c.Name, r.Name)
+	set(&c.GrantType, r.GrantType)
+	set(&c.LinkURL, r.LinkURL)
+	set(&c.TokenURL, r.TokenURL)
+	set(&c.RefreshURL, r.RefreshURL)
+	set(&c.TokenBody, r.TokenBody)
+	set(&c.RefreshBody, r.RefreshBody)
+	set(&c.BodyFormat, r.BodyFormat)
+	set(&c.Headers, r.Headers)
+	set(&c.ClientAuth, r.ClientAuth)
+	set(&c.AuthCodePath, r.AuthCodePath)
+	set(&c.AccessTokenPath, r.AccessTokenPath)
+	set(&c.RefreshTokenPath, r.RefreshTokenPath)
+	set(&c.ExpiresInPath, r.ExpiresInPath)
+	set(&c.Mappings, r.Mappings)
+	set(&c.AccessTokenSetting, r.AccessTokenSetting)
+	set(&c.RefreshTokenSetting, r.RefreshTokenSetting)
+	set(&c.Scopes, r.Scopes)
+	set(&c.ScopeSeparator, r.ScopeSeparator)
+	set(&c.PKCE, r.PKCE)
+	set(&c.LogoURL, r.LogoURL)
+	set(&c.LogRequests, r.LogRequests)
+}
+
+func set[T any](dst *T, v *T) {
+	if v != nil {
+		*dst = *v
+	}
+}
+
+type configResponse struct {
+	ID                  string            `json:"id"`
+	AppID               string            `json:"app_id"`
+	Name                string            `json:"name"`
+	GrantType           GrantType         `json:"grant_type"`
+	LinkURL             string            `json:"link_url"`
+	TokenURL            string            `json:"token_url"`
+	RefreshURL          string            `json:"refresh_url"`
+	TokenBody           string            `json:"token_body"`
+	RefreshBody         string            `json:"refresh_body"`
+	BodyFormat          BodyFormat        `json:"body_format"`
+	Headers             map[string]string `json:"headers"`
+	ClientAuth          ClientAuth        `json:"client_auth"`
+	AuthCodePath        string            `json:"auth_code_path"`
+	AccessTokenPath     string            `json:"access_token_path"`
+	RefreshTokenPath    string            `json:"refresh_token_path"`
+	ExpiresInPath       string            `json:"expires_in_path"`
+	Mappings            []Mapping         `json:"mappings"`
+	AccessTokenSetting  string            `json:"access_token_setting"`
+	RefreshTokenSetting string            `json:"refresh_token_setting"`
+	Scopes              []string          `json:"scopes"`
+	ScopeSeparator      string            `json:"scope_separator"`
+	PKCE                string            `json:"pkce"`
+	LogoURL             string            `json:"logo_url"`
+	LogRequests         bool              `json:"log_requests"`
+	RedirectURI         string            `json:"redirect_uri"`
+	CreatedAt           time.Time         `json:"created_at"`
+	UpdatedAt           time.Time         `json:"updated_at"`
+}
+
+func (h *Handler) toResponse(c Config) configResponse {
+	return configResponse{
+		ID: c.ID, AppID: c.AppID, Name: c.Name, GrantType: c.GrantType,
+		LinkURL: c.LinkURL, TokenURL: c.TokenURL, RefreshURL: c.RefreshURL,
+		TokenBody: c.TokenBody, RefreshBody: c.RefreshBody, BodyFormat: c.BodyFormat,
+		Headers: c.Headers, ClientAuth: c.ClientAuth,
+		AuthCodePath: c.AuthCodePath, AccessTokenPath: c.AccessTokenPath,
+		RefreshTokenPath: c.RefreshTokenPath, ExpiresInPath: c.ExpiresInPath,
+		Mappings: c.Mappings, AccessTokenSetting: c.AccessTokenSetting,
+		RefreshTokenSetting: c.RefreshTokenSetting, Scopes: c.Scopes,
+		ScopeSeparator: c.ScopeSeparator, PKCE: c.PKCE, LogoURL: c.LogoURL,
+		LogRequests: c.LogRequests, RedirectURI: h.redirectURI,
+		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
+	}
+}
+
+func (h *Handler) findApp(c echo.Context) (app.App, error) {
+	ref, err := httpapi.Param(c, "app")
+	if err != nil {
+		return app.App{}, err
+	}
+	return h.apps.Find(c.Request().Context(), app.AccountID(c), ref)
+}
+
+func (h *Handler) findConfig(c echo.Context) (app.App, Config, error) {
+	a, err := h.findApp(c)
+	if err != nil {
+		return app.App{}, Config{}, err
+	}
+	id, err := httpapi.Param(c, "config")
+	if err != nil {
+		return app.App{}, Config{}, err
+	}
+	cfg, err := h.store.Find(c.Request().Context(), a.ID, id)
+	return a, cfg, err
+}
+
+func (h *Handler) list(c echo.Context) error {
+	a, err := h.findApp(c)
+	if err != nil {
+		return err
+	}
+	cfgs, err := h.store.List(c.Request().Context(), a.ID)
+	if err != nil {
+		return err
+	}
+	out := make([]configResponse, len(cfgs))
+	for i, cfg := range cfgs {
+		out[i] = h.toResponse(cfg)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"oauth_configs": out})
+}
+
+func (h *Handler) create(c echo.Context) error {
+	a, err := h.findApp(c)
+	if err != nil {
+		return err
+	}
+	var req configRequest
+	if err := httpapi.Bind(c, &req); err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	defs, err := h.settings.Definitions(ctx, a.ID, "")
+	if err != nil {
+		return err
+	}
+	cfg := Config{AppID: a.ID}
+	req.apply(&cfg)
+	if err := h.store.Create(ctx, &cfg, defs); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, h.toResponse(cfg))
+}
+
+func (h *Handler) get(c echo.Context) error {
+	_, cfg, err := h.findConfig(c)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, h.toResponse(cfg))
+}
+
+func (h *Handler) update(c echo.Context) error {
+	a, cfg, err := h.findConfig(c)
+	if err != nil {
+		return err
+	}
+	var req configRequest
+	if err := httpapi.Bind(c, &req); err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	defs, err := h.settings.Definitions(ctx, a.ID, "")
+	if err != nil {
+		return err
+	}
+	req.apply(&cfg)
+	if err := h.store.Update(ctx, &cfg, defs); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, h.toResponse(cfg))
+}
+
+func (h *Handler) delete(c echo.Context) error {
+	a, cfg, err := h.findConfig(c)
+	if err != nil {
+		return err
+	}
+	if err := h.store.Delete(c.Request().Context(), a.ID, cfg.ID); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+type entryResponse struct {
+	ID              string            `json:"id"`
+	ConfigID        string            `json:"config_id"`
+	InstallationID  string            `json:"installation_id"`
+	UserID          string            `json:"user_id"`
+	Kind            string            `json:"kind"`
+	Method          string            `json:"method"`
+	URL             string            `json:"url"`
+	RequestHeaders  map[string]string `json:"request_headers"`
+	RequestBody     string            `json:"request_body"`
+	Status          int               `json:"status"`
+	ResponseHeaders map[string]string `json:"response_headers"`
+	ResponseBody    string            `json:"response_body"`
+	Error           string            `json:"error"`
+	DurationMS      int64             `json:"duration_ms"`
+	CreatedAt       time.Time         `json:"created_at"`
+}
+
+func toEntryResponses(es []Entry) []entryResponse {
+	out := make([]entryResponse, len(es))
+	for i, e := range es {
+		out[i] = entryResponse{
+			ID: e.ID, ConfigID: e.ConfigID, InstallationID: e.InstallationID, UserID: e.UserID,
+			Kind: e.Kind, Method: e.Method, URL: e.URL,
+			RequestHeaders: e.RequestHeader, RequestBody: e.RequestBody,
+			Status: e.Status, ResponseHeaders: e.ResponseHeader, ResponseBody: e.ResponseBody,
+			Error: e.Error, DurationMS: e.DurationMS, CreatedAt: e.CreatedAt,
+		}
+	}
+	return out
+}
+
+func (h *Handler) configRequests(c echo.Context) error {
+	_, cfg, err := h.findConfig(c)
+	if err != nil {
+		return err
+	}
+	es, err := h.log.List(c.Request().Context(), LogFilter{ConfigID: cfg.ID})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"requests": toEntryResponses(es)})
+}
+
+// findInstallation returns the :installation if its app is the caller's.
+func (h *Handler) findInstallation(c echo.Context, id string) (settings.Installation, error) {
+	ctx := c.Request().Context()
+	inst, err := h.settings.Installation(ctx, id)
+	if err != nil {
+		return settings.Installation{}, err
+	}
+	if _, err := h.apps.Find(ctx, app.AccountID(c), inst.AppID); err != nil {
+		if errs.Is(err, errs.NotFound) {
+			return settings.Installation{}, errs.NotFoundf("installation %q not found", id)
+		}
+		return settings.Installation{}, err
+	}
+	return inst, nil
+}
+
+func (h *Handler) installationRequests(c echo.Context) error {
+	id, err := httpapi.Param(c, "installation")
+	if err != nil {
+		return err
+	}
+	inst, err := h.findInstallation(c, id)
+	if err != nil {
+		return err
+	}
+	es, err := h.log.List(c.Request().Context(), LogFilter{InstallationID: inst.ID})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"requests": toEntryResponses(es)})
+}
+
+type connectionResponse struct {
+	UserID      string     `json:"user_id"`
+	ConfigID    string     `json:"config_id"`
+	Status      string     `json:"status"`
+	ExpiresAt   *time.Time `json:"expires_at"`
+	ConnectedAt time.Time  `json:"connected_at"`
+	RefreshedAt *time.Time `json:"refreshed_at"`
+}
+
+func (h *Handler) listConnections(c echo.Context) error {
+	id, err := httpapi.Param(c, "installation")
+	if err != nil {
+		return err
+	}
+	inst, err := h.findInstallation(c, id)
+	if err != nil {
+		return err
+	}
+	conns, err := h.connections.List(c.Request().Context(), inst.ID, c.QueryParam("user_id"))
+	if err != nil {
+		return err
+	}
+	out := make([]connectionResponse, len(conns))
+	for i, cn := range conns {
+		out[i] = connectionResponse{UserID: cn.UserID, ConfigID: cn.ConfigID, Status: cn.Status,
+			ExpiresAt: cn.ExpiresAt, ConnectedAt: cn.ConnectedAt, RefreshedAt: cn.RefreshedAt}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"connections": out})
+}
+
+type explainRequest struct {
+	InstallationID string `json:"installation_id"`
+	UserID         string `json:"user_id"`
+}
+
+type variableResponse struct {
+	Name   string `json:"name"`
+	Source string `json:"source"` // organization, user, default, flow or missing
+	Secret bool   `json:"secret"`
+	Value  string `json:"value,omitempty"`
+}
+
+type requestResponse struct {
+	Method  string            `json:"method"`
+	URL     string            `json:"url"`
+	Headers map[string]string `json:"headers"`
+	Body    string            `json:"body"`
+}
+
+// explain shows a developer what the link and the token request would be
+// for an installation and user, secrets masked, and where each variable's
+// value comes from. Flow values that exist only during a real flow (the
+// state, the code) show as placeholders.
+func (h *Handler) explain(c echo.Context) error {
+	a, cfg, err := h.findConfig(c)
+	if err != nil {
+		return err
+	}
+	var req explainRequest
+	if err := httpapi.Bind(c, &req); err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	inst, err := h.findInstallation(c, req.InstallationID)
+	if err != nil {
+		return err
+	}
+	if inst.AppID != a.ID {
+		return errs.Fields{{Field: "installation_id", Message: "is an installation of another app"}}.Err()
+	}
+	resolved, err := h.settings.Resolve(ctx, inst, req.UserID)
+	if err != nil {
+		return err
+	}
+	defs, err := h.settings.Definitions(ctx, a.ID, "")
+	if err != nil {
+		return err
+	}
+	flow := map[string]string{
+		"state": "STATE", "code_challenge": "CODE_CHALLENGE", "auth_code": "AUTH_CODE",
+		"code_verifier": "CODE_VERIFIER", "refresh_token": "REFRESH_TOKEN",
+	}
+	vars := FlowValues(&cfg, resolved.Values, resolved.Secret, h.redirectURI, flow)
+	out := map[string]any{"variables": explainVariables(&cfg, defs, resolved, vars)}
+	problems := []string{}
+	if link, err := BuildLink(&cfg, vars, true); err != nil {
+		problems = append(problems, err.Error())
+	} else {
+		out["link_url"] = link
+	}
+	for _, refresh := range []bool{false, true} {
+		key := "token_request"
+		if refresh {
+			key = "refresh_request"
+		}
+		r, err := BuildRequest(&cfg, vars, refresh, true)
+		if err != nil {
+			problems = append(problems, err.Error())
+			continue
+		}
+		hdr := map[string]string{}
+		for k := range r.Header {
+			hdr[k] = r.Header.Get(k)
+		}
+		out[key] = requestResponse{Method: r.Method, URL: r.URL, Headers: hdr, Body: r.Body}
+	}
+	out["problems"] = problems
+	return c.JSON(http.StatusOK, out)
+}
+
+func explainVariables(cfg *Config, defs []settings.Definition, resolved settings.Resolved, vars Vars) []variableResponse {
+	used := map[string]bool{}
+	srcs := []string{cfg.LinkURL, cfg.TokenURL, cfg.refreshURL(), cfg.TokenBody, cfg.RefreshBody}
+	for _, v := range cfg.Headers {
+		srcs = append(srcs, v)
+	}
+	for _, src := range srcs {
+		if t, err := template.Parse(src, template.Text); err == nil {
+			for _, n := range t.Vars() {
+				used[n] = true
+			}
+		}
+	}
+	if cfg.ClientAuth == AuthBasic {
+		used["client_id"], used["client_secret"] = true, true
+	}
+	byKey := map[string]settings.Definition{}
+	for _, d := range defs {
+		byKey[d.Key] = d
+	}
+	var out []variableResponse
+	for name := range used {
+		v := variableResponse{Name: name, Source: "missing", Secret: vars.secret(name)}
+		if d, ok := byKey[name]; ok {
+			if _, has := resolved.Values[name]; has {
+				v.Source = string(d.Level)
+				if d.DefaultValue != nil && resolved.Values[name] == *d.DefaultValue {
+					v.Source = "default"
+				}
+			}
+		} else if _, has := vars.Values[name]; has {
+			v.Source = "flow"
+		}
+		if !v.Secret && v.Source != "missing" {
+			v.Value = vars.Values[name]
+		}
+		out = append(out, v)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+type extractionRequest struct {
+	Response      json.RawMessage   `json:"response"`
+	CallbackQuery map[string]string `json:"callback_query"`
+}
+
+// testExtraction applies the config's paths to a sample token response
+// (and a sample callback query) so a developer can check them before any
+// user connects. Extracted tokens are masked.
+func (h *Handler) testExtraction(c echo.Context) error {
+	_, cfg, err := h.findConfig(c)
+	if err != nil {
+		return err
+	}
+	var req extractionRequest
+	if err := httpapi.Bind(c, &req); err != nil {
+		return err
+	}
+	out := map[string]any{}
+	if req.CallbackQuery != nil {
+		q := url.Values{}
+		for k, v := range req.CallbackQuery {
+			q.Set(k, v)
+		}
+		code, err := ExtractCode(&cfg, q)
+		if err != nil {
+			return err
+		}
+		out["auth_code"] = Mask(code)
+	}
+	if len(req.Response) > 0 {
+		body := []byte(req.Response)
+		var s string
+		if json.Unmarshal(req.Response, &s) == nil {
+			body = []byte(s) // a response given as a string: JSON or form text
+		}
+		doc, err := decodeBody("application/json", body)
+		if err != nil {
+			if formDoc, ferr := decodeBody("application/x-www-form-urlencoded", body); ferr == nil {
+				doc, err = formDoc, nil
+			}
+		}
+		if err != nil {
+			return errs.Fields{{Field: "response", Message: err.Error()}}.Err()
+		}
+		tok, err := Extract(&cfg, doc)
+		if err != nil {
+			return errs.Fields{{Field: "response", Message: err.Error()}}.Err()
+		}
+		out["access_token"] = Mask(tok.AccessToken)
+		out["refresh_token"] = Mask(tok.RefreshToken)
+		out["expires_in"] = tok.ExpiresIn
+		out["extra"] = tok.Extra
+	}
+	if len(out) == 0 {
+		return errs.Fields{{Field: "response", Message: "give a sample response, a callback_query, or both"}}.Err()
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// Mask shows enough of a token to recognise it and no more.
+func Mask(s string) string {
+	switch {
+	case s == "":
+		return ""
+	case len(s) <= 8:
+		return "****"
+	}
+	return s[:4] + "****" + " (" + itoa(len(s)) + " characters)"
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

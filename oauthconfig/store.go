@@ -1,0 +1,102 @@
+package oauthconfig
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/latchkey/latchkey/internal/database"
+	"github.com/latchkey/latchkey/internal/errs"
+	"github.com/latchkey/latchkey/settings"
+)
+
+// Store keeps OAuth configs.
+type Store struct {
+	db  *gorm.DB
+	now func() time.Time
+}
+
+// NewStore returns a Store over db.
+func NewStore(db *gorm.DB) *Store {
+	return &Store{db: db, now: func() time.Time { return time.Now().UTC() }}
+}
+
+// Create fills defaults, validates c against the app's setting definitions
+// and stores it. A name the app already uses is errs.Conflict.
+func (s *Store) Create(ctx context.Context, c *Config, defs []settings.Definition) error {
+	c.applyDefaults()
+	if err := c.Validate(defs); err != nil {
+		return err
+	}
+	c.ID = database.NewID()
+	c.CreatedAt = s.now()
+	c.UpdatedAt = c.CreatedAt
+	err := s.db.WithContext(ctx).Create(c).Error
+	if errors.Is(err, gorm.ErrDuplicatedKey) {
+		return nameTaken(c.Name)
+	}
+	return errs.From(err, "creating OAuth config")
+}
+
+func nameTaken(name string) error {
+	return &errs.Error{Code: errs.Conflict, Message: "the app already has an OAuth config with this name",
+		Fields: []errs.FieldError{{Field: "name", Message: "is taken: " + name}}}
+}
+
+// Update validates and stores a changed config; fields left empty get
+// their defaults again.
+func (s *Store) Update(ctx context.Context, c *Config, defs []settings.Definition) error {
+	c.applyDefaults()
+	if err := c.Validate(defs); err != nil {
+		return err
+	}
+	c.UpdatedAt = s.now()
+	err := s.db.WithContext(ctx).Save(c).Error
+	if errors.Is(err, gorm.ErrDuplicatedKey) {
+		return nameTaken(c.Name)
+	}
+	return errs.From(err, "updating OAuth config")
+}
+
+// Find returns the app's config with that id.
+func (s *Store) Find(ctx context.Context, appID, id string) (Config, error) {
+	var c Config
+	err := s.db.WithContext(ctx).Where("app_id = ? AND id = ?", appID, id).Take(&c).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return Config{}, errs.NotFoundf("OAuth config %q not found", id)
+	}
+	return c, errs.From(err, "reading OAuth config")
+}
+
+// FindByID returns a config by id, whatever its app; for flows that start
+// from a stored state rather than an API key.
+func (s *Store) FindByID(ctx context.Context, id string) (Config, error) {
+	var c Config
+	err := s.db.WithContext(ctx).Where("id = ?", id).Take(&c).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return Config{}, errs.NotFoundf("OAuth config %q not found", id)
+	}
+	return c, errs.From(err, "reading OAuth config")
+}
+
+// List returns the app's configs, oldest first.
+func (s *Store) List(ctx context.Context, appID string) ([]Config, error) {
+	var out []Config
+	err := s.db.WithContext(ctx).Where("app_id = ?", appID).Order("created_at, id").Find(&out).Error
+	return out, errs.From(err, "listing OAuth configs")
+}
+
+// Delete removes a config. Users' tokens stay in their settings; only the
+// connection state and log entries of the config go with it.
+func (s *Store) Delete(ctx context.Context, appID, id string) error {
+	res := s.db.WithContext(ctx).Where("app_id = ? AND id = ?", appID, id).Delete(&Config{})
+	if res.Error != nil {
+		return errs.From(res.Error, "deleting OAuth config")
+	}
+	if res.RowsAffected == 0 {
+		return errs.NotFoundf("OAuth config %q not found", id)
+	}
+	return nil
+}

@@ -1,0 +1,121 @@
+// Package settings holds what an app asks for and what it is given: setting
+// definitions (organization- or user-level), installations of an app by an
+// organization, and the values stored for each installation and end user.
+package settings
+
+import (
+	"regexp"
+	"time"
+	"unicode/utf8"
+
+	"github.com/latchkey/latchkey/internal/errs"
+)
+
+// Level says who fills a setting in.
+type Level string
+
+const (
+	// Organization settings are asked for when an organization installs
+	// the app (client_id, client_secret, a tenant subdomain...).
+	Organization Level = "organization"
+	// User settings are kept per end user (access_token, refresh_token...).
+	User Level = "user"
+)
+
+// MaxValueBytes bounds one stored value; provider tokens (JWTs with many
+// claims) can run to several kilobytes.
+const MaxValueBytes = 64 << 10
+
+var keyPattern = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+
+// Definition describes one setting of an app.
+type Definition struct {
+	ID           string
+	AppID        string
+	Key          string
+	Level        Level
+	Label        string
+	Description  string
+	Secret       bool
+	Required     bool
+	DefaultValue *string
+	Pattern      *string
+	Position     int
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// TableName tells GORM where definitions live.
+func (Definition) TableName() string { return "setting_definitions" }
+
+// Validate checks the definition and returns an errs.Invalid error naming
+// every bad field.
+func (d *Definition) Validate() error {
+	var fs errs.Fields
+	switch {
+	case d.Key == "":
+		fs.Add("key", "is required")
+	case len(d.Key) > 64 || !keyPattern.MatchString(d.Key):
+		fs.Add("key", "must match [a-z][a-z0-9_]* and be at most 64 characters")
+	}
+	if d.Level != Organization && d.Level != User {
+		fs.Add("level", `must be "organization" or "user"`)
+	}
+	checkText(&fs, "label", d.Label, 200)
+	checkText(&fs, "description", d.Description, 2000)
+	var re *regexp.Regexp
+	if d.Pattern != nil {
+		var err error
+		if re, err = compilePattern(*d.Pattern); err != nil {
+			fs.Add("pattern", "is not a valid regular expression: %v", err)
+		}
+	}
+	if d.DefaultValue != nil {
+		switch {
+		case d.Secret:
+			// Defaults are shown in the install prompt; a secret one would leak.
+			fs.Add("default", "a secret setting cannot have a default")
+		case len(*d.DefaultValue) > MaxValueBytes || !utf8.ValidString(*d.DefaultValue):
+			fs.Add("default", "must be valid UTF-8 of at most %d bytes", MaxValueBytes)
+		case re != nil && !re.MatchString(*d.DefaultValue):
+			fs.Add("default", "does not match the pattern")
+		}
+	}
+	return fs.Err()
+}
+
+// compilePattern compiles a developer's pattern so that it must match the
+// whole value, not a part of it.
+func compilePattern(p string) (*regexp.Regexp, error) {
+	if len(p) > 1000 {
+		return nil, errs.New(errs.Invalid, "longer than 1000 bytes")
+	}
+	if _, err := regexp.Compile(p); err != nil {
+		return nil, err
+	}
+	return regexp.Compile(`^(?:` + p + `)$`)
+}
+
+// checkValue returns why v cannot be stored for d, or "". The message never
+// contains v: it may be a secret.
+func (d *Definition) checkValue(v string) string {
+	if len(v) > MaxValueBytes {
+		return "is longer than 65536 bytes"
+	}
+	if !utf8.ValidString(v) {
+		return "must be valid UTF-8"
+	}
+	if d.Pattern != nil {
+		re, err := compilePattern(*d.Pattern)
+		if err != nil || !re.MatchString(v) {
+			return "does not match the pattern " + *d.Pattern
+		}
+	}
+	return ""
+}
+
+func checkText(fs *errs.Fields, field, s string, max int) {
+	if !utf8.ValidString(s) || utf8.RuneCountInString(s) > max {
+		fs.Add(field, "must be valid UTF-8 of at most %d characters", max)
+	}
+}

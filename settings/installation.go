@@ -1,0 +1,376 @@
+package settings
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/latchkey/latchkey/internal/database"
+	"github.com/latchkey/latchkey/internal/errs"
+)
+
+// Installation is an app installed by one organization of the platform.
+type Installation struct {
+	ID             string
+	AppID          string
+	OrganizationID string
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// organizationValue and userValue are stored rows; Value is sealed when
+// Encrypted is true.
+type organizationValue struct {
+	InstallationID string `gorm:"primaryKey"`
+	Key            string `gorm:"primaryKey"`
+	Value          string
+	Encrypted      bool
+	UpdatedAt      time.Time
+}
+
+func (organizationValue) TableName() string { return "organization_values" }
+
+type userValue struct {
+	InstallationID string `gorm:"primaryKey"`
+	UserID         string `gorm:"primaryKey"`
+	Key            string `gorm:"primaryKey"`
+	Value          string
+	Encrypted      bool
+	UpdatedAt      time.Time
+}
+
+func (userValue) TableName() string { return "user_values" }
+
+func valueModel(l Level) any {
+	if l == User {
+		return &userValue{}
+	}
+	return &organizationValue{}
+}
+
+// aad names the row a sealed value belongs to, so it opens nowhere else.
+// Keys and installation ids hold no ':', and the user id comes last, so two
+// different rows never share a name.
+func aad(l Level, installationID, userID, key string) string {
+	if l == User {
+		return "user:" + installationID + ":" + key + ":" + userID
+	}
+	return "organization:" + installationID + ":" + key
+}
+
+// Value is one setting as API callers see it. Value is empty for secret
+// settings: they are write-only.
+type Value struct {
+	Definition  Definition
+	Value       string
+	Set         bool // a value is stored
+	FromDefault bool // no value is stored; Value is the definition's default
+}
+
+// CheckID returns an error naming field if id cannot be an organization or
+// user id: those are the platform's own opaque ids.
+func CheckID(field, id string) *errs.FieldError {
+	if id == "" || len(id) > 255 || !utf8.ValidString(id) || strings.ContainsFunc(id, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return &errs.FieldError{Field: field, Message: "must be 1-255 bytes of text without control characters"}
+	}
+	return nil
+}
+
+// Install installs an app for an organization with its organization-level
+// values. Missing required values, unknown keys and values that fail their
+// pattern are one errs.Invalid error naming each; nothing is stored then.
+// A second installation by the same organization is errs.Conflict.
+func (s *Store) Install(ctx context.Context, appID, organizationID string, values map[string]string) (Installation, error) {
+	if fe := CheckID("organization_id", organizationID); fe != nil {
+		return Installation{}, &errs.Error{Code: errs.Invalid, Message: "the request has invalid fields", Fields: []errs.FieldError{*fe}}
+	}
+	inst := Installation{ID: database.NewID(), AppID: appID, OrganizationID: organizationID, CreatedAt: s.now()}
+	inst.UpdatedAt = inst.CreatedAt
+	changes := make(map[string]*string, len(values))
+	for k, v := range values {
+		changes[k] = &v
+	}
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		defs, err := s.with(tx).Definitions(ctx, appID, "")
+		if err != nil {
+			return err
+		}
+		if err := checkChanges(defs, Organization, true, changes); err != nil {
+			return err
+		}
+		if err := tx.Create(&inst).Error; err != nil {
+			return err
+		}
+		return s.with(tx).write(inst, "", defs, Organization, changes)
+	})
+	if errors.Is(err, gorm.ErrDuplicatedKey) {
+		return Installation{}, errs.New(errs.Conflict, "organization %q has already installed this app", organizationID)
+	}
+	return inst, errs.From(err, "installing app")
+}
+
+// Installation returns an installation by id, whatever its account: callers
+// check the app belongs to the caller.
+func (s *Store) Installation(ctx context.Context, id string) (Installation, error) {
+	var inst Installation
+	err := s.db.WithContext(ctx).Where("id = ?", id).Take(&inst).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return Installation{}, errs.NotFoundf("installation %q not found", id)
+	}
+	return inst, errs.From(err, "reading installation")
+}
+
+// InstallationFilter selects installations; empty fields match all.
+type InstallationFilter struct {
+	AppIDs         []string // required: the caller's apps
+	OrganizationID string
+}
+
+// Installations returns the installations of f.AppIDs, oldest first.
+func (s *Store) Installations(ctx context.Context, f InstallationFilter) ([]Installation, error) {
+	if len(f.AppIDs) == 0 {
+		return nil, nil
+	}
+	q := s.db.WithContext(ctx).Where("app_id IN ?", f.AppIDs)
+	if f.OrganizationID != "" {
+		q = q.Where("organization_id = ?", f.OrganizationID)
+	}
+	var out []Installation
+	err := q.Order("created_at, id").Find(&out).Error
+	return out, errs.From(err, "listing installations")
+}
+
+// DeleteInstallation uninstalls: the installation and every organization and
+// user value stored for it are deleted.
+func (s *Store) DeleteInstallation(ctx context.Context, id string) error {
+	// Values go by ON DELETE CASCADE.
+	err := s.db.WithContext(ctx).Delete(&Installation{}, "id = ?", id).Error
+	return errs.From(err, "deleting installation")
+}
+
+// OrganizationValues returns the installation's organization-level settings
+// in prompt order, secrets masked.
+func (s *Store) OrganizationValues(ctx context.Context, inst Installation) ([]Value, error) {
+	return s.values(ctx, inst, "", Organization)
+}
+
+// UserValues returns a user's user-level settings in prompt order, secrets
+// masked.
+func (s *Store) UserValues(ctx context.Context, inst Installation, userID string) ([]Value, error) {
+	return s.values(ctx, inst, userID, User)
+}
+
+func (s *Store) values(ctx context.Context, inst Installation, userID string, level Level) ([]Value, error) {
+	defs, err := s.Definitions(ctx, inst.AppID, level)
+	if err != nil {
+		return nil, err
+	}
+	stored, err := s.rows(ctx, inst.ID, userID, level)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Value, 0, len(defs))
+	for _, d := range defs {
+		v := Value{Definition: d}
+		if row, ok := stored[d.Key]; ok {
+			v.Set = true
+			if !d.Secret && !row.Encrypted {
+				v.Value = row.Value
+			}
+		} else if d.DefaultValue != nil {
+			v.Value, v.FromDefault = *d.DefaultValue, true
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+type row struct {
+	Key       string
+	Value     string
+	Encrypted bool
+}
+
+func (s *Store) rows(ctx context.Context, installationID, userID string, level Level) (map[string]row, error) {
+	var rows []row
+	q := s.db.WithContext(ctx).Model(valueModel(level)).Select("key, value, encrypted").Where("installation_id = ?", installationID)
+	if level == User {
+		q = q.Where("user_id = ?", userID)
+	}
+	if err := q.Scan(&rows).Error; err != nil {
+		return nil, errs.From(err, "reading values")
+	}
+	m := make(map[string]row, len(rows))
+	for _, r := range rows {
+		m[r.Key] = r
+	}
+	return m, nil
+}
+
+// SetOrganizationValues changes organization-level values; a nil value
+// removes the stored one. It checks every change first and stores all or none.
+func (s *Store) SetOrganizationValues(ctx context.Context, inst Installation, changes map[string]*string) error {
+	return s.set(ctx, inst, "", Organization, changes)
+}
+
+// SetUserValues changes a user's user-level values; a nil value removes the
+// stored one. It checks every change first and stores all or none.
+func (s *Store) SetUserValues(ctx context.Context, inst Installation, userID string, changes map[string]*string) error {
+	if fe := CheckID("user_id", userID); fe != nil {
+		return &errs.Error{Code: errs.Invalid, Message: "the request has invalid fields", Fields: []errs.FieldError{*fe}}
+	}
+	return s.set(ctx, inst, userID, User, changes)
+}
+
+func (s *Store) set(ctx context.Context, inst Installation, userID string, level Level, changes map[string]*string) error {
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		defs, err := s.with(tx).Definitions(ctx, inst.AppID, "")
+		if err != nil {
+			return err
+		}
+		if err := checkChanges(defs, level, false, changes); err != nil {
+			return err
+		}
+		if err := s.with(tx).write(inst, userID, defs, level, changes); err != nil {
+			return err
+		}
+		return tx.Model(&Installation{}).Where("id = ?", inst.ID).Update("updated_at", s.now()).Error
+	})
+	return errs.From(err, "storing values")
+}
+
+// checkChanges validates changes against the definitions of level. When
+// installing, every required setting must be given; later, a required
+// setting may not be removed. Messages name keys, never values.
+func checkChanges(defs []Definition, level Level, installing bool, changes map[string]*string) error {
+	byKey := make(map[string]*Definition, len(defs))
+	for i := range defs {
+		byKey[defs[i].Key] = &defs[i]
+	}
+	var fs errs.Fields
+	keys := make([]string, 0, len(changes))
+	for k := range changes {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		field := "values." + k
+		d, ok := byKey[k]
+		switch {
+		case !ok:
+			fs.Add(field, "the app has no setting with this key")
+		case d.Level != level:
+			fs.Add(field, "is a %s-level setting, not %s-level", d.Level, level)
+		case changes[k] == nil || *changes[k] == "":
+			if d.Required && d.DefaultValue == nil && level == Organization {
+				fs.Add(field, "is required")
+			}
+		default:
+			if msg := d.checkValue(*changes[k]); msg != "" {
+				fs.Add(field, "%s", msg)
+			}
+		}
+	}
+	if installing {
+		for _, d := range defs {
+			if d.Level != Organization || !d.Required || d.DefaultValue != nil {
+				continue
+			}
+			if _, given := changes[d.Key]; !given {
+				fs.Add("values."+d.Key, "is required")
+			}
+		}
+	}
+	return fs.Err()
+}
+
+// write stores checked changes, sealing values of secret definitions.
+func (s *Store) write(inst Installation, userID string, defs []Definition, level Level, changes map[string]*string) error {
+	secretKey := make(map[string]bool, len(defs))
+	for _, d := range defs {
+		secretKey[d.Key] = d.Secret
+	}
+	now := s.now()
+	for key, v := range changes {
+		if v == nil || *v == "" {
+			q := s.db.Where("installation_id = ? AND key = ?", inst.ID, key)
+			if level == User {
+				q = q.Where("user_id = ?", userID)
+			}
+			if err := q.Delete(valueModel(level)).Error; err != nil {
+				return err
+			}
+			continue
+		}
+		value, encrypted := *v, secretKey[key]
+		if encrypted {
+			var err error
+			if value, err = s.cipher.Seal(value, aad(level, inst.ID, userID, key)); err != nil {
+				return err
+			}
+		}
+		var rec any = &organizationValue{InstallationID: inst.ID, Key: key, Value: value, Encrypted: encrypted, UpdatedAt: now}
+		if level == User {
+			rec = &userValue{InstallationID: inst.ID, UserID: userID, Key: key, Value: value, Encrypted: encrypted, UpdatedAt: now}
+		}
+		if err := s.db.Clauses(clause.OnConflict{UpdateAll: true}).Create(rec).Error; err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Resolved holds the values a template may use for one installation and
+// user, decrypted, with defaults filled in.
+type Resolved struct {
+	Values map[string]string
+	Secret map[string]bool
+}
+
+// Resolve reads and decrypts the installation's organization values and, if
+// userID is set, the user's values. A value that does not decrypt (moved
+// from another row, or sealed with a key no longer configured) is an
+// errs.Internal error naming the setting, never its content.
+func (s *Store) Resolve(ctx context.Context, inst Installation, userID string) (Resolved, error) {
+	defs, err := s.Definitions(ctx, inst.AppID, "")
+	if err != nil {
+		return Resolved{}, err
+	}
+	r := Resolved{Values: make(map[string]string), Secret: make(map[string]bool)}
+	org, err := s.rows(ctx, inst.ID, "", Organization)
+	if err != nil {
+		return Resolved{}, err
+	}
+	var usr map[string]row
+	if userID != "" {
+		if usr, err = s.rows(ctx, inst.ID, userID, User); err != nil {
+			return Resolved{}, err
+		}
+	}
+	for _, d := range defs {
+		r.Secret[d.Key] = d.Secret
+		stored, ok := org[d.Key]
+		if d.Level == User {
+			stored, ok = usr[d.Key]
+		}
+		switch {
+		case ok && stored.Encrypted:
+			v, err := s.cipher.Open(stored.Value, aad(d.Level, inst.ID, userID, d.Key))
+			if err != nil {
+				return Resolved{}, errs.Wrap(errs.Internal, err, "stored value of setting %q cannot be decrypted", d.Key)
+			}
+			r.Values[d.Key] = v
+		case ok:
+			r.Values[d.Key] = stored.Value
+		case d.DefaultValue != nil:
+			r.Values[d.Key] = *d.DefaultValue
+		}
+	}
+	return r, nil
+}

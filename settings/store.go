@@ -1,0 +1,191 @@
+package settings
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/latchkey/latchkey/internal/database"
+	"github.com/latchkey/latchkey/internal/errs"
+	"github.com/latchkey/latchkey/internal/secret"
+)
+
+// Store keeps definitions, installations and values. Values of secret
+// definitions are sealed with cipher before they reach the database.
+type Store struct {
+	db     *gorm.DB
+	cipher *secret.Cipher
+	now    func() time.Time
+}
+
+// NewStore returns a Store over db that seals secret values with c.
+func NewStore(db *gorm.DB, c *secret.Cipher) *Store {
+	return &Store{db: db, cipher: c, now: func() time.Time { return time.Now().UTC() }}
+}
+
+// WithTx returns a Store that works inside the transaction tx, so a caller
+// can store values together with its own rows.
+func (s *Store) WithTx(tx *gorm.DB) *Store { return s.with(tx) }
+
+func (s *Store) with(tx *gorm.DB) *Store {
+	return &Store{db: tx, cipher: s.cipher, now: s.now}
+}
+
+// Definitions returns an app's definitions in prompt order; level "" means
+// both levels.
+func (s *Store) Definitions(ctx context.Context, appID string, level Level) ([]Definition, error) {
+	q := s.db.WithContext(ctx).Where("app_id = ?", appID)
+	if level != "" {
+		q = q.Where("level = ?", level)
+	}
+	var defs []Definition
+	if err := q.Order("position, created_at, id").Find(&defs).Error; err != nil {
+		return nil, errs.From(err, "listing settings")
+	}
+	return defs, nil
+}
+
+// Definition returns the app's definition with that key.
+func (s *Store) Definition(ctx context.Context, appID, key string) (Definition, error) {
+	var d Definition
+	err := s.db.WithContext(ctx).Where("app_id = ? AND key = ?", appID, key).Take(&d).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return Definition{}, errs.NotFoundf("setting %q not found", key)
+	}
+	return d, errs.From(err, "reading setting")
+}
+
+// CreateDefinition validates and stores d at the end of the app's prompt
+// order unless d.Position is set. A key the app already has is errs.Conflict.
+func (s *Store) CreateDefinition(ctx context.Context, d *Definition) error {
+	if err := d.Validate(); err != nil {
+		return err
+	}
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if d.Position == 0 {
+			var max *int
+			if err := tx.Model(&Definition{}).Where("app_id = ?", d.AppID).Select("MAX(position)").Scan(&max).Error; err != nil {
+				return err
+			}
+			d.Position = 1
+			if max != nil {
+				d.Position = *max + 1
+			}
+		}
+		d.ID = database.NewID()
+		d.CreatedAt = s.now()
+		d.UpdatedAt = d.CreatedAt
+		return tx.Create(d).Error
+	})
+	if errors.Is(err, gorm.ErrDuplicatedKey) {
+		return &errs.Error{Code: errs.Conflict, Message: "the app already has this setting",
+			Fields: []errs.FieldError{{Field: "key", Message: "is taken: " + d.Key}}}
+	}
+	return errs.From(err, "creating setting")
+}
+
+// DefinitionUpdate is a partial change to a definition; nil fields stay.
+// An empty Default or Pattern removes it.
+type DefinitionUpdate struct {
+	Label       *string
+	Description *string
+	Secret      *bool
+	Required    *bool
+	Default     *string
+	Pattern     *string
+	Position    *int
+}
+
+// UpdateDefinition applies u. Turning secret on or off while values are
+// stored is errs.Conflict: stored values would be in the wrong form. A new
+// pattern or required flag applies to values written from then on; stored
+// values are kept as they are.
+func (s *Store) UpdateDefinition(ctx context.Context, appID, key string, u DefinitionUpdate) (Definition, error) {
+	var d Definition
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var err error
+		if d, err = s.with(tx).Definition(ctx, appID, key); err != nil {
+			return err
+		}
+		if u.Secret != nil && *u.Secret != d.Secret {
+			n, err := s.with(tx).countValues(d)
+			if err != nil {
+				return err
+			}
+			if n > 0 {
+				return errs.New(errs.Conflict, "setting %q has %d stored value(s); secret cannot change while values are stored", key, n)
+			}
+		}
+		set(&d.Label, u.Label)
+		set(&d.Description, u.Description)
+		set(&d.Secret, u.Secret)
+		set(&d.Required, u.Required)
+		set(&d.Position, u.Position)
+		if u.Default != nil {
+			d.DefaultValue = nilIfEmpty(*u.Default)
+		}
+		if u.Pattern != nil {
+			d.Pattern = nilIfEmpty(*u.Pattern)
+		}
+		if err := d.Validate(); err != nil {
+			return err
+		}
+		d.UpdatedAt = s.now()
+		return tx.Save(&d).Error
+	})
+	return d, errs.From(err, "updating setting")
+}
+
+// DeleteDefinition removes a definition. If values are stored for it, it
+// refuses (errs.Conflict) unless deleteValues is true, in which case the
+// values go in the same transaction.
+func (s *Store) DeleteDefinition(ctx context.Context, appID, key string, deleteValues bool) error {
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		d, err := s.with(tx).Definition(ctx, appID, key)
+		if err != nil {
+			return err
+		}
+		n, err := s.with(tx).countValues(d)
+		if err != nil {
+			return err
+		}
+		if n > 0 && !deleteValues {
+			return errs.New(errs.Conflict, "setting %q has %d stored value(s); delete with ?delete_values=true to delete them too", key, n)
+		}
+		if n > 0 {
+			if err := tx.Where("key = ? AND installation_id IN (?)", key, installationsOf(tx, appID)).
+				Delete(valueModel(d.Level)).Error; err != nil {
+				return err
+			}
+		}
+		return tx.Delete(&Definition{}, "id = ?", d.ID).Error
+	})
+	return errs.From(err, "deleting setting")
+}
+
+func (s *Store) countValues(d Definition) (int64, error) {
+	var n int64
+	err := s.db.Model(valueModel(d.Level)).
+		Where("key = ? AND installation_id IN (?)", d.Key, installationsOf(s.db, d.AppID)).
+		Count(&n).Error
+	return n, err
+}
+
+func installationsOf(db *gorm.DB, appID string) *gorm.DB {
+	return db.Session(&gorm.Session{NewDB: true}).Model(&Installation{}).Select("id").Where("app_id = ?", appID)
+}
+
+func set[T any](dst *T, v *T) {
+	if v != nil {
+		*dst = *v
+	}
+}
+
+func nilIfEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
