@@ -9,7 +9,54 @@
 //
 // A placeholder is "<<" name ">>", where name matches [a-z][a-z0-9_]* and
 // is at most 64 bytes long. "<<" always opens a placeholder; there is no
-// way to write it literally.
+// way to write it literally. A placeholder ends at the first ">>" after
+// its "<<".
+//
+// # Functions
+//
+// A placeholder may instead call one of a fixed set of functions, as in
+// this Authorization header built by hand (RFC 6749 §2.3.1):
+//
+//	Basic <<base64(urlencode(client_id) ":" urlencode(client_secret))>>
+//
+// Inside "<<" and ">>" a call is, with spaces only where shown:
+//
+//	call     = function "(" spaces [ arg { " " spaces arg } spaces ] ")"
+//	function = "base64" | "base64url" | "urlencode" | "unix_time" | "unix_time_ms"
+//	arg      = name | literal | call
+//	literal  = '"' byte { byte } '"'
+//	spaces   = { " " }
+//
+// A literal's bytes may not be '"', '\', '<', '>' or control bytes, and
+// there are no escapes: without '<' and '>' a literal cannot end its tag,
+// and without escapes it means what it shows. It may not be empty. A call
+// may be an argument of another call, but no deeper: base64(urlencode(x))
+// is allowed, base64(base64(base64(x))) is not.
+//
+// A function's arguments are concatenated, and it returns:
+//
+//	base64(arg ...)     their standard base64 (RFC 4648 §4), padded
+//	base64url(arg ...)  their URL-safe base64 (RFC 4648 §5), unpadded
+//	urlencode(arg ...)  their url.QueryEscape, the form encoding of
+//	                    RFC 6749 Appendix B
+//	unix_time()         the time in seconds since 1970-01-01 UTC
+//	unix_time_ms()      the time in milliseconds since 1970-01-01 UTC
+//
+// The first three take at least one argument, the last two none. All clock
+// calls in one rendering see the same instant (see Template.WithClock).
+// Functions see nothing else: no environment, no other variables.
+//
+// A call's result is escaped for the Context, and checked, exactly like a
+// variable's value: a call in a URL's host must give only letters, digits,
+// '.' and '-', so base64 there fails on '+', '/' or '='. Because URL,
+// Query and Form templates percent-encode every value already, urlencode
+// may not be the outer call of a placeholder there: it would encode
+// twice. Nor may a URL template be a single call, which could never give
+// an absolute URL. Call arguments count as uses of their variables for
+// Template.Vars and Template.Check; an argument variable that is absent
+// or empty fails the rendering as a placeholder's would, so no call ever
+// renders as nothing. Template.RenderMasked masks a call that has a secret
+// variable among its arguments.
 //
 // Values may be secrets, so no error returned by this package ever contains
 // one. Errors about the template itself are *Error, with a byte offset in
@@ -25,6 +72,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/valyala/fasttemplate"
@@ -37,9 +85,9 @@ type Context int
 
 const (
 	// URL is a whole http or https URL. The template either starts with a
-	// literal "http://" or "https://", or is a single placeholder whose
-	// value must itself be an absolute http or https URL (it is emitted as
-	// is). Values in the authority (host, port) may contain only ASCII
+	// literal "http://" or "https://", or is a single <<name>> placeholder
+	// whose value must itself be an absolute http or https URL (it is
+	// emitted as is). Values in the authority (host, port) may contain only ASCII
 	// letters, digits, '.' and '-', so they cannot change which host is
 	// reached. Values in the path are escaped with url.PathEscape and may
 	// not consist only of dots ("." and ".." would climb the path). Values
@@ -108,17 +156,22 @@ func (e *MissingError) Error() string {
 }
 
 // ValueError reports a value that is not allowed where its placeholder
-// sits, such as a line break in a header. It names the variable but never
-// holds the value.
+// sits, such as a line break in a header. It names the variable, or the
+// function whose result was refused, but never holds the value.
 type ValueError struct {
 	Pos    int    // byte offset of the placeholder in the source
-	Name   string // the variable
+	Name   string // the variable, or for a call the function and "()", as in "base64()"
 	Reason string // why the value was refused
 }
 
-// Error returns the position, the variable and the reason; never the value.
+// Error returns the position, the variable or function and the reason;
+// never the value.
 func (e *ValueError) Error() string {
-	return "at byte " + strconv.Itoa(e.Pos) + ": bad value for variable " + strconv.Quote(e.Name) + ": " + e.Reason
+	what := "value for variable " + strconv.Quote(e.Name)
+	if strings.HasSuffix(e.Name, "()") {
+		what = "result of " + e.Name
+	}
+	return "at byte " + strconv.Itoa(e.Pos) + ": bad " + what + ": " + e.Reason
 }
 
 // Reasons given in ValueError. They are fixed strings so that no value
@@ -145,45 +198,67 @@ const (
 	kindJSON               // JSON string content
 )
 
-// A placeholder is one occurrence of <<name>> in the source.
+// A placeholder is one occurrence of <<name>> or <<call>> in the source.
 type placeholder struct {
-	name string
-	pos  int // offset of "<<"
-	end  int // offset just past ">>"
+	name string // the variable, or "" for a call
+	call *call
+	refs []ref // the variables it uses, in source order; a window on Template.refs
+	pos  int   // offset of "<<"
+	end  int   // offset just past ">>"
 	kind kind
+}
+
+// label names p in messages about the template, as in "<<code>>" or
+// "<<base64(...)>>".
+func (p *placeholder) label() string {
+	if p.call != nil {
+		return "<<" + p.call.fn.String() + "(...)>>"
+	}
+	return "<<" + p.name + ">>"
 }
 
 // Template is a parsed template. It is safe for concurrent use.
 type Template struct {
-	src  string
-	ft   *fasttemplate.Template
-	phs  []placeholder // in source order, as fasttemplate visits them
-	vars []string      // distinct names, in order of first appearance
+	src      string
+	ft       *fasttemplate.Template
+	phs      []placeholder    // in source order, as fasttemplate visits them
+	refs     []ref            // every use of a variable, in source order
+	vars     []string         // distinct names, in order of first appearance
+	usesTime bool             // some call reads the clock
+	now      func() time.Time // the clock; nil for time.Now
 }
 
 // Parse parses src as a template whose output lands in ctx.
 //
 // It returns an *Error for an unclosed "<<", an empty or malformed
-// variable name, and a template that does not fit ctx: a JSON template
+// variable name, a malformed call (see Functions in the package
+// documentation), and a template that does not fit ctx: a JSON template
 // that is not valid JSON once every placeholder is replaced by a plain
 // string character, or that has a placeholder outside a string literal;
 // a URL template that is not a single placeholder and not an absolute
-// http or https URL; a header template with a control byte; a '%' not
-// followed by two hex digits in a URL, query or form template.
+// http or https URL, or that is a single call; a header template with a
+// control byte; a '%' not followed by two hex digits in a URL, query or
+// form template; urlencode as the outer call in a URL, query or form
+// template.
 func Parse(src string, ctx Context) (*Template, error) {
 	if ctx <= 0 || int(ctx) >= len(contextNames) {
 		return nil, &Error{Pos: 0, Msg: "invalid context " + ctx.String()}
 	}
-	phs, err := scan(src)
+	phs, refs, err := scan(src)
 	if err != nil {
 		return nil, err
 	}
-	t := &Template{src: src, phs: phs}
-	seen := make(map[string]bool, len(phs))
+	t := &Template{src: src, phs: phs, refs: refs}
+	seen := make(map[string]bool, len(refs))
+	for _, r := range refs {
+		if !seen[r.name] {
+			seen[r.name] = true
+			t.vars = append(t.vars, r.name)
+		}
+	}
 	for _, p := range phs {
-		if !seen[p.name] {
-			seen[p.name] = true
-			t.vars = append(t.vars, p.name)
+		if p.call != nil && p.call.usesTime() {
+			t.usesTime = true
 		}
 	}
 
@@ -205,6 +280,9 @@ func Parse(src string, ctx Context) (*Template, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkURLEncode(phs, ctx); err != nil {
+		return nil, err
+	}
 
 	// scan has already found every tag closed, so this cannot fail; the
 	// check is for a future fasttemplate that disagrees with scan.
@@ -217,26 +295,72 @@ func Parse(src string, ctx Context) (*Template, error) {
 
 // scan finds the placeholders in src the way fasttemplate does (the next
 // "<<", then the next ">>" after it), so that the i-th placeholder here is
-// the i-th tag fasttemplate passes to its TagFunc.
-func scan(src string) ([]placeholder, error) {
+// the i-th tag fasttemplate passes to its TagFunc. It also returns the
+// variables they use, in source order.
+func scan(src string) ([]placeholder, []ref, error) {
 	var phs []placeholder
+	p := callParser{src: src}
 	for off := 0; ; {
 		i := strings.Index(src[off:], "<<")
 		if i < 0 {
-			return phs, nil
+			break
 		}
 		start := off + i
 		j := strings.Index(src[start+2:], ">>")
 		if j < 0 {
-			return nil, &Error{Pos: start, Msg: `unclosed "<<"`}
+			return nil, nil, &Error{Pos: start, Msg: `unclosed "<<"`}
 		}
-		name := src[start+2 : start+2+j]
-		if err := checkName(name); err != "" {
-			return nil, &Error{Pos: start, Msg: err}
-		}
+		tag := src[start+2 : start+2+j]
 		off = start + 2 + j + 2
-		phs = append(phs, placeholder{name: name, pos: start, end: off})
+		ph := placeholder{pos: start, end: off}
+		// A '(' can only be part of a call: names have none, and neither
+		// does anything else a tag may hold.
+		if strings.IndexByte(tag, '(') < 0 {
+			if err := checkName(tag); err != "" {
+				return nil, nil, &Error{Pos: start, Msg: err}
+			}
+			ph.name = tag
+			p.refs = append(p.refs, ref{name: tag, pos: start})
+		} else {
+			p.i, p.end = start+2, start+2+j
+			c, err := p.call(0)
+			if err != nil {
+				return nil, nil, err
+			}
+			if p.i < p.end {
+				return nil, nil, &Error{Pos: p.i, Msg: "unexpected " + quoteByte(src[p.i]) + " after a call"}
+			}
+			ph.call = c
+		}
+		phs = append(phs, ph)
 	}
+	// Now that p.refs has stopped growing, give each placeholder the
+	// window of refs that lie within it.
+	refs, k := p.refs, 0
+	for i := range phs {
+		j := k
+		for j < len(refs) && refs[j].pos < phs[i].end {
+			j++
+		}
+		phs[i].refs = refs[k:j:j]
+		k = j
+	}
+	return phs, refs, nil
+}
+
+// checkURLEncode refuses urlencode as the outer call where values are
+// percent-encoded anyway: the result would be encoded twice, which a
+// provider would only report as a failed request.
+func checkURLEncode(phs []placeholder, ctx Context) error {
+	if ctx != URL && ctx != Query && ctx != Form {
+		return nil
+	}
+	for _, p := range phs {
+		if p.call != nil && p.call.fn == fnURLEncode {
+			return &Error{Pos: p.call.pos, Msg: "urlencode is not allowed in a " + ctx.String() + " template, which already percent-encodes every value"}
+		}
+	}
+	return nil
 }
 
 // checkName returns what is wrong with a variable name, or "".
@@ -318,6 +442,9 @@ func indexControl(s string) int {
 // part of the URL it sits in, and checks that the template is a URL.
 func checkURL(src string, phs []placeholder) error {
 	if len(phs) == 1 && phs[0].pos == 0 && phs[0].end == len(src) {
+		if phs[0].call != nil {
+			return &Error{Pos: 0, Msg: "a URL template that is a single placeholder must be a variable, not a call"}
+		}
 		phs[0].kind = kindURL
 		return nil
 	}
@@ -416,7 +543,7 @@ func checkJSON(src string, phs []placeholder) error {
 			}
 		}
 		if !inString {
-			return &Error{Pos: p.pos, Msg: "placeholder <<" + p.name + ">> is not inside a JSON string"}
+			return &Error{Pos: p.pos, Msg: "placeholder " + p.label() + " is not inside a JSON string"}
 		}
 		escaped = false // the value stands for plain characters; a '\' before it fails below
 		at = p.end
@@ -450,12 +577,12 @@ func checkJSON(src string, phs []placeholder) error {
 		off--
 	}
 	pos := srcOffset(src, phs, off)
-	for _, p := range phs {
-		if p.pos == pos {
+	for i := range phs {
+		if p := &phs[i]; p.pos == pos {
 			// The error names the stand-in "x"; name the placeholder
 			// instead. Inside a string, only an escape sequence such as
 			// "\<<a>>" or "\u00<<a>>" makes it invalid.
-			return &Error{Pos: pos, Msg: "invalid JSON: placeholder <<" + p.name + ">> is inside an escape sequence"}
+			return &Error{Pos: pos, Msg: "invalid JSON: placeholder " + p.label() + " is inside an escape sequence"}
 		}
 	}
 	return &Error{Pos: pos, Msg: "invalid JSON: " + se.Error()}
@@ -482,37 +609,49 @@ func srcOffset(src string, phs []placeholder, off int) int {
 // String returns the source of t.
 func (t *Template) String() string { return t.src }
 
-// Vars returns the distinct variable names in t, in order of first
-// appearance.
+// Vars returns the distinct variable names in t, placeholders and call
+// arguments alike, in order of first appearance.
 func (t *Template) Vars() []string {
 	return append([]string(nil), t.vars...)
 }
 
-// Check reports the first placeholder, in source order, whose variable
-// known does not accept, as an *Error at the placeholder's offset.
+// Check reports the first use of a variable, in source order, that known
+// does not accept, as an *Error at its offset: that of the placeholder's
+// "<<" for <<name>>, and that of the argument for a call's argument.
 func (t *Template) Check(known func(name string) bool) error {
-	for _, p := range t.phs {
-		if !known(p.name) {
-			return &Error{Pos: p.pos, Msg: "unknown variable " + strconv.Quote(p.name)}
+	for _, r := range t.refs {
+		if !known(r.name) {
+			return &Error{Pos: r.pos, Msg: "unknown variable " + strconv.Quote(r.name)}
 		}
 	}
 	return nil
 }
 
-// Render fills t with vars, escaping each value for where it lands.
+// WithClock returns a copy of t whose unix_time and unix_time_ms calls read
+// now instead of time.Now, so that a caller can inject time. The copy
+// shares t's parsed form. A nil now means time.Now.
+func (t *Template) WithClock(now func() time.Time) *Template {
+	c := *t
+	c.now = now
+	return &c
+}
+
+// Render fills t with vars, escaping each value and each call's result
+// for where it lands.
 //
 // It returns a *MissingError for a variable that is absent from vars or
-// empty, and a *ValueError for a value not allowed where it sits (see
-// Context), for the first such placeholder in source order. Neither holds
-// the value.
+// empty, and a *ValueError for a value or result not allowed where it
+// sits (see Context), for the first such placeholder in source order.
+// Neither holds the value.
 func (t *Template) Render(vars map[string]string) (string, error) {
 	return t.execute(vars, nil)
 }
 
 // RenderMasked is like Render but writes "****" for each variable for
-// which secret returns true, to show a request without its secrets. Each
-// secret value is still checked, so RenderMasked fails exactly when Render
-// would. A nil secret masks nothing.
+// which secret returns true, and for each call with such a variable among
+// its arguments, to show a request without its secrets. Each secret value
+// is still checked, so RenderMasked fails exactly when Render would. A nil
+// secret masks nothing.
 func (t *Template) RenderMasked(vars map[string]string, secret func(name string) bool) (string, error) {
 	return t.execute(vars, secret)
 }
@@ -521,42 +660,78 @@ func (t *Template) execute(vars map[string]string, secret func(string) bool) (st
 	if len(t.phs) == 0 {
 		return t.src, nil
 	}
-	buf := bufPool.Get().(*bytes.Buffer)
+	rb := bufPool.Get().(*renderBuf)
 	defer func() {
-		buf.Reset()
-		if buf.Cap() <= maxPooled {
-			bufPool.Put(buf)
+		rb.out.Reset()
+		if rb.out.Cap() <= maxPooled && cap(rb.scratch) <= maxPooled {
+			bufPool.Put(rb)
 		}
 	}()
+	// Every clock call in one rendering sees the same instant.
+	var now time.Time
+	if t.usesTime {
+		if t.now != nil {
+			now = t.now()
+		} else {
+			now = time.Now()
+		}
+	}
 	// fasttemplate calls f once per tag in source order, so a counter
 	// finds the placeholder, and with it the escaping for where it sits.
 	i := 0
-	_, err := t.ft.ExecuteFunc(buf, func(w io.Writer, _ string) (int, error) {
+	_, err := t.ft.ExecuteFunc(&rb.out, func(w io.Writer, _ string) (int, error) {
 		p := &t.phs[i]
 		i++
-		v := vars[p.name]
-		if v == "" {
-			return 0, &MissingError{Name: p.name}
+		var v string
+		if p.call == nil {
+			v = vars[p.name]
+			if v == "" {
+				return 0, &MissingError{Name: p.name}
+			}
+		} else {
+			var err error
+			rb.scratch, err = p.call.eval(rb.scratch[:0], vars, now)
+			if err != nil {
+				return 0, err
+			}
+			// The escapers take strings; converting costs one small
+			// allocation per call, not worth a second set of escapers.
+			v = string(rb.scratch)
 		}
 		if reason := p.kind.check(v); reason != "" {
-			return 0, &ValueError{Pos: p.pos, Name: p.name, Reason: reason}
+			name := p.name
+			if p.call != nil {
+				name = p.call.fn.String() + "()"
+			}
+			return 0, &ValueError{Pos: p.pos, Name: name, Reason: reason}
 		}
-		if secret != nil && secret(p.name) {
-			return io.WriteString(w, mask)
+		if secret != nil {
+			for _, r := range p.refs {
+				if secret(r.name) {
+					return io.WriteString(w, mask)
+				}
+			}
 		}
 		return p.kind.write(w, v)
 	})
 	if err != nil {
 		return "", err
 	}
-	return buf.String(), nil
+	return rb.out.String(), nil
+}
+
+// A renderBuf holds the output of one rendering and the scratch space in
+// which its calls are evaluated.
+type renderBuf struct {
+	out     bytes.Buffer
+	scratch []byte
 }
 
 // bufPool holds render buffers, so that Render allocates little more than
 // its result. fasttemplate's ExecuteFuncString pools buffers too, but it
 // empties them before handing them back, so its pool's size calibration
 // sees only empty buffers and soon discards every real one.
-var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+var bufPool = sync.Pool{New: func() any { return new(renderBuf) }}
 
 // maxPooled bounds the buffers kept in bufPool, so that one huge render
 // does not pin its memory.

@@ -2,10 +2,12 @@ package template
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -415,6 +417,48 @@ func BenchmarkRenderURL(b *testing.B) {
 	}
 }
 
+// BenchmarkRenderHeader and BenchmarkRenderHeaderCall compare a plain
+// variable with a call that computes the same Basic credentials.
+func BenchmarkRenderHeader(b *testing.B) {
+	tm := mustParse(b, "Basic <<basic>>", Header)
+	vars := map[string]string{"basic": "czZCaGRSa3F0Mzo3RmpmcDBaQnIxS3REUmJuZlZkbUl3"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := tm.Render(vars); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkRenderHeaderCall(b *testing.B) {
+	tm := mustParse(b, `Basic <<base64(urlencode(client_id) ":" urlencode(client_secret))>>`, Header)
+	vars := map[string]string{"client_id": "s6BhdRkqt3", "client_secret": "7Fjfp0ZBr1KtDRbnfVdmIw"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := tm.Render(vars); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRenderJSONCalls is BenchmarkRenderJSON with the secret sent
+// through base64 and a timestamp added.
+func BenchmarkRenderJSONCalls(b *testing.B) {
+	tm := mustParse(b, `{"grant_type":"authorization_code","code":"<<auth_code>>","client_id":"<<client_id>>","client_secret":"<<base64(client_secret)>>","redirect_uri":"<<redirect_uri>>","ts":"<<unix_time()>>"}`, JSON)
+	vars := map[string]string{
+		"auth_code":     "SplxlOBeZQQYbYS6WxSbIA",
+		"client_id":     "s6BhdRkqt3",
+		"client_secret": "7Fjfp0ZBr1KtDRbnfVdmIw",
+		"redirect_uri":  "https://client.example.com/cb?x=\"1\"",
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := tm.Render(vars); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 var fuzzSeeds = []struct {
 	src  string
 	ctx  Context
@@ -434,6 +478,21 @@ var fuzzSeeds = []struct {
 	{"Bearer <<access_token>>", Header, "tok\r\nX: y", "t"},
 	{"<<a>> <<b>>", Text, "<<b>>", ""},
 	{"x <<unclosed", Text, "", ""},
+	{`Basic <<base64(client_id ":" client_secret)>>`, Header, "s6BhdRkqt3", "s3cr3t:\r\n"},
+	{`Basic <<base64(urlencode(client_id) ":" urlencode(client_secret))>>`, Header, "a b", "é&="},
+	{`{"a":"<<base64url(urlencode(a) "x" b)>>","t":"<<unix_time_ms()>>","<<urlencode(b)>>":1}`, JSON, hostile, "\xff"},
+	{"a=<<base64(a)>>&b=<<b>>&t=<<unix_time()>>", Form, "??>", "+ %"},
+	{"https://<<base64url(a)>>.example.com/<<base64(b)>>?q=<<base64(a b)>>#<<unix_time()>>", URL, "i\xb7\x1d", "."},
+	{"https://<<unix_time()>>.example.com:<<p>>/<<base64url(a)>>", URL, "8080", "x"},
+	{`<<urlencode(a " " b)>> <<b>> <<base64("<<a>>")>>`, Text, "<<b>>", "x"},
+	{"<<base64(  a   b  )>><<unix_time(  )>>", Text, "", "x"},
+	{"q=<<urlencode(a)>>", Query, "a", "b"},
+	{`<<base64(a "<" b)>>`, Text, "a", "b"},
+	{`<<base64(a ">>" b)>>`, Text, "a", "b"},
+	{`<<base64(a "\"" b)>>`, Text, "a", "b"},
+	{"<<base64(urlencode(base64(a)))>>", Text, "a", "b"},
+	{"<<base64(a,b)>> <<md5(a)>> <<base64()>> <<unix_time(a)>>", Text, "a", "b"},
+	{"<<base64(a)>>", URL, "a", "b"},
 }
 
 func FuzzParse(f *testing.F) {
@@ -461,14 +520,16 @@ func FuzzParse(f *testing.F) {
 		if err := tm.Check(func(string) bool { return true }); err != nil {
 			t.Fatalf("Check(all): %v", err)
 		}
-		if len(tm.phs) > 0 {
+		checkRefs(t, tm)
+		if len(tm.refs) > 0 {
 			var e *Error
-			if err := tm.Check(func(string) bool { return false }); !errors.As(err, &e) || e.Pos != tm.phs[0].pos || src[e.Pos:e.Pos+2] != "<<" {
-				t.Fatalf("Check(none) = %v, want the first placeholder", err)
+			if err := tm.Check(func(string) bool { return false }); !errors.As(err, &e) || e.Pos != tm.refs[0].pos {
+				t.Fatalf("Check(none) = %v, want the first variable", err)
 			}
 		}
 		// Every template is valid Text, and one pass gives back the source
-		// when each variable is its own placeholder.
+		// when each variable is its own placeholder, and calls their
+		// results.
 		text, err := Parse(src, Text)
 		if err != nil {
 			t.Fatalf("Parse(%v) ok but Parse(Text): %v", ctx, err)
@@ -477,10 +538,160 @@ func FuzzParse(f *testing.F) {
 		for _, name := range text.Vars() {
 			self[name] = "<<" + name + ">>"
 		}
-		if got, err := text.Render(self); got != src || err != nil {
-			t.Fatalf("Render(self) = %q, %v; want the source", got, err)
+		var want strings.Builder
+		i := 0
+		eachLiteral(src, text.phs, func(lit string, at int) error {
+			want.WriteString(lit)
+			if at+len(lit) < len(src) {
+				if p := &text.phs[i]; p.call != nil {
+					v, _ := refEval(p.call, self)
+					want.WriteString(v)
+				} else {
+					want.WriteString(src[p.pos:p.end])
+				}
+				i++
+			}
+			return nil
+		})
+		if got, err := text.WithClock(stopped).Render(self); got != want.String() || err != nil {
+			t.Fatalf("Render(self) = %q, %v; want %q", got, err, want.String())
 		}
 	})
+}
+
+// checkRefs checks that each placeholder's variables lie within it, in
+// source order, each at its name or at its placeholder's "<<", and that
+// they are all of t.refs.
+func checkRefs(t *testing.T, tm *Template) {
+	t.Helper()
+	n, last := 0, -1
+	for _, p := range tm.phs {
+		if p.call == nil && (len(p.refs) != 1 || p.refs[0].pos != p.pos || p.refs[0].name != p.name) {
+			t.Fatalf("placeholder %q has refs %v", tm.src[p.pos:p.end], p.refs)
+		}
+		for _, r := range p.refs {
+			if r.pos <= last || r.pos < p.pos || r.pos >= p.end {
+				t.Fatalf("ref %v out of order or outside %q at %d", r, tm.src[p.pos:p.end], p.pos)
+			}
+			if !strings.HasPrefix(tm.src[r.pos:], r.name) && !strings.HasPrefix(tm.src[r.pos:], "<<"+r.name+">>") {
+				t.Fatalf("ref %v is not at its name in %q", r, tm.src)
+			}
+			if r != tm.refs[n] {
+				t.Fatalf("ref %v, want %v", r, tm.refs[n])
+			}
+			last = r.pos
+			n++
+		}
+	}
+	if n != len(tm.refs) {
+		t.Fatalf("%d refs in placeholders, %d in all", n, len(tm.refs))
+	}
+}
+
+// refEval computes what c gives at clockAt with the standard library, or
+// false if an argument variable has no value.
+func refEval(c *call, vars map[string]string) (string, bool) {
+	switch c.fn {
+	case fnUnixTime:
+		return strconv.FormatInt(clockAt.Unix(), 10), true
+	case fnUnixTimeMS:
+		return strconv.FormatInt(clockAt.UnixMilli(), 10), true
+	}
+	var in string
+	for _, a := range c.args {
+		switch {
+		case a.call != nil:
+			v, ok := refEval(a.call, vars)
+			if !ok {
+				return "", false
+			}
+			in += v
+		case a.name != "":
+			if vars[a.name] == "" {
+				return "", false
+			}
+			in += vars[a.name]
+		default:
+			in += a.lit
+		}
+	}
+	switch c.fn {
+	case fnBase64:
+		return base64.StdEncoding.EncodeToString([]byte(in)), true
+	case fnBase64URL:
+		return base64.RawURLEncoding.EncodeToString([]byte(in)), true
+	}
+	return url.QueryEscape(in), true
+}
+
+// flatten returns a template like tm with each placeholder replaced by a
+// plain variable p0, p1..., and the values with which it renders as tm
+// does with vars at clockAt: a variable's value, or a call's result from
+// refEval. A call with a missing argument has no value. secret says which
+// of them tm masks when all its variables are secret.
+func flatten(t *testing.T, tm *Template, ctx Context, vars map[string]string) (flat *Template, fvars map[string]string, secret func(string) bool) {
+	t.Helper()
+	var src strings.Builder
+	fvars, masked := map[string]string{}, map[string]bool{}
+	i := 0
+	eachLiteral(tm.src, tm.phs, func(lit string, at int) error {
+		src.WriteString(lit)
+		if at+len(lit) < len(tm.src) {
+			p, name := &tm.phs[i], "p"+strconv.Itoa(i)
+			src.WriteString("<<" + name + ">>")
+			if p.call != nil {
+				fvars[name], _ = refEval(p.call, vars)
+			} else {
+				fvars[name] = vars[p.name]
+			}
+			masked[name] = len(p.refs) > 0
+			i++
+		}
+		return nil
+	})
+	flat, err := Parse(src.String(), ctx)
+	if err != nil {
+		t.Fatalf("Parse(%q) ok but flattened %q: %v", tm.src, src.String(), err)
+	}
+	for i := range tm.phs {
+		if tm.phs[i].kind != flat.phs[i].kind {
+			t.Fatalf("placeholder %d is kind %d, flattened %d", i, tm.phs[i].kind, flat.phs[i].kind)
+		}
+	}
+	return flat, fvars, func(name string) bool { return masked[name] }
+}
+
+// checkSameRender checks that tm renders with vars as flat with fvars: the
+// same output, or the same error at the same placeholder.
+func checkSameRender(t *testing.T, tm, flat *Template, vars, fvars map[string]string, out string, err error, fout string, ferr error) {
+	t.Helper()
+	if err == nil && ferr == nil {
+		if out != fout {
+			t.Fatalf("%q rendered %q, flattened %q", tm.src, out, fout)
+		}
+		return
+	}
+	var me, fme *MissingError
+	var ve, fve *ValueError
+	switch {
+	case errors.As(err, &me) && errors.As(ferr, &fme):
+		k, _ := strconv.Atoi(strings.TrimPrefix(fme.Name, "p"))
+		for _, r := range tm.phs[k].refs {
+			if r.name == me.Name {
+				return
+			}
+		}
+		t.Fatalf("%q: missing %q, flattened missing %q", tm.src, me.Name, fme.Name)
+	case errors.As(err, &ve) && errors.As(ferr, &fve):
+		for k := range tm.phs {
+			if tm.phs[k].pos == ve.Pos && flat.phs[k].pos == fve.Pos && ve.Reason == fve.Reason {
+				return
+			}
+		}
+		t.Fatalf("%q: %v, flattened %v", tm.src, err, ferr)
+	default:
+		t.Fatalf("%q: error %v, flattened %v", tm.src, err, ferr)
+	}
 }
 
 func FuzzRender(f *testing.F) {
@@ -493,16 +704,36 @@ func FuzzRender(f *testing.F) {
 		if err != nil {
 			return
 		}
-		// Variables take a and b in turn. Markers stand for them in a
-		// second rendering, to find where each value should come back.
-		vars, markers := map[string]string{}, map[string]string{}
+		// Variables take a and b in turn.
+		vars := map[string]string{}
+		for i, name := range tm.Vars() {
+			vars[name] = a
+			if i%2 == 1 {
+				vars[name] = b
+			}
+		}
+		// A template with calls renders as one in which each call is a
+		// variable with the call's result as its value; the checks below
+		// then apply to that one.
+		if slices.ContainsFunc(tm.phs, func(p placeholder) bool { return p.call != nil }) {
+			tm = tm.WithClock(stopped)
+			flat, fvars, secret := flatten(t, tm, ctx, vars)
+			out, err := tm.Render(vars)
+			fout, ferr := flat.Render(fvars)
+			checkSameRender(t, tm, flat, vars, fvars, out, err, fout, ferr)
+			out, err = tm.RenderMasked(vars, func(string) bool { return true })
+			fout, ferr = flat.RenderMasked(fvars, secret)
+			checkSameRender(t, tm, flat, vars, fvars, out, err, fout, ferr)
+			tm, vars = flat, fvars
+		}
+		src = tm.src
+
+		// Markers stand for the values in a second rendering, to find
+		// where each value should come back.
+		markers := map[string]string{}
 		var oldnew []string
 		for i, name := range tm.Vars() {
-			v := a
-			if i%2 == 1 {
-				v = b
-			}
-			vars[name] = v
+			v := vars[name]
 			markers[name] = "QqQ" + strconv.Itoa(i) + "QqQ"
 			if ctx == JSON {
 				v = jsonDecoded(t, v)
