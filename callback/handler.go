@@ -98,6 +98,20 @@ func (h *Handler) Register(api *echo.Group, public *echo.Echo) {
 	public.GET(CallbackPath, h.callback)
 }
 
+// AuthorizeURL makes a fresh authorize link for an installation, config and
+// user, for errors that ask an end user to connect (again). It implements
+// oauthconfig.Linker.
+func (h *Handler) AuthorizeURL(ctx context.Context, installationID, configID, userID string) (string, error) {
+	l := Link{InstallationID: installationID, ConfigID: configID, UserID: userID}
+	token, err := h.store.CreateLink(ctx, &l)
+	if err != nil {
+		return "", err
+	}
+	return h.publicURL + "/oauth/authorize/" + token, nil
+}
+
+var _ oauthconfig.Linker = (*Handler)(nil)
+
 type linkRequest struct {
 	ConfigID  string `json:"config_id"`
 	UserID    string `json:"user_id"`
@@ -135,10 +149,12 @@ func (h *Handler) createLink(c echo.Context) error {
 	}
 	if req.ConfigID == "" {
 		fs.Add("config_id", "is required")
-	} else if _, err := h.configs.Find(ctx, a.ID, req.ConfigID); errs.Is(err, errs.NotFound) {
+	} else if cfg, err := h.configs.Find(ctx, a.ID, req.ConfigID); errs.Is(err, errs.NotFound) {
 		fs.Add("config_id", "the app has no OAuth config with this id")
 	} else if err != nil {
 		return err
+	} else if cfg.GrantType != oauthconfig.AuthorizationCode {
+		fs.Add("config_id", "OAuth config %q uses the %s grant, which has no end-user sign-in; only authorization_code configs have authorize links", cfg.Name, cfg.GrantType)
 	}
 	if req.ReturnURL != "" && !a.HasReturnURL(req.ReturnURL) {
 		fs.Add("return_url", "is not one of the app's return_urls")

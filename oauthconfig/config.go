@@ -6,6 +6,7 @@ package oauthconfig
 
 import (
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,8 +24,10 @@ import (
 // GrantType is the OAuth 2.0 grant a config uses (RFC 6749 §4).
 type GrantType string
 
-// Grant types. Only AuthorizationCode is served today; the others are
-// refused at save time until their flows exist.
+// Grant types. AuthorizationCode needs an end user at the provider; the
+// others get tokens without one: ClientCredentials (§4.4) and Password
+// (§4.3) from settings, RefreshToken from a refresh token a developer or
+// user stored in a setting (a long-lived token from the provider's console).
 const (
 	AuthorizationCode GrantType = "authorization_code"
 	ClientCredentials GrantType = "client_credentials"
@@ -84,8 +87,30 @@ type Config struct {
 	PKCE                string // "S256" or "off"
 	LogoURL             string
 	LogRequests         bool
-	CreatedAt           time.Time
-	UpdatedAt           time.Time
+
+	// TokenLevel is the level of the settings that receive tokens:
+	// settings.User (one token per end user) or settings.Organization
+	// (one per installation, as client credentials are). Validate sets it.
+	TokenLevel settings.Level
+	// RefreshMargin is how many seconds before expiry a token is renewed;
+	// 0 means the smaller of 5 minutes and 10% of the token's lifetime.
+	RefreshMargin int `gorm:"column:refresh_margin_seconds"`
+	// DefaultExpiresIn is the lifetime, in seconds, assumed for a token
+	// whose response has no expires_in, so that it is renewed rather than
+	// trusted forever.
+	DefaultExpiresIn int
+	// ExpiredStatuses are the API answers that mean "token expired": the
+	// token is renewed and the call retried once.
+	ExpiredStatuses []int `gorm:"serializer:json"`
+	// ExpiredBodyPath and ExpiredBodyValue say the same for providers that
+	// answer an expired token with an error in the body (often with 200):
+	// a JSON body with a value at the path (equal to ExpiredBodyValue,
+	// when that is set) means the token expired.
+	ExpiredBodyPath  string
+	ExpiredBodyValue string
+
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // TableName tells GORM where configs live.
@@ -108,6 +133,12 @@ func (c *Config) applyDefaults() {
 	def(&c.ExpiresInPath, "$.expires_in")
 	def(&c.PKCE, "S256")
 	def(&c.ScopeSeparator, " ")
+	if c.DefaultExpiresIn == 0 {
+		c.DefaultExpiresIn = 3600
+	}
+	if len(c.ExpiredStatuses) == 0 {
+		c.ExpiredStatuses = []int{http.StatusUnauthorized}
+	}
 	if c.Headers == nil {
 		c.Headers = map[string]string{}
 	}
@@ -118,11 +149,24 @@ func (c *Config) applyDefaults() {
 		c.Scopes = []string{}
 	}
 	if c.TokenBody == "" {
-		pairs := []string{"code", "<<auth_code>>", "redirect_uri", "<<redirect_uri>>"}
-		if c.PKCE == "S256" {
-			pairs = append(pairs, "code_verifier", "<<code_verifier>>")
+		var pairs []string
+		switch c.GrantType {
+		case AuthorizationCode:
+			pairs = []string{"code", "<<auth_code>>", "redirect_uri", "<<redirect_uri>>"}
+			if c.PKCE == "S256" {
+				pairs = append(pairs, "code_verifier", "<<code_verifier>>")
+			}
+		case Password:
+			pairs = []string{"username", "<<username>>", "password", "<<password>>"}
 		}
-		c.TokenBody = c.defaultBody("authorization_code", pairs...)
+		if c.GrantType != AuthorizationCode && len(c.Scopes) > 0 {
+			pairs = append(pairs, "scope", "<<scope>>") // RFC 6749 §4.3.2, §4.4.2
+		}
+		if c.GrantType == RefreshToken {
+			c.TokenBody = c.defaultBody("refresh_token", "refresh_token", "<<refresh_token>>")
+		} else {
+			c.TokenBody = c.defaultBody(string(c.GrantType), pairs...)
+		}
 	}
 	if c.RefreshBody == "" {
 		c.RefreshBody = c.defaultBody("refresh_token", "refresh_token", "<<refresh_token>>")
@@ -197,9 +241,7 @@ func (c *Config) Validate(defs []settings.Definition) error {
 		fs.Add("name", "must be 1 to 200 characters")
 	}
 	switch c.GrantType {
-	case AuthorizationCode:
-	case ClientCredentials, Password, RefreshToken:
-		fs.Add("grant_type", "%s configs are not supported yet; use authorization_code", c.GrantType)
+	case AuthorizationCode, ClientCredentials, Password, RefreshToken:
 	default:
 		fs.Add("grant_type", "must be authorization_code, client_credentials, password or refresh_token")
 	}
@@ -225,6 +267,12 @@ func (c *Config) Validate(defs []settings.Definition) error {
 	if c.GrantType == AuthorizationCode && c.LinkURL == "" {
 		fs.Add("link_url", "is required for the authorization_code grant")
 	}
+	if (c.GrantType == ClientCredentials || c.GrantType == Password || c.GrantType == RefreshToken) && c.LinkURL != "" {
+		fs.Add("link_url", "is only used by the authorization_code grant; leave it empty")
+	}
+	if c.GrantType == RefreshToken && c.RefreshTokenSetting == "" {
+		fs.Add("refresh_token_setting", "is required for the refresh_token grant: the setting that holds the refresh token")
+	}
 	if c.TokenURL == "" {
 		fs.Add("token_url", "is required")
 	}
@@ -238,7 +286,7 @@ func (c *Config) Validate(defs []settings.Definition) error {
 	for name, v := range c.Headers {
 		field := "headers." + name
 		switch {
-		case !isToken(name) || len(name) > 100:
+		case !app.IsHeaderName(name):
 			fs.Add(field, "is not a valid header name")
 		case forbiddenHeader(name):
 			fs.Add(field, "cannot be set by a template: Latchkey sets it")
@@ -250,14 +298,37 @@ func (c *Config) Validate(defs []settings.Definition) error {
 	checkPath(&fs, "access_token_path", c.AccessTokenPath)
 	checkPath(&fs, "refresh_token_path", c.RefreshTokenPath)
 	checkPath(&fs, "expires_in_path", c.ExpiresInPath)
-	checkUserSetting(&fs, "access_token_setting", c.AccessTokenSetting, levels, true)
-	checkUserSetting(&fs, "refresh_token_setting", c.RefreshTokenSetting, levels, false)
+	c.TokenLevel = c.tokenLevel(levels)
+	checkTokenSetting(&fs, "access_token_setting", c.AccessTokenSetting, levels, c.TokenLevel, true)
+	checkTokenSetting(&fs, "refresh_token_setting", c.RefreshTokenSetting, levels, c.TokenLevel, false)
 	if len(c.Mappings) > 50 {
 		fs.Add("mappings", "at most 50 mappings")
 	}
 	for i, m := range c.Mappings {
 		checkPath(&fs, fmt.Sprintf("mappings[%d].path", i), m.Path)
-		checkUserSetting(&fs, fmt.Sprintf("mappings[%d].setting", i), m.Setting, levels, true)
+		checkTokenSetting(&fs, fmt.Sprintf("mappings[%d].setting", i), m.Setting, levels, c.TokenLevel, true)
+	}
+	if c.RefreshMargin < 0 || c.RefreshMargin > 86400 {
+		fs.Add("refresh_margin_seconds", "must be 0 (automatic) to 86400")
+	}
+	if c.DefaultExpiresIn < 60 || c.DefaultExpiresIn > 366*86400 {
+		fs.Add("default_expires_in", "must be 60 to 31622400 seconds")
+	}
+	if len(c.ExpiredStatuses) > 10 {
+		fs.Add("expired_statuses", "at most 10 statuses")
+	}
+	for i, st := range c.ExpiredStatuses {
+		if st < 400 || st > 599 {
+			fs.Add(fmt.Sprintf("expired_statuses[%d]", i), "must be an HTTP error status, 400 to 599")
+		}
+	}
+	if c.ExpiredBodyPath != "" {
+		checkPath(&fs, "expired_body_path", c.ExpiredBodyPath)
+	} else if c.ExpiredBodyValue != "" {
+		fs.Add("expired_body_value", "needs expired_body_path")
+	}
+	if len(c.ExpiredBodyValue) > 200 {
+		fs.Add("expired_body_value", "must be at most 200 characters")
 	}
 	for i, s := range c.Scopes {
 		if s == "" || len(s) > 200 || strings.ContainsAny(s, " \t\r\n\"\\") {
@@ -332,31 +403,34 @@ func compilePath(path string) (gval.Evaluable, error) {
 	return eval, nil
 }
 
-func checkUserSetting(fs *errs.Fields, field, key string, levels map[string]settings.Level, required bool) {
+// tokenLevel is where the config's tokens live. The grant decides it,
+// except for password and refresh_token configs, whose tokens may be an end
+// user's or the whole installation's: there the access token setting does.
+func (c *Config) tokenLevel(levels map[string]settings.Level) settings.Level {
+	switch c.GrantType {
+	case ClientCredentials:
+		return settings.Organization
+	case Password, RefreshToken:
+		if levels[c.AccessTokenSetting] == settings.Organization {
+			return settings.Organization
+		}
+	}
+	return settings.User
+}
+
+func checkTokenSetting(fs *errs.Fields, field, key string, levels map[string]settings.Level, want settings.Level, required bool) {
 	if key == "" {
 		if required {
-			fs.Add(field, "is required: the user-level setting that receives the value")
+			fs.Add(field, "is required: the %s-level setting that receives the value", want)
 		}
 		return
 	}
 	switch l, ok := levels[key]; {
 	case !ok:
 		fs.Add(field, "the app has no setting %q", key)
-	case l != settings.User:
-		fs.Add(field, "setting %q is %s-level; tokens go in user-level settings", key, l)
+	case l != want:
+		fs.Add(field, "setting %q is %s-level; tokens of this config go in %s-level settings", key, l, want)
 	}
-}
-
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", r)) {
-			return false
-		}
-	}
-	return true
 }
 
 // forbiddenHeader reports headers the token client owns: a template must

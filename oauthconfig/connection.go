@@ -16,19 +16,33 @@ import (
 const (
 	Connected               = "connected"
 	ReauthorizationRequired = "reauthorization_required"
+	NotConnected            = "not_connected" // tokens were never obtained; the last try failed
 )
 
 // Connection is the state of one user's tokens for one config of an
-// installation. The tokens themselves are user settings, encrypted.
+// installation (UserID "" for a config with organization-level tokens).
+// The tokens themselves are settings, encrypted.
 type Connection struct {
 	InstallationID string `gorm:"primaryKey"`
 	UserID         string `gorm:"primaryKey"`
 	ConfigID       string `gorm:"primaryKey"`
 	Status         string
 	ExpiresAt      *time.Time // when the access token expires; nil: unknown
+	IssuedAt       *time.Time // when the access token was obtained
 	ConnectedAt    time.Time
 	RefreshedAt    *time.Time
+	LastError      string // the last failed renewal, safe to show
+	LastErrorAt    *time.Time
 	UpdatedAt      time.Time
+}
+
+// Owner is whose tokens a config keeps: userID, or "" when its tokens
+// belong to the whole installation.
+func (c *Config) Owner(userID string) string {
+	if c.TokenLevel == settings.Organization {
+		return ""
+	}
+	return userID
 }
 
 // TableName tells GORM where connections live.
@@ -46,11 +60,28 @@ func NewConnections(db *gorm.DB, s *settings.Store) *Connections {
 	return &Connections{db: db, settings: s, now: func() time.Time { return time.Now().UTC() }}
 }
 
-// Save stores a token response's values in the user's settings named by the
-// config, and the connection's state, in one transaction: either all of it
-// is stored or none. A response without a refresh token keeps the stored
-// one (RFC 6749 §6 lets a server omit it).
+// WithTx returns a Connections that works inside tx.
+func (cs *Connections) WithTx(tx *gorm.DB) *Connections {
+	return &Connections{db: tx, settings: cs.settings.WithTx(tx), now: cs.now}
+}
+
+// Save stores a new connection's tokens; see store.
 func (cs *Connections) Save(ctx context.Context, inst settings.Installation, userID string, cfg *Config, tok Token) error {
+	return cs.store(ctx, inst, cfg.Owner(userID), cfg, tok, false)
+}
+
+// SaveRefreshed stores renewed tokens of a connection; see store.
+func (cs *Connections) SaveRefreshed(ctx context.Context, inst settings.Installation, userID string, cfg *Config, tok Token) error {
+	return cs.store(ctx, inst, cfg.Owner(userID), cfg, tok, true)
+}
+
+// store writes a token response's values in the settings named by the
+// config (the user's, or the installation's when userID is ""), and the
+// connection's state, in one transaction: either all of it is stored or
+// none. A response without a refresh token keeps the stored one (RFC 6749
+// §6 lets a server omit it); one without expires_in gets the config's
+// default lifetime, so the token is renewed rather than trusted forever.
+func (cs *Connections) store(ctx context.Context, inst settings.Installation, userID string, cfg *Config, tok Token, refreshed bool) error {
 	now := cs.now()
 	changes := map[string]*string{cfg.AccessTokenSetting: &tok.AccessToken}
 	if tok.RefreshToken != "" && cfg.RefreshTokenSetting != "" {
@@ -59,18 +90,34 @@ func (cs *Connections) Save(ctx context.Context, inst settings.Installation, use
 	for k, v := range tok.Extra {
 		changes[k] = &v
 	}
-	c := Connection{InstallationID: inst.ID, UserID: userID, ConfigID: cfg.ID, Status: Connected, ConnectedAt: now, UpdatedAt: now}
-	if tok.ExpiresIn > 0 {
-		exp := now.Add(time.Duration(tok.ExpiresIn) * time.Second)
-		c.ExpiresAt = &exp
+	lifetime := tok.ExpiresIn
+	if lifetime <= 0 {
+		lifetime = int64(cfg.DefaultExpiresIn)
+	}
+	exp := now.Add(time.Duration(lifetime) * time.Second)
+	c := Connection{InstallationID: inst.ID, UserID: userID, ConfigID: cfg.ID, Status: Connected,
+		ExpiresAt: &exp, IssuedAt: &now, ConnectedAt: now, UpdatedAt: now}
+	update := []string{"status", "expires_at", "issued_at", "last_error", "last_error_at", "updated_at"}
+	if refreshed {
+		c.RefreshedAt = &now
+		update = append(update, "refreshed_at")
+	} else {
+		update = append(update, "connected_at")
 	}
 	err := cs.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := cs.settings.WithTx(tx).SetUserValues(ctx, inst, userID, changes); err != nil {
+		s := cs.settings.WithTx(tx)
+		var err error
+		if userID == "" {
+			err = s.SetOrganizationValues(ctx, inst, changes)
+		} else {
+			err = s.SetUserValues(ctx, inst, userID, changes)
+		}
+		if err != nil {
 			return err
 		}
 		return tx.Clauses(clause.OnConflict{
 			Columns:   []clause.Column{{Name: "installation_id"}, {Name: "user_id"}, {Name: "config_id"}},
-			DoUpdates: clause.AssignmentColumns([]string{"status", "expires_at", "connected_at", "updated_at"}),
+			DoUpdates: clause.AssignmentColumns(update),
 		}).Create(&c).Error
 	})
 	if errs.Is(err, errs.Invalid) {
@@ -79,6 +126,33 @@ func (cs *Connections) Save(ctx context.Context, inst settings.Installation, use
 		return errs.Wrap(errs.Upstream, err, "the provider's tokens do not fit the app's settings: %v", err)
 	}
 	return errs.From(err, "storing tokens")
+}
+
+// Fail records that renewing a connection's tokens failed, with a reason
+// safe to show; with reauthorize set, the connection is marked as needing
+// the end user to connect again, and no call uses it until they do.
+// The stored tokens are kept either way.
+func (cs *Connections) Fail(ctx context.Context, installationID, userID string, cfg *Config, reason string, reauthorize bool) error {
+	now := cs.now()
+	c := Connection{InstallationID: installationID, UserID: cfg.Owner(userID), ConfigID: cfg.ID, Status: NotConnected,
+		ConnectedAt: now, LastError: clipReason(reason), LastErrorAt: &now, UpdatedAt: now}
+	update := []string{"last_error", "last_error_at", "updated_at"}
+	if reauthorize {
+		c.Status = ReauthorizationRequired
+		update = append(update, "status")
+	}
+	err := cs.db.WithContext(ctx).Clauses(clause.OnConflict{
+		Columns:   []clause.Column{{Name: "installation_id"}, {Name: "user_id"}, {Name: "config_id"}},
+		DoUpdates: clause.AssignmentColumns(update),
+	}).Create(&c).Error
+	return errs.From(err, "recording a failed renewal")
+}
+
+func clipReason(s string) string {
+	if len(s) > 500 {
+		return s[:500]
+	}
+	return s
 }
 
 // Get returns a user's connection for a config.

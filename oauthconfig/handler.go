@@ -91,6 +91,11 @@ type configRequest struct {
 	PKCE                *string            `json:"pkce"`
 	LogoURL             *string            `json:"logo_url"`
 	LogRequests         *bool              `json:"log_requests"`
+	RefreshMargin       *int               `json:"refresh_margin_seconds"`
+	DefaultExpiresIn    *int               `json:"default_expires_in"`
+	ExpiredStatuses     *[]int             `json:"expired_statuses"`
+	ExpiredBodyPath     *string            `json:"expired_body_path"`
+	ExpiredBodyValue    *string            `json:"expired_body_value"`
 }
 
 func (r *configRequest) apply(c *Config) {
@@ -116,6 +121,11 @@ func (r *configRequest) apply(c *Config) {
 	set(&c.PKCE, r.PKCE)
 	set(&c.LogoURL, r.LogoURL)
 	set(&c.LogRequests, r.LogRequests)
+	set(&c.RefreshMargin, r.RefreshMargin)
+	set(&c.DefaultExpiresIn, r.DefaultExpiresIn)
+	set(&c.ExpiredStatuses, r.ExpiredStatuses)
+	set(&c.ExpiredBodyPath, r.ExpiredBodyPath)
+	set(&c.ExpiredBodyValue, r.ExpiredBodyValue)
 }
 
 func set[T any](dst *T, v *T) {
@@ -149,6 +159,12 @@ type configResponse struct {
 	PKCE                string            `json:"pkce"`
 	LogoURL             string            `json:"logo_url"`
 	LogRequests         bool              `json:"log_requests"`
+	TokenLevel          settings.Level    `json:"token_level"`
+	RefreshMargin       int               `json:"refresh_margin_seconds"`
+	DefaultExpiresIn    int               `json:"default_expires_in"`
+	ExpiredStatuses     []int             `json:"expired_statuses"`
+	ExpiredBodyPath     string            `json:"expired_body_path"`
+	ExpiredBodyValue    string            `json:"expired_body_value"`
 	RedirectURI         string            `json:"redirect_uri"`
 	CreatedAt           time.Time         `json:"created_at"`
 	UpdatedAt           time.Time         `json:"updated_at"`
@@ -165,7 +181,10 @@ func (h *Handler) toResponse(c Config) configResponse {
 		Mappings: c.Mappings, AccessTokenSetting: c.AccessTokenSetting,
 		RefreshTokenSetting: c.RefreshTokenSetting, Scopes: c.Scopes,
 		ScopeSeparator: c.ScopeSeparator, PKCE: c.PKCE, LogoURL: c.LogoURL,
-		LogRequests: c.LogRequests, RedirectURI: h.redirectURI,
+		LogRequests: c.LogRequests, TokenLevel: c.TokenLevel,
+		RefreshMargin: c.RefreshMargin, DefaultExpiresIn: c.DefaultExpiresIn,
+		ExpiredStatuses: c.ExpiredStatuses, ExpiredBodyPath: c.ExpiredBodyPath,
+		ExpiredBodyValue: c.ExpiredBodyValue, RedirectURI: h.redirectURI,
 		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
 	}
 }
@@ -313,20 +332,27 @@ func (h *Handler) configRequests(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"requests": toEntryResponses(es)})
 }
 
-// findInstallation returns the :installation if its app is the caller's.
+// findInstallation returns the installation id if its app is the caller's.
 func (h *Handler) findInstallation(c echo.Context, id string) (settings.Installation, error) {
+	inst, _, err := callersInstallation(c, h.settings, h.apps, id)
+	return inst, err
+}
+
+// callersInstallation returns installation id and its app, if the app is
+// the caller's; another account's installation is not found.
+func callersInstallation(c echo.Context, s interface {
+	Installation(ctx context.Context, id string) (settings.Installation, error)
+}, apps appFinder, id string) (settings.Installation, app.App, error) {
 	ctx := c.Request().Context()
-	inst, err := h.settings.Installation(ctx, id)
+	inst, err := s.Installation(ctx, id)
 	if err != nil {
-		return settings.Installation{}, err
+		return settings.Installation{}, app.App{}, err
 	}
-	if _, err := h.apps.Find(ctx, app.AccountID(c), inst.AppID); err != nil {
-		if errs.Is(err, errs.NotFound) {
-			return settings.Installation{}, errs.NotFoundf("installation %q not found", id)
-		}
-		return settings.Installation{}, err
+	a, err := apps.Find(ctx, app.AccountID(c), inst.AppID)
+	if errs.Is(err, errs.NotFound) {
+		return settings.Installation{}, app.App{}, errs.NotFoundf("installation %q not found", id)
 	}
-	return inst, nil
+	return inst, a, err
 }
 
 func (h *Handler) installationRequests(c echo.Context) error {
@@ -350,8 +376,17 @@ type connectionResponse struct {
 	ConfigID    string     `json:"config_id"`
 	Status      string     `json:"status"`
 	ExpiresAt   *time.Time `json:"expires_at"`
+	IssuedAt    *time.Time `json:"issued_at"`
 	ConnectedAt time.Time  `json:"connected_at"`
 	RefreshedAt *time.Time `json:"refreshed_at"`
+	LastError   string     `json:"last_error"`
+	LastErrorAt *time.Time `json:"last_error_at"`
+}
+
+func toConnectionResponse(cn Connection) connectionResponse {
+	return connectionResponse{UserID: cn.UserID, ConfigID: cn.ConfigID, Status: cn.Status,
+		ExpiresAt: cn.ExpiresAt, IssuedAt: cn.IssuedAt, ConnectedAt: cn.ConnectedAt, RefreshedAt: cn.RefreshedAt,
+		LastError: cn.LastError, LastErrorAt: cn.LastErrorAt}
 }
 
 func (h *Handler) listConnections(c echo.Context) error {
@@ -369,8 +404,7 @@ func (h *Handler) listConnections(c echo.Context) error {
 	}
 	out := make([]connectionResponse, len(conns))
 	for i, cn := range conns {
-		out[i] = connectionResponse{UserID: cn.UserID, ConfigID: cn.ConfigID, Status: cn.Status,
-			ExpiresAt: cn.ExpiresAt, ConnectedAt: cn.ConnectedAt, RefreshedAt: cn.RefreshedAt}
+		out[i] = toConnectionResponse(cn)
 	}
 	return c.JSON(http.StatusOK, map[string]any{"connections": out})
 }

@@ -3,10 +3,12 @@ package oauthconfig
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
 
+	"github.com/latchkey/latchkey/app"
 	"github.com/latchkey/latchkey/internal/database"
 	"github.com/latchkey/latchkey/internal/errs"
 	"github.com/latchkey/latchkey/settings"
@@ -91,6 +93,13 @@ func (s *Store) List(ctx context.Context, appID string) ([]Config, error) {
 // Delete removes a config. Users' tokens stay in their settings; only the
 // connection state and log entries of the config go with it.
 func (s *Store) Delete(ctx context.Context, appID, id string) error {
+	var names []string
+	if err := s.db.WithContext(ctx).Model(&app.API{}).Where("config_id = ?", id).Order("name").Pluck("name", &names).Error; err != nil {
+		return errs.From(err, "deleting OAuth config")
+	}
+	if len(names) > 0 {
+		return errs.New(errs.Conflict, "OAuth config %q is used by API(s) %s; change or delete them first", id, strings.Join(names, ", "))
+	}
 	res := s.db.WithContext(ctx).Where("app_id = ? AND id = ?", appID, id).Delete(&Config{})
 	if res.Error != nil {
 		return errs.From(res.Error, "deleting OAuth config")

@@ -376,22 +376,23 @@ func TestTokenEndpointFaults(t *testing.T) {
 // TestTokenResponseShapes checks responses that are odd but valid.
 func TestTokenResponseShapes(t *testing.T) {
 	cases := []struct {
-		name    string
-		cfg     map[string]any
-		resp    oauthtest.Response
-		access  string
-		refresh string
-		user    string
-		expires bool
+		name     string
+		cfg      map[string]any
+		resp     oauthtest.Response
+		access   string
+		refresh  string
+		user     string
+		lifetime float64 // seconds
 	}{
-		{name: "no expires_in", resp: oauthtest.TokenJSON(map[string]any{"access_token": "at-1"}), access: "at-1", refresh: "old-refresh"},
-		{name: "expires_in as string", resp: oauthtest.TokenJSON(map[string]any{"access_token": "at-2", "refresh_token": "rt-2", "expires_in": "3600"}), access: "at-2", refresh: "rt-2", expires: true},
-		{name: "form encoded", resp: oauthtest.Response{ContentType: "application/x-www-form-urlencoded", Body: "access_token=at-3&expires_in=60&scope=read"}, access: "at-3", refresh: "old-refresh", expires: true},
+		// Without expires_in, the config's default lifetime (1h), not "never".
+		{name: "no expires_in", resp: oauthtest.TokenJSON(map[string]any{"access_token": "at-1"}), access: "at-1", refresh: "old-refresh", lifetime: 3600},
+		{name: "expires_in as string", resp: oauthtest.TokenJSON(map[string]any{"access_token": "at-2", "refresh_token": "rt-2", "expires_in": "7200"}), access: "at-2", refresh: "rt-2", lifetime: 7200},
+		{name: "form encoded", resp: oauthtest.Response{ContentType: "application/x-www-form-urlencoded", Body: "access_token=at-3&expires_in=60&scope=read"}, access: "at-3", refresh: "old-refresh", lifetime: 60},
 		{name: "nested, with a mapping", cfg: map[string]any{
 			"access_token_path": "$.authed_user.access_token", "refresh_token_path": "$.authed_user.refresh_token",
 			"mappings": []map[string]string{{"path": "$.authed_user.id", "setting": "provider_user"}},
 		}, resp: oauthtest.TokenJSON(map[string]any{"ok": true, "authed_user": map[string]any{"id": "U123", "access_token": "at-4", "refresh_token": "rt-4"}}),
-			access: "at-4", refresh: "rt-4", user: "U123"},
+			access: "at-4", refresh: "rt-4", user: "U123", lifetime: 3600},
 	}
 	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
@@ -422,8 +423,11 @@ func TestTokenResponseShapes(t *testing.T) {
 				t.Errorf("token request body = %s (%v)", fault.Requests()[0].Body, err)
 			}
 			conns := e.must(200, "GET", "/v1/installations/"+f.instID+"/connections", e.key, nil)["connections"].([]any)
-			if got := conns[0].(map[string]any)["expires_at"] != nil; got != tt.expires {
-				t.Errorf("expires_at set = %v, want %v", got, tt.expires)
+			conn := conns[0].(map[string]any)
+			expires, _ := time.Parse(time.RFC3339Nano, conn["expires_at"].(string))
+			issued, _ := time.Parse(time.RFC3339Nano, conn["issued_at"].(string))
+			if got := expires.Sub(issued).Seconds(); got != tt.lifetime {
+				t.Errorf("token lifetime %vs, want %vs", got, tt.lifetime)
 			}
 		})
 	}

@@ -38,6 +38,7 @@ type env struct {
 	db     *dbtest.DB
 	cipher *secret.Cipher
 	echo   *echo.Echo
+	cfg    config.Config
 	url    string
 	key    string // account "acme"
 	other  string // account "globex": must never see acme's things
@@ -73,6 +74,7 @@ func newEnvWith(t *testing.T, configure func(*config.Config)) *env {
 	if configure != nil {
 		configure(&cfg)
 	}
+	e.cfg = cfg
 	e.echo = newServer(cfg, e.db.DB, e.cipher, log)
 	srv.Config.Handler = e.echo
 	srv.Start()

@@ -34,7 +34,10 @@ func TestOAuthConfigValidation(t *testing.T) {
 		{"no token setting", base(map[string]any{"access_token_setting": ""}), []string{"access_token_setting"}, nil},
 		{"header injection", base(map[string]any{"headers": map[string]string{"X-A": "a\r\nX-B: b", "Host": "evil", "Bad Name": "x"}}), []string{"headers.X-A", "headers.Host", "headers.Bad Name"}, nil},
 		{"enums", base(map[string]any{"grant_type": "implicit", "client_auth": "jwt", "pkce": "plain", "body_format": "xml"}), []string{"grant_type", "client_auth", "pkce", "body_format"}, nil},
-		{"not yet supported grant", base(map[string]any{"grant_type": "client_credentials"}), []string{"grant_type"}, nil},
+		{"client credentials with user tokens and a link", base(map[string]any{"grant_type": "client_credentials"}), []string{"link_url", "access_token_setting"}, nil},
+		{"refresh_token grant without its setting", base(map[string]any{"grant_type": "refresh_token", "link_url": ""}), []string{"refresh_token_setting"}, nil},
+		{"refresh tuning", base(map[string]any{"refresh_margin_seconds": -1, "default_expires_in": 5, "expired_statuses": []int{200}, "expired_body_path": "nope"}),
+			[]string{"refresh_margin_seconds", "default_expires_in", "expired_statuses[0]", "expired_body_path"}, nil},
 		{"required", map[string]any{"name": "x"}, []string{"link_url", "token_url", "access_token_setting"}, nil},
 		{"malformed tag", base(map[string]any{"token_url": "https://p.example/<<Bad>>"}), []string{"token_url"}, map[string]float64{"token_url": 18}},
 	}

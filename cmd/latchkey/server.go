@@ -54,5 +54,16 @@ func newServer(cfg config.Config, db *gorm.DB, cipher *secret.Cipher, log *slog.
 	})
 	oauthconfig.NewHandler(configs, apps, settingStore, requestLog, connections, cb.RedirectURI()).Register(v1)
 	cb.Register(v1, e)
+
+	refresher := oauthconfig.NewRefresher(db, settingStore, connections, tokens, cb.RedirectURI(), log)
+	refresher.SetLinker(cb)
+	app.NewAPIHandler(apps, oauthconfig.APIReferences{Settings: settingStore, Configs: configs}).Register(v1)
+	// API calls stream: a longer overall timeout than token requests, the
+	// same wait for the first byte, and never a redirect followed.
+	apiClient := outbound.New(outbound.Options{
+		Allow: cfg.OutboundAllow, ResponseHeaderTimeout: cfg.OutboundTimeout,
+		Timeout: 10 * cfg.OutboundTimeout, MaxResponseBytes: 256 << 20,
+	})
+	oauthconfig.NewCaller(apps, settingStore, configs, refresher, apiClient).Register(v1)
 	return e
 }

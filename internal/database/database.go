@@ -4,6 +4,7 @@ package database
 
 import (
 	"context"
+	"hash/fnv"
 
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"github.com/glebarez/sqlite"
 	"github.com/google/uuid"
 	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -121,7 +123,24 @@ func Migrate(ctx context.Context, db *gorm.DB) ([]int64, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := goose.NewProvider(dialect, sqlDB, fsys)
+	var opts []goose.ProviderOption
+	if Dialect(db) == Postgres {
+		// Replicas starting together must not migrate at once: a session
+		// advisory lock makes them take turns. Its id comes from the schema,
+		// so that databases holding several schemas (tests) lock each alone.
+		var schema string
+		if err := db.WithContext(ctx).Raw("SELECT current_schema()").Scan(&schema).Error; err != nil {
+			return nil, fmt.Errorf("database: migrations: %w", err)
+		}
+		h := fnv.New64a()
+		h.Write([]byte("latchkey-migrate:" + schema))
+		locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(int64(h.Sum64())), lock.WithLockTimeout(1, 300))
+		if err != nil {
+			return nil, fmt.Errorf("database: migrations: %w", err)
+		}
+		opts = append(opts, goose.WithSessionLocker(locker))
+	}
+	p, err := goose.NewProvider(dialect, sqlDB, fsys, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("database: migrations: %w", err)
 	}

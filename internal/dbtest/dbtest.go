@@ -31,6 +31,17 @@ type DB struct {
 // Open returns a fresh migrated database, removed when the test ends.
 func Open(tb testing.TB) *DB {
 	tb.Helper()
+	d := OpenEmpty(tb)
+	if _, err := database.Migrate(context.Background(), d.DB); err != nil {
+		tb.Fatal(err)
+	}
+	return d
+}
+
+// OpenEmpty returns a fresh database without the schema, removed when the
+// test ends.
+func OpenEmpty(tb testing.TB) *DB {
+	tb.Helper()
 	ctx := context.Background()
 	base := os.Getenv(EnvURL)
 	var d DB
@@ -44,9 +55,6 @@ func Open(tb testing.TB) *DB {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { database.Close(db) })
-	if _, err := database.Migrate(ctx, db); err != nil {
-		tb.Fatal(err)
-	}
 	d.DB = db
 	return &d
 }

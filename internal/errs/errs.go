@@ -16,18 +16,20 @@ import (
 type Code string
 
 const (
-	Invalid      Code = "invalid"      // 422: the request is well-formed but its content is wrong
-	BadRequest   Code = "bad_request"  // 400: the request cannot be read (bad JSON, wrong types)
-	TooLarge     Code = "too_large"    // 413: the request body is over the limit
-	Unauthorized Code = "unauthorized" // 401: no or unknown API key
-	Forbidden    Code = "forbidden"    // 403
-	NotFound     Code = "not_found"    // 404: missing, or owned by another account
-	Conflict     Code = "conflict"     // 409: the change clashes with stored state
-	Gone         Code = "gone"         // 410: expired or already used (links, states)
-	Upstream     Code = "upstream"     // 502: a provider answered wrongly
-	Timeout      Code = "timeout"      // 504: a provider did not answer in time
-	Unavailable  Code = "unavailable"  // 503: a dependency (the database) is down
-	Internal     Code = "internal"     // 500: a bug or an unexpected failure
+	Invalid      Code = "invalid"                  // 422: the request is well-formed but its content is wrong
+	BadRequest   Code = "bad_request"              // 400: the request cannot be read (bad JSON, wrong types)
+	TooLarge     Code = "too_large"                // 413: the request body is over the limit
+	Unauthorized Code = "unauthorized"             // 401: no or unknown API key
+	Forbidden    Code = "forbidden"                // 403
+	NotFound     Code = "not_found"                // 404: missing, or owned by another account
+	Conflict     Code = "conflict"                 // 409: the change clashes with stored state
+	Reauthorize  Code = "reauthorization_required" // 409: the user must connect the account again
+	NotAllowed   Code = "method_not_allowed"       // 405: the API does not allow this method
+	Gone         Code = "gone"                     // 410: expired or already used (links, states)
+	Upstream     Code = "upstream"                 // 502: a provider answered wrongly
+	Timeout      Code = "timeout"                  // 504: a provider did not answer in time
+	Unavailable  Code = "unavailable"              // 503: a dependency (the database) is down
+	Internal     Code = "internal"                 // 500: a bug or an unexpected failure
 )
 
 // FieldError names one bad input field. Field is a dotted path into the
@@ -45,6 +47,10 @@ type Error struct {
 	Message string       // safe to show
 	Fields  []FieldError // for Invalid: every bad field
 	Err     error        // internal cause: logged, never shown
+
+	// AuthorizeURL, for Reauthorize, is a fresh link where the end user
+	// can connect again.
+	AuthorizeURL string
 }
 
 func (e *Error) Error() string {

@@ -39,6 +39,9 @@ type Problem struct {
 	Code      errs.Code         `json:"code"`
 	Errors    []errs.FieldError `json:"errors,omitempty"`
 	RequestID string            `json:"request_id,omitempty"`
+	// AuthorizeURL comes with reauthorization_required: where the end
+	// user connects the account again.
+	AuthorizeURL string `json:"authorize_url,omitempty"`
 }
 
 var statusOf = map[errs.Code]int{
@@ -49,6 +52,8 @@ var statusOf = map[errs.Code]int{
 	errs.Forbidden:    http.StatusForbidden,
 	errs.NotFound:     http.StatusNotFound,
 	errs.Conflict:     http.StatusConflict,
+	errs.Reauthorize:  http.StatusConflict,
+	errs.NotAllowed:   http.StatusMethodNotAllowed,
 	errs.Gone:         http.StatusGone,
 	errs.Upstream:     http.StatusBadGateway,
 	errs.Timeout:      http.StatusGatewayTimeout,
@@ -167,7 +172,9 @@ func ProblemFor(err error) Problem {
 	if e.Code == errs.Internal && msg == "" {
 		msg = "internal error"
 	}
-	return problem(Status(e.Code), e.Code, msg, e.Fields)
+	p := problem(Status(e.Code), e.Code, msg, e.Fields)
+	p.AuthorizeURL = e.AuthorizeURL
+	return p
 }
 
 func problem(status int, code errs.Code, detail string, fields []errs.FieldError) Problem {
@@ -182,6 +189,9 @@ func problem(status int, code errs.Code, detail string, fields []errs.FieldError
 }
 
 func codeForStatus(status int) errs.Code {
+	if status == http.StatusConflict {
+		return errs.Conflict // not Reauthorize, which shares the status
+	}
 	for code, s := range statusOf {
 		if s == status {
 			return code

@@ -1,0 +1,544 @@
+package oauthconfig
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/latchkey/latchkey/app"
+	"github.com/latchkey/latchkey/internal/errs"
+	"github.com/latchkey/latchkey/internal/httpapi"
+	"github.com/latchkey/latchkey/internal/outbound"
+	"github.com/latchkey/latchkey/internal/template"
+	"github.com/latchkey/latchkey/settings"
+)
+
+// MaxProxyBody is the largest request body a proxied call may carry. The
+// body is kept in memory so that a call refused for an expired token can
+// be sent again after the renewal.
+const MaxProxyBody = 10 << 20
+
+// maxExpiredBody is how much of a response is read to look for the
+// config's "token expired" condition in its body.
+const maxExpiredBody = 1 << 20
+
+// apiFinder finds APIs and apps.
+type apiFinder interface {
+	Find(ctx context.Context, accountID, ref string) (app.App, error)
+	FindAPI(ctx context.Context, appID, ref string) (app.API, error)
+}
+
+var _ apiFinder = (*app.Store)(nil)
+
+// Caller calls an app's APIs with credentials: the proxy, the rendered
+// headers for platforms that call themselves, and fetching a token now.
+type Caller struct {
+	apps      apiFinder
+	settings  *settings.Store
+	configs   *Store
+	refresher *Refresher
+	http      *outbound.Client
+}
+
+// NewCaller returns a Caller that sends through c, an outbound client that
+// does not follow redirects: credentials must never reach another host.
+func NewCaller(apps apiFinder, s *settings.Store, configs *Store, r *Refresher, c *outbound.Client) *Caller {
+	return &Caller{apps: apps, settings: s, configs: configs, refresher: r, http: c}
+}
+
+// Register adds the routes to g, which must be behind app.RequireKey.
+func (h *Caller) Register(g *echo.Group) {
+	methods := []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions}
+	g.Match(methods, "/installations/:installation/users/:user/apis/:api/proxy/*", h.proxy)
+	g.Match(methods, "/installations/:installation/apis/:api/proxy/*", h.proxy)
+	g.GET("/installations/:installation/users/:user/apis/:api/headers", h.headers)
+	g.GET("/installations/:installation/apis/:api/headers", h.headers)
+	g.POST("/installations/:installation/oauth-configs/:config/token", h.fetchToken)
+}
+
+// call is one API call being prepared: what it needs, resolved.
+type call struct {
+	inst   settings.Installation
+	api    app.API
+	cfg    *Config // nil for an API without an OAuth config
+	userID string
+	values settings.Resolved
+}
+
+// prepare finds the installation, API and config of a request and returns
+// them with settings whose token is fresh.
+func (h *Caller) prepare(c echo.Context) (*call, error) {
+	ctx := c.Request().Context()
+	id, err := httpapi.Param(c, "installation")
+	if err != nil {
+		return nil, err
+	}
+	inst, a, err := callersInstallation(c, h.settings, h.apps, id)
+	if err != nil {
+		return nil, err
+	}
+	ref, err := httpapi.Param(c, "api")
+	if err != nil {
+		return nil, err
+	}
+	cl := &call{inst: inst, userID: c.Param("user")}
+	if cl.api, err = h.apps.FindAPI(ctx, a.ID, ref); err != nil {
+		return nil, err
+	}
+	if cl.userID != "" {
+		if fe := settings.CheckID("user", cl.userID); fe != nil {
+			return nil, errs.Fields{*fe}.Err()
+		}
+	}
+	if cl.api.ConfigID == nil {
+		cl.values, err = h.settings.Resolve(ctx, inst, cl.userID)
+		return cl, err
+	}
+	cfg, err := h.configs.FindByID(ctx, *cl.api.ConfigID)
+	if err != nil {
+		return nil, err
+	}
+	cl.cfg = &cfg
+	if cfg.TokenLevel == settings.User && cl.userID == "" {
+		return nil, errs.New(errs.Invalid, "API %q uses end users' tokens: call it under /users/{user}/", cl.api.Name)
+	}
+	cl.values, err = h.refresher.Fresh(ctx, inst, cl.userID, &cfg)
+	return cl, err
+}
+
+// rendered is an API's templates filled in for one call.
+type rendered struct {
+	base   *url.URL
+	header http.Header
+	query  url.Values
+}
+
+func render(api *app.API, values map[string]string) (rendered, error) {
+	fill := func(field, src string, ctx template.Context) (string, error) {
+		t, err := template.Parse(src, ctx)
+		if err != nil {
+			return "", errs.New(errs.Invalid, "API field %s does not parse: %v", field, err)
+		}
+		out, err := t.Render(values)
+		if err != nil {
+			return "", renderError("API field "+field, err)
+		}
+		return out, nil
+	}
+	var r rendered
+	base, err := fill("base_url", api.BaseURL, template.URL)
+	if err != nil {
+		return rendered{}, err
+	}
+	if r.base, err = url.Parse(base); err != nil || r.base.Host == "" || r.base.RawQuery != "" {
+		return rendered{}, errs.New(errs.Invalid, "API %q: base_url does not render to a URL without a query", api.Name)
+	}
+	r.header = http.Header{}
+	for name, src := range api.Headers {
+		v, err := fill("headers."+name, src, template.Header)
+		if err != nil {
+			return rendered{}, err
+		}
+		r.header.Set(name, v)
+	}
+	r.query = url.Values{}
+	for name, src := range api.Query {
+		v, err := fill("query."+name, src, template.Query)
+		if err != nil {
+			return rendered{}, err
+		}
+		// The template is query-escaped for a raw query; the value is
+		// kept decoded here and encoded once when the URL is built.
+		if v, err = url.QueryUnescape(v); err != nil {
+			return rendered{}, errs.New(errs.Invalid, "API field query.%s does not render to a query value", name)
+		}
+		r.query.Set(name, v)
+	}
+	return r, nil
+}
+
+// target joins the caller's path and query to the API's base URL. The path
+// may not leave the base: no empty, "." or ".." segments, no backslashes,
+// no encoded slashes, backslashes or dots, no control characters; the
+// result must have the base's scheme, host and path prefix.
+func (r rendered) target(rawPath, rawQuery string) (*url.URL, error) {
+	bad := func(why string) error {
+		return errs.New(errs.Invalid, "the call's path %s", why)
+	}
+	if rawPath != "" {
+		for _, seg := range strings.Split(rawPath, "/") {
+			lower := strings.ToLower(seg)
+			switch {
+			case seg == "":
+				return nil, bad("has an empty segment (\"//\")")
+			case seg == "." || seg == ".." || strings.Contains(lower, "%2e"):
+				return nil, bad("has a dot segment")
+			case strings.Contains(lower, "%2f") || strings.Contains(lower, "%5c") || strings.Contains(seg, "\\"):
+				return nil, bad("has an encoded slash or a backslash")
+			case strings.ContainsFunc(seg, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+				return nil, bad("has a control character")
+			}
+		}
+	}
+	base := strings.TrimRight(r.base.EscapedPath(), "/")
+	joined := base
+	if rawPath != "" {
+		joined += "/" + rawPath
+	}
+	u, err := url.Parse(r.base.Scheme + "://" + r.base.Host + joined)
+	if err != nil {
+		return nil, bad("is not a valid URL path")
+	}
+	if u.Scheme != r.base.Scheme || u.Host != r.base.Host || !strings.HasPrefix(u.EscapedPath(), base) || u.User != nil {
+		return nil, bad("leaves the API's base URL")
+	}
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return nil, errs.New(errs.Invalid, "the call's query string is malformed")
+	}
+	for name, v := range r.query {
+		q[name] = v // the API's parameters win: a caller cannot replace a credential
+	}
+	u.RawQuery = q.Encode()
+	return u, nil
+}
+
+// proxyPath is what follows ".../proxy/" in the request, still escaped.
+func proxyPath(c echo.Context) string {
+	p := c.Request().URL.EscapedPath()
+	// The route's fixed part has 6 segments, 8 with /users/{user}.
+	n := 7
+	if c.Param("user") != "" {
+		n = 9
+	}
+	parts := strings.SplitN(p, "/", n+1)
+	if len(parts) <= n {
+		return ""
+	}
+	return parts[n]
+}
+
+// proxy calls the API: the caller's method, path, query, headers and body,
+// with the API's rendered headers and query added, and streams the
+// response back. An answer that says the token expired makes one renewal
+// and one retry.
+func (h *Caller) proxy(c echo.Context) error {
+	req := c.Request()
+	cl, err := h.prepare(c)
+	if err != nil {
+		return err
+	}
+	if !cl.api.AllowsMethod(req.Method) {
+		return errs.New(errs.NotAllowed, "API %q does not allow %s; it allows %s", cl.api.Name, req.Method, strings.Join(cl.api.Methods, ", "))
+	}
+	body, err := io.ReadAll(io.LimitReader(req.Body, MaxProxyBody+1))
+	if err != nil {
+		return errs.Wrap(errs.BadRequest, err, "the request body cannot be read")
+	}
+	if len(body) > MaxProxyBody {
+		return errs.New(errs.TooLarge, "request body is larger than %d bytes", MaxProxyBody)
+	}
+	resp, err := h.send(c, cl, body)
+	if err != nil {
+		return err
+	}
+	if cl.cfg != nil {
+		var expired bool
+		if resp, expired, err = tokenExpired(cl.cfg, resp); err != nil {
+			return err
+		}
+		if expired {
+			resp.Body.Close()
+			stale := cl.values.Values[cl.cfg.AccessTokenSetting]
+			if cl.values, err = h.refresher.Renew(req.Context(), cl.inst, cl.userID, cl.cfg, stale, true); err != nil {
+				return err
+			}
+			if resp, err = h.send(c, cl, body); err != nil {
+				return err
+			}
+		}
+	}
+	defer resp.Body.Close()
+	return stream(c, resp)
+}
+
+// send renders the API for the call's values and sends the request.
+func (h *Caller) send(c echo.Context, cl *call, body []byte) (*http.Response, error) {
+	req := c.Request()
+	r, err := render(&cl.api, cl.values.Values)
+	if err != nil {
+		return nil, err
+	}
+	u, err := r.target(proxyPath(c), req.URL.RawQuery)
+	if err != nil {
+		return nil, err
+	}
+	out, err := http.NewRequestWithContext(req.Context(), req.Method, u.String(), bytes.NewReader(body))
+	if err != nil {
+		return nil, errs.New(errs.Invalid, "the call cannot be built")
+	}
+	for name, vs := range req.Header {
+		if passHeader(name) && r.header.Get(name) == "" {
+			out.Header[name] = vs
+		}
+	}
+	for name, vs := range r.header {
+		out.Header[name] = vs
+	}
+	resp, err := h.http.Do(out)
+	if err != nil {
+		return nil, callError(cl.api.Name, err)
+	}
+	return resp, nil
+}
+
+// passHeader reports whether a caller's header goes on to the API. The
+// caller's Authorization is its Latchkey API key, which stays here.
+func passHeader(name string) bool {
+	switch strings.ToLower(name) {
+	case "authorization":
+		return false
+	}
+	return !app.ReservedHeader(name)
+}
+
+func callError(api string, err error) error {
+	var blocked *outbound.BlockedError
+	switch {
+	case errors.As(err, &blocked):
+		return errs.Wrap(errs.Upstream, err, "API %q is refused: %s", api, blocked.Error())
+	case outbound.IsTimeout(err):
+		return errs.Wrap(errs.Timeout, err, "API %q did not answer in time", api)
+	case errors.Is(err, outbound.ErrBadScheme), errors.Is(err, outbound.ErrUserinfo):
+		return errs.Wrap(errs.Invalid, err, "API %q: the URL is refused: %v", api, errors.Unwrap(err))
+	}
+	return errs.Wrap(errs.Upstream, err, "calling API %q failed", api)
+}
+
+// tokenExpired reports whether resp says the token expired: one of the
+// config's statuses, or its body condition. A body read for the check is
+// put back, so the response can still be streamed.
+func tokenExpired(cfg *Config, resp *http.Response) (*http.Response, bool, error) {
+	for _, s := range cfg.ExpiredStatuses {
+		if resp.StatusCode == s {
+			return resp, true, nil
+		}
+	}
+	if cfg.ExpiredBodyPath == "" {
+		return resp, false, nil
+	}
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "application/json" && !strings.HasSuffix(mt, "+json") {
+		return resp, false, nil
+	}
+	head, err := io.ReadAll(io.LimitReader(resp.Body, maxExpiredBody+1))
+	if err != nil {
+		resp.Body.Close()
+		return nil, false, errs.Wrap(errs.Upstream, err, "reading the API's response failed")
+	}
+	resp.Body = readCloser{io.MultiReader(bytes.NewReader(head), resp.Body), resp.Body}
+	if len(head) > maxExpiredBody {
+		return resp, false, nil // too long to be an error document
+	}
+	var doc any
+	if json.Unmarshal(head, &doc) != nil {
+		return resp, false, nil
+	}
+	eval, err := compilePath(cfg.ExpiredBodyPath)
+	if err != nil {
+		return resp, false, nil
+	}
+	v, err := eval(context.Background(), doc)
+	if err != nil || v == nil {
+		return resp, false, nil
+	}
+	if cfg.ExpiredBodyValue == "" {
+		return resp, true, nil
+	}
+	s, ok := v.(string)
+	if !ok {
+		b, _ := json.Marshal(v)
+		s = string(b)
+	}
+	return resp, s == cfg.ExpiredBodyValue, nil
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
+
+// hopHeaders are not passed back from the API (RFC 9110 §7.6.1).
+var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+// stream copies the API's response to the caller as it arrives, flushing
+// each read so that event streams and long downloads flow.
+func stream(c echo.Context, resp *http.Response) error {
+	w := c.Response()
+	for name, vs := range resp.Header {
+		w.Header()[name] = vs
+	}
+	for _, name := range hopHeaders {
+		w.Header().Del(name)
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(resp.StatusCode)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return nil // the caller went away
+			}
+			w.Flush()
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			// The status is sent; abort the connection so the caller sees
+			// a broken response, not a short one that looks whole.
+			panic(http.ErrAbortHandler)
+		}
+	}
+}
+
+type headersResponse struct {
+	URL       string              `json:"url"`
+	Headers   map[string]string   `json:"headers"`
+	Query     map[string][]string `json:"query"`
+	ExpiresAt *time.Time          `json:"expires_at"`
+}
+
+// headers answers the rendered headers and query of an API, with a fresh
+// token, for platforms that make the call themselves. This answer carries
+// credentials by design; it is never cached.
+func (h *Caller) headers(c echo.Context) error {
+	cl, err := h.prepare(c)
+	if err != nil {
+		return err
+	}
+	r, err := render(&cl.api, cl.values.Values)
+	if err != nil {
+		return err
+	}
+	out := headersResponse{URL: r.base.String(), Headers: map[string]string{}, Query: r.query}
+	for name := range r.header {
+		out.Headers[name] = r.header.Get(name)
+	}
+	if cl.cfg != nil {
+		if conn, err := h.refresher.conns.Get(c.Request().Context(), cl.inst.ID, cl.cfg.Owner(cl.userID), cl.cfg.ID); err == nil {
+			out.ExpiresAt = conn.ExpiresAt
+		}
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusOK, out)
+}
+
+type fetchRequest struct {
+	UserID string `json:"user_id"`
+}
+
+type fetchResponse struct {
+	Connection connectionResponse `json:"connection"`
+	Extracted  map[string]string  `json:"extracted"` // setting -> masked value
+}
+
+// fetchToken gets a new token now for a config whose grant needs no end
+// user at the provider, stores it, and reports what was extracted, masked:
+// how a developer checks a config before publishing the app.
+func (h *Caller) fetchToken(c echo.Context) error {
+	ctx := c.Request().Context()
+	id, err := httpapi.Param(c, "installation")
+	if err != nil {
+		return err
+	}
+	var req fetchRequest
+	if err := httpapi.Bind(c, &req); err != nil {
+		return err
+	}
+	inst, a, err := callersInstallation(c, h.settings, h.apps, id)
+	if err != nil {
+		return err
+	}
+	cid, err := httpapi.Param(c, "config")
+	if err != nil {
+		return err
+	}
+	cfg, err := h.configs.Find(ctx, a.ID, cid)
+	if err != nil {
+		return err
+	}
+	if cfg.GrantType == AuthorizationCode {
+		return errs.New(errs.Invalid, "OAuth config %q uses the authorization_code grant, which needs the end user: create an authorize link instead", cfg.Name)
+	}
+	if cfg.TokenLevel == settings.User {
+		if fe := settings.CheckID("user_id", req.UserID); fe != nil {
+			return errs.Fields{{Field: "user_id", Message: "is required: this config keeps a token per end user"}}.Err()
+		}
+	} else if req.UserID != "" {
+		return errs.Fields{{Field: "user_id", Message: "must be empty: this config keeps one token for the installation"}}.Err()
+	}
+	current, err := h.settings.Resolve(ctx, inst, req.UserID)
+	if err != nil {
+		return err
+	}
+	r, err := h.refresher.Renew(ctx, inst, req.UserID, &cfg, current.Values[cfg.AccessTokenSetting], true)
+	if err != nil {
+		return err
+	}
+	conn, err := h.refresher.conns.Get(ctx, inst.ID, cfg.Owner(req.UserID), cfg.ID)
+	if err != nil {
+		return err
+	}
+	out := fetchResponse{Connection: toConnectionResponse(conn), Extracted: map[string]string{}}
+	keys := []string{cfg.AccessTokenSetting, cfg.RefreshTokenSetting}
+	for _, m := range cfg.Mappings {
+		keys = append(keys, m.Setting)
+	}
+	for _, k := range keys {
+		if k != "" {
+			out.Extracted[k] = Mask(r.Values[k])
+		}
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// APIReferences tells app.APIHandler what an app's API templates may use
+// and which OAuth configs exist.
+type APIReferences struct {
+	Settings *settings.Store
+	Configs  *Store
+}
+
+var _ app.References = APIReferences{}
+
+// Variables returns the app's setting keys.
+func (r APIReferences) Variables(ctx context.Context, appID string) (map[string]bool, error) {
+	defs, err := r.Settings.Definitions(ctx, appID, "")
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]bool, len(defs))
+	for _, d := range defs {
+		out[d.Key] = true
+	}
+	return out, nil
+}
+
+// HasConfig reports whether the app has the config.
+func (r APIReferences) HasConfig(ctx context.Context, appID, configID string) (bool, error) {
+	_, err := r.Configs.Find(ctx, appID, configID)
+	if errs.Is(err, errs.NotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}

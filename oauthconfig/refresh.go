@@ -1,0 +1,344 @@
+package oauthconfig
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+	"gorm.io/gorm"
+
+	"github.com/latchkey/latchkey/internal/errs"
+	"github.com/latchkey/latchkey/settings"
+)
+
+// Linker makes authorize links, so that an error that asks an end user to
+// connect again can say where. callback.Handler is one.
+type Linker interface {
+	AuthorizeURL(ctx context.Context, installationID, configID, userID string) (string, error)
+}
+
+// Refresher keeps access tokens fresh. Before a call it renews a token that
+// is about to expire; after an API refused a token it renews it once. A
+// renewal never loses a token: the new access and refresh tokens are stored
+// in one transaction, transient failures keep the old ones, and concurrent
+// callers, in one process (single-flight) or in replicas sharing one
+// PostgreSQL (an advisory lock, then a re-read), cause one request to the
+// provider.
+type Refresher struct {
+	db          *gorm.DB
+	settings    *settings.Store
+	conns       *Connections
+	tokens      *TokenClient
+	links       Linker
+	redirectURI string
+	log         *slog.Logger
+	group       singleflight.Group
+	now         func() time.Time
+
+	// Attempts is how many times a renewal that fails transiently
+	// (timeout, 5xx, 429) is tried; Backoff the base of the jittered
+	// exponential wait between tries; MaxRetryAfter the longest
+	// Retry-After that is waited for rather than given up on.
+	Attempts      int
+	Backoff       time.Duration
+	MaxRetryAfter time.Duration
+}
+
+// NewRefresher returns a Refresher. links may be nil until SetLinker.
+func NewRefresher(db *gorm.DB, s *settings.Store, conns *Connections, tokens *TokenClient, redirectURI string, log *slog.Logger) *Refresher {
+	return &Refresher{
+		db: db, settings: s, conns: conns, tokens: tokens, redirectURI: redirectURI, log: log,
+		now:      func() time.Time { return time.Now().UTC() },
+		Attempts: 3, Backoff: 200 * time.Millisecond, MaxRetryAfter: 10 * time.Second,
+	}
+}
+
+// SetLinker sets where authorize links for reauthorization errors come from.
+func (rf *Refresher) SetLinker(l Linker) { rf.links = l }
+
+// Fresh returns the installation's and user's settings with an access token
+// that does not expire within the config's margin, renewing it first when
+// needed. userID may be "" for a config with organization-level tokens.
+//
+// Errors are *errs.Error: Reauthorize (with an authorize link) when the end
+// user must connect (again); Timeout or Upstream when a needed renewal
+// failed at the provider; Invalid when a request cannot be rendered.
+func (rf *Refresher) Fresh(ctx context.Context, inst settings.Installation, userID string, cfg *Config) (settings.Resolved, error) {
+	r, conn, err := rf.read(ctx, rf.db, inst, userID, cfg)
+	if err != nil {
+		return settings.Resolved{}, err
+	}
+	if cfg.GrantType == AuthorizationCode && conn.Status == ReauthorizationRequired {
+		return settings.Resolved{}, rf.reauthorize(ctx, inst, userID, cfg, conn.LastError)
+	}
+	if !rf.due(cfg, r, conn) {
+		return r, nil
+	}
+	return rf.Renew(ctx, inst, userID, cfg, r.Values[cfg.AccessTokenSetting], false)
+}
+
+// Renew renews the access token unless the stored one is no longer stale
+// (another caller renewed it meanwhile), and returns the settings with the
+// new token. refused says the API refused stale; without it, a renewal that
+// fails transiently answers the old token while it has not expired.
+func (rf *Refresher) Renew(ctx context.Context, inst settings.Installation, userID string, cfg *Config, stale string, refused bool) (settings.Resolved, error) {
+	key := inst.ID + "\x00" + cfg.Owner(userID) + "\x00" + cfg.ID
+	ch := rf.group.DoChan(key, func() (any, error) {
+		// Shared by every waiter: one caller going away must not fail
+		// the renewal the others wait for. Each attempt is bounded by
+		// the outbound client's timeout.
+		return rf.renewLocked(context.WithoutCancel(ctx), key, inst, userID, cfg, stale, refused)
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return settings.Resolved{}, res.Err
+		}
+		return res.Val.(settings.Resolved), nil
+	case <-ctx.Done():
+		return settings.Resolved{}, errs.Wrap(errs.Timeout, ctx.Err(), "gave up waiting for the token renewal")
+	}
+}
+
+func (rf *Refresher) renewLocked(ctx context.Context, key string, inst settings.Installation, userID string, cfg *Config, stale string, refused bool) (settings.Resolved, error) {
+	var out settings.Resolved
+	var failure error // kept out of the transaction's error so that Fail is committed
+	err := rf.withLock(ctx, key, func(db *gorm.DB) error {
+		r, conn, err := rf.read(ctx, db, inst, userID, cfg)
+		if err != nil {
+			return err
+		}
+		if cfg.GrantType == AuthorizationCode && conn.Status == ReauthorizationRequired {
+			failure = rf.reauthorize(ctx, inst, userID, cfg, conn.LastError)
+			return nil
+		}
+		current := r.Values[cfg.AccessTokenSetting]
+		if current != "" && current != stale && !rf.due(cfg, r, conn) {
+			out = r // renewed by another caller or replica while we waited
+			return nil
+		}
+		if !canRenew(cfg, r) {
+			if current != "" && !refused {
+				out = r
+				return nil
+			}
+			failure = rf.cannotRenew(ctx, inst, userID, cfg)
+			return nil
+		}
+		tok, err := rf.request(ctx, inst, userID, cfg, r)
+		if err == nil {
+			if err := rf.conns.WithTx(db).SaveRefreshed(ctx, inst, userID, cfg, tok); err != nil {
+				return err
+			}
+			out, _, err = rf.read(ctx, db, inst, userID, cfg)
+			return err
+		}
+		out, failure = rf.failed(ctx, db, inst, userID, cfg, r, conn, refused, err)
+		return nil
+	})
+	if err != nil {
+		return settings.Resolved{}, errs.From(err, "renewing the token")
+	}
+	return out, failure
+}
+
+// failed decides what a failed renewal means. A permanent refusal of the
+// grant marks the connection for reauthorization, unless another worker
+// rotated the tokens meanwhile (its refresh token made ours invalid); a
+// transient one keeps the tokens, and the old access token is still used
+// while it has not expired.
+func (rf *Refresher) failed(ctx context.Context, db *gorm.DB, inst settings.Installation, userID string, cfg *Config, r settings.Resolved, conn Connection, refused bool, cause error) (settings.Resolved, error) {
+	var re *RetrieveError
+	errors.As(cause, &re)
+	conns := rf.conns.WithTx(db)
+	reason := cause.Error()
+	var e *errs.Error
+	if errors.As(cause, &e) {
+		reason = e.Message // the shown part only: the cause may name a URL
+	}
+	if re != nil && permanent(re.ErrorCode) {
+		again, _, err := rf.read(ctx, db, inst, userID, cfg)
+		if err == nil && (again.Values[cfg.RefreshTokenSetting] != r.Values[cfg.RefreshTokenSetting] ||
+			again.Values[cfg.AccessTokenSetting] != r.Values[cfg.AccessTokenSetting]) {
+			return again, nil
+		}
+		if err := conns.Fail(ctx, inst.ID, userID, cfg, reason, true); err != nil {
+			return settings.Resolved{}, err
+		}
+		rf.log.Warn("token renewal refused; the connection needs reauthorization",
+			"installation_id", inst.ID, "config_id", cfg.ID, "error_code", re.ErrorCode)
+		return settings.Resolved{}, rf.reauthorize(ctx, inst, userID, cfg, reason)
+	}
+	if err := conns.Fail(ctx, inst.ID, userID, cfg, reason, false); err != nil {
+		return settings.Resolved{}, err
+	}
+	current := r.Values[cfg.AccessTokenSetting]
+	if !refused && current != "" && conn.ExpiresAt != nil && rf.now().Before(*conn.ExpiresAt) {
+		rf.log.Warn("token renewal failed; using the current token until it expires",
+			"installation_id", inst.ID, "config_id", cfg.ID, "error", reason)
+		return r, nil
+	}
+	return settings.Resolved{}, cause
+}
+
+// permanent reports RFC 6749 §5.2 errors that retrying cannot fix: the
+// grant or the client is no longer accepted.
+func permanent(code string) bool {
+	switch code {
+	case "invalid_grant", "invalid_client", "unauthorized_client":
+		return true
+	}
+	return false
+}
+
+// request sends the renewal: a refresh (RFC 6749 §6) when there is a
+// refresh token, otherwise a new token request for grants that need no end
+// user. Transient failures are retried with jittered exponential backoff,
+// honouring a short Retry-After.
+func (rf *Refresher) request(ctx context.Context, inst settings.Installation, userID string, cfg *Config, r settings.Resolved) (Token, error) {
+	refreshToken := r.Values[cfg.RefreshTokenSetting]
+	useRefresh := cfg.RefreshTokenSetting != "" && refreshToken != "" && cfg.GrantType != ClientCredentials
+	vars := FlowValues(cfg, r.Values, r.Secret, rf.redirectURI, map[string]string{"refresh_token": refreshToken})
+	meta := LogMeta{InstallationID: inst.ID, UserID: cfg.Owner(userID)}
+	for attempt := 1; ; attempt++ {
+		var tok Token
+		var err error
+		if useRefresh {
+			tok, err = rf.tokens.Refresh(ctx, cfg, vars, meta)
+		} else {
+			tok, err = rf.tokens.Exchange(ctx, cfg, vars, meta)
+		}
+		var re *RetrieveError
+		if err != nil && useRefresh && cfg.GrantType == Password && errors.As(err, &re) && permanent(re.ErrorCode) {
+			// The refresh token is spent, but the password grant can
+			// start over without the user.
+			useRefresh = false
+			continue
+		}
+		if err == nil || attempt >= rf.Attempts || !errors.As(err, &re) || !re.Transient {
+			return tok, err
+		}
+		wait := rf.Backoff << (attempt - 1)
+		wait = wait/2 + rand.N(wait/2+1) // jitter, so replicas do not retry in step
+		if re.RetryAfter > 0 {
+			if re.RetryAfter > rf.MaxRetryAfter {
+				return tok, err
+			}
+			wait = re.RetryAfter
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return tok, err
+		}
+	}
+}
+
+// due reports whether the access token must be renewed before a call: it
+// is missing, or expires within the margin.
+func (rf *Refresher) due(cfg *Config, r settings.Resolved, conn Connection) bool {
+	if r.Values[cfg.AccessTokenSetting] == "" {
+		return true
+	}
+	if conn.ExpiresAt == nil {
+		return false // stored by hand, without an expiry: used until refused
+	}
+	return !rf.now().Before(conn.ExpiresAt.Add(-margin(cfg, conn)))
+}
+
+// margin is how long before expiry a token is renewed: the config's, or
+// the smaller of 5 minutes and 10% of the token's lifetime, so that a
+// 10-minute token is not renewed every call.
+func margin(cfg *Config, conn Connection) time.Duration {
+	if cfg.RefreshMargin > 0 {
+		return time.Duration(cfg.RefreshMargin) * time.Second
+	}
+	m := 5 * time.Minute
+	if conn.IssuedAt != nil && conn.ExpiresAt != nil {
+		if tenth := conn.ExpiresAt.Sub(*conn.IssuedAt) / 10; tenth < m {
+			m = tenth
+		}
+	}
+	return m
+}
+
+// canRenew reports whether a new access token can be had without the end
+// user: with a refresh token, or by a grant that needs no user.
+func canRenew(cfg *Config, r settings.Resolved) bool {
+	switch cfg.GrantType {
+	case ClientCredentials, Password:
+		return true
+	}
+	return cfg.RefreshTokenSetting != "" && r.Values[cfg.RefreshTokenSetting] != ""
+}
+
+func (rf *Refresher) cannotRenew(ctx context.Context, inst settings.Installation, userID string, cfg *Config) error {
+	if cfg.GrantType == RefreshToken {
+		return errs.New(errs.Invalid, "setting %q has no refresh token to get an access token with", cfg.RefreshTokenSetting)
+	}
+	return rf.reauthorize(ctx, inst, userID, cfg, "")
+}
+
+// reauthorize is the error that asks the end user to connect (again),
+// with a fresh authorize link where the grant has one.
+func (rf *Refresher) reauthorize(ctx context.Context, inst settings.Installation, userID string, cfg *Config, reason string) error {
+	var e *errs.Error
+	switch {
+	case cfg.GrantType != AuthorizationCode:
+		e = errs.New(errs.Reauthorize, "the provider refused this installation's credentials for OAuth config %q; fix its settings and try again", cfg.Name)
+	case reason == "":
+		e = errs.New(errs.Reauthorize, "user %q has not connected OAuth config %q", userID, cfg.Name)
+	default:
+		e = errs.New(errs.Reauthorize, "user %q must connect OAuth config %q again", userID, cfg.Name)
+	}
+	if reason != "" {
+		e.Message += ": " + reason
+	}
+	if cfg.GrantType == AuthorizationCode && rf.links != nil && userID != "" {
+		link, err := rf.links.AuthorizeURL(ctx, inst.ID, cfg.ID, userID)
+		if err != nil {
+			return err
+		}
+		e.AuthorizeURL = link
+	}
+	return e
+}
+
+// read resolves the settings and the connection through db, which may be
+// a transaction holding the renewal lock.
+func (rf *Refresher) read(ctx context.Context, db *gorm.DB, inst settings.Installation, userID string, cfg *Config) (settings.Resolved, Connection, error) {
+	r, err := rf.settings.WithTx(db).Resolve(ctx, inst, userID)
+	if err != nil {
+		return settings.Resolved{}, Connection{}, err
+	}
+	conn, err := rf.conns.WithTx(db).Get(ctx, inst.ID, cfg.Owner(userID), cfg.ID)
+	if errs.Is(err, errs.NotFound) {
+		return r, Connection{}, nil
+	}
+	return r, conn, err
+}
+
+// withLock runs fn holding the renewal lock of key. On PostgreSQL that is
+// a transaction-scoped advisory lock, so replicas sharing the database
+// take turns and the lock cannot outlive a crashed holder; fn works inside
+// that transaction and re-reads what the previous holder stored. SQLite is
+// one process with one connection, where single-flight already serializes
+// renewals of a key.
+func (rf *Refresher) withLock(ctx context.Context, key string, fn func(db *gorm.DB) error) error {
+	if rf.db.Dialector.Name() != "postgres" {
+		return fn(rf.db.WithContext(ctx))
+	}
+	return rf.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		h := fnv.New64a()
+		h.Write([]byte(key))
+		if err := tx.Exec("SELECT pg_advisory_xact_lock(?)", int64(h.Sum64())).Error; err != nil {
+			return fmt.Errorf("taking the renewal lock: %w", err)
+		}
+		return fn(tx)
+	})
+}
