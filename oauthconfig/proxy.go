@@ -321,6 +321,11 @@ func callError(api string, err error) error {
 	case errors.Is(err, outbound.ErrBadScheme), errors.Is(err, outbound.ErrUserinfo):
 		return errs.Wrap(errs.Invalid, err, "API %q: the URL is refused: %v", api, errors.Unwrap(err))
 	}
+	// The URL is left out: its query may carry a credential.
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return errs.Wrap(errs.Upstream, err, "calling API %q failed: %v", api, ue.Err)
+	}
 	return errs.Wrap(errs.Upstream, err, "calling API %q failed", api)
 }
 

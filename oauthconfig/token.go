@@ -74,6 +74,11 @@ type TokenClient struct {
 	http *outbound.Client
 	log  *RequestLog // nil: nothing is logged
 	now  func() time.Time
+
+	// Observe, if set, is told of each token request's outcome: "ok" or
+	// the errs code of its failure (never the provider's own error text,
+	// which a hostile provider could vary without end). For metrics.
+	Observe func(configID, kind, outcome string)
 }
 
 // NewTokenClient returns a client that sends through c and records
@@ -174,6 +179,13 @@ func (tc *TokenClient) send(ctx context.Context, cfg *Config, vars Vars, refresh
 	entry := &Entry{ConfigID: cfg.ID, InstallationID: meta.InstallationID, UserID: meta.UserID, Kind: meta.Kind, Method: req.Method}
 	start := tc.now()
 	tok, status, respHeader, respBody, err := tc.do(ctx, cfg, req)
+	if tc.Observe != nil {
+		outcome := "ok"
+		if err != nil {
+			outcome = string(errs.CodeOf(err))
+		}
+		tc.Observe(cfg.ID, meta.Kind, outcome)
+	}
 	if tc.log != nil && cfg.LogRequests {
 		entry.Status = status
 		entry.Duration = tc.now().Sub(start)

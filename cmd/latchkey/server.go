@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"log/slog"
 	"net/http"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/latchkey/latchkey/internal/database"
 	"github.com/latchkey/latchkey/internal/errs"
 	"github.com/latchkey/latchkey/internal/httpapi"
+	"github.com/latchkey/latchkey/internal/metrics"
 	"github.com/latchkey/latchkey/internal/outbound"
 	"github.com/latchkey/latchkey/internal/secret"
 	"github.com/latchkey/latchkey/oauthconfig"
@@ -23,7 +25,15 @@ import (
 
 // newServer wires every feature package into one HTTP handler.
 func newServer(cfg config.Config, db *gorm.DB, cipher *secret.Cipher, log *slog.Logger) *echo.Echo {
-	e := httpapi.New(log)
+	var sqlDB *sql.DB
+	if d, err := db.DB(); err == nil {
+		sqlDB = d
+	}
+	m := metrics.New(sqlDB)
+	e := httpapi.New(log, m)
+	// No API key: scrapers reach it like the probes. Keep it off the
+	// public ingress (see deploy/).
+	e.GET("/metrics", echo.WrapHandler(m.Handler()))
 
 	e.GET("/healthz", func(c echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
@@ -46,8 +56,9 @@ func newServer(cfg config.Config, db *gorm.DB, cipher *secret.Cipher, log *slog.
 	configs := oauthconfig.NewStore(db)
 	requestLog := oauthconfig.NewRequestLog(db, log)
 	connections := oauthconfig.NewConnections(db, settingStore)
-	outboundClient := outbound.New(outbound.Options{Allow: cfg.OutboundAllow, Timeout: cfg.OutboundTimeout})
+	outboundClient := outbound.New(outbound.Options{Allow: cfg.OutboundAllow, Timeout: cfg.OutboundTimeout, Observe: m.Outbound})
 	tokens := oauthconfig.NewTokenClient(outboundClient, requestLog)
+	tokens.Observe = m.TokenRequest
 	cb := callback.NewHandler(callback.Deps{
 		Store: callback.NewStore(db), Apps: apps, Installations: settingStore, Configs: configs,
 		Tokens: tokens, Saver: connections, Cipher: cipher, PublicURL: cfg.PublicURL, Log: log,
@@ -63,6 +74,7 @@ func newServer(cfg config.Config, db *gorm.DB, cipher *secret.Cipher, log *slog.
 	apiClient := outbound.New(outbound.Options{
 		Allow: cfg.OutboundAllow, ResponseHeaderTimeout: cfg.OutboundTimeout,
 		Timeout: 10 * cfg.OutboundTimeout, MaxResponseBytes: 256 << 20,
+		Observe: m.Outbound,
 	})
 	oauthconfig.NewCaller(apps, settingStore, configs, refresher, apiClient).Register(v1)
 	return e

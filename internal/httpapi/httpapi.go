@@ -17,11 +17,13 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/latchkey/latchkey/internal/errs"
+	"github.com/latchkey/latchkey/internal/metrics"
 )
 
 // MaxBodyBytes is the largest request body Bind reads.
@@ -70,13 +72,14 @@ func Status(code errs.Code) int {
 }
 
 // New returns an Echo instance with Latchkey's error handler, request ids,
-// request logging and panic recovery.
-func New(log *slog.Logger) *echo.Echo {
+// request logging, metrics (m may be nil) and panic recovery.
+func New(log *slog.Logger, m *metrics.Metrics) *echo.Echo {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = errorHandler(log)
 	e.Use(requestID)
+	e.Use(measure(m))
 	e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
 		LogStatus:    true,
 		LogLatency:   true,
@@ -98,6 +101,33 @@ func New(log *slog.Logger) *echo.Echo {
 	}))
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true}))
 	return e
+}
+
+// measure records each request in m by route pattern (never the path,
+// which carries ids). Requests that match no route count as "unmatched",
+// so probing random paths cannot grow the label set.
+func measure(m *metrics.Metrics) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			start := time.Now()
+			err := next(c)
+			status := c.Response().Status
+			if err != nil && !c.Response().Committed {
+				status = ProblemFor(err).Status // what the error handler will answer
+			}
+			route := c.Path()
+			if route == "" || isEchoNotFound(err) {
+				route = "unmatched"
+			}
+			m.Request(route, c.Request().Method, status, time.Since(start))
+			return err
+		}
+	}
+}
+
+func isEchoNotFound(err error) bool {
+	var he *echo.HTTPError
+	return errors.As(err, &he) && he.Code == http.StatusNotFound
 }
 
 var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)

@@ -98,6 +98,11 @@ type Options struct {
 	// means net/http's default (2).
 	MaxIdleConnsPerHost int
 
+	// Observe, if set, is told of every request: the host, the time until
+	// response headers, and the error when there was no response (a
+	// *BlockedError for a refused address). For metrics.
+	Observe func(host string, d time.Duration, err error)
+
 	// RootCAs, if set, replaces the system roots for verifying servers,
 	// e.g. for httptest.NewTLSServer in tests. Verification itself is
 	// always on.
@@ -110,6 +115,7 @@ type Client struct {
 	hc       *http.Client
 	maxBytes int64
 	g        *guard
+	observe  func(host string, d time.Duration, err error)
 }
 
 // New returns a Client configured by opts. It returns no error: every
@@ -156,7 +162,7 @@ func New(opts Options) *Client {
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxResponseBytes
 	}
-	return &Client{hc: hc, maxBytes: maxBytes, g: g}
+	return &Client{hc: hc, maxBytes: maxBytes, g: g, observe: opts.Observe}
 }
 
 func orDefault(d, def time.Duration) time.Duration {
@@ -180,7 +186,11 @@ func orDefault(d, def time.Duration) time.Duration {
 // A 3xx response is not an error: unless Options.FollowRedirects is set, it
 // is returned as is.
 func (c *Client) Do(req *http.Request) (*http.Response, error) {
+	start := time.Now()
 	resp, err := c.hc.Do(req)
+	if c.observe != nil {
+		c.observe(req.URL.Hostname(), time.Since(start), err)
+	}
 	if err != nil {
 		return nil, err
 	}
