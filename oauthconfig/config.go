@@ -108,6 +108,9 @@ type Config struct {
 	// when that is set) means the token expired.
 	ExpiredBodyPath  string
 	ExpiredBodyValue string
+	// KeepAlive, in seconds, refreshes a connection left idle that long,
+	// for providers that revoke unused refresh tokens; 0 is off.
+	KeepAlive int `gorm:"column:keepalive_seconds"`
 
 	CreatedAt time.Time
 	UpdatedAt time.Time
@@ -326,6 +329,9 @@ func (c *Config) Validate(defs []settings.Definition) error {
 		checkPath(&fs, "expired_body_path", c.ExpiredBodyPath)
 	} else if c.ExpiredBodyValue != "" {
 		fs.Add("expired_body_value", "needs expired_body_path")
+	}
+	if c.KeepAlive != 0 && (c.KeepAlive < 300 || c.KeepAlive > 366*86400) {
+		fs.Add("keepalive_seconds", "must be 0 (off) or 300 to 31622400 seconds")
 	}
 	if len(c.ExpiredBodyValue) > 200 {
 		fs.Add("expired_body_value", "must be at most 200 characters")

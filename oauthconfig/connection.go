@@ -8,6 +8,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"github.com/latchkey/latchkey/app"
 	"github.com/latchkey/latchkey/internal/errs"
 	"github.com/latchkey/latchkey/settings"
 )
@@ -48,11 +49,43 @@ func (c *Config) Owner(userID string) string {
 // TableName tells GORM where connections live.
 func (Connection) TableName() string { return "connections" }
 
+// EventQueue queues webhook events in the transaction of the change they
+// report; app.Webhooks is one.
+type EventQueue interface {
+	Enqueue(tx *gorm.DB, appID, event string, data any) error
+}
+
+var _ EventQueue = (*app.Webhooks)(nil)
+
 // Connections stores tokens in user settings together with their state.
 type Connections struct {
 	db       *gorm.DB
 	settings *settings.Store
 	now      func() time.Time
+
+	// Events, if set, gets connection.* events for the app's webhooks.
+	Events EventQueue
+}
+
+// eventData is the data of connection.* webhook events.
+type eventData struct {
+	InstallationID string     `json:"installation_id"`
+	OrganizationID string     `json:"organization_id"`
+	UserID         string     `json:"user_id"` // "" for organization-level tokens
+	ConfigID       string     `json:"config_id"`
+	Status         string     `json:"status"`
+	ExpiresAt      *time.Time `json:"expires_at,omitempty"`
+	Error          string     `json:"error,omitempty"`
+}
+
+func (cs *Connections) emit(tx *gorm.DB, inst settings.Installation, event string, c Connection) error {
+	if cs.Events == nil {
+		return nil
+	}
+	return cs.Events.Enqueue(tx, inst.AppID, event, eventData{
+		InstallationID: inst.ID, OrganizationID: inst.OrganizationID, UserID: c.UserID, ConfigID: c.ConfigID,
+		Status: c.Status, ExpiresAt: c.ExpiresAt, Error: c.LastError,
+	})
 }
 
 // NewConnections returns a Connections over db and the settings store.
@@ -62,7 +95,7 @@ func NewConnections(db *gorm.DB, s *settings.Store) *Connections {
 
 // WithTx returns a Connections that works inside tx.
 func (cs *Connections) WithTx(tx *gorm.DB) *Connections {
-	return &Connections{db: tx, settings: cs.settings.WithTx(tx), now: cs.now}
+	return &Connections{db: tx, settings: cs.settings.WithTx(tx), now: cs.now, Events: cs.Events}
 }
 
 // Save stores a new connection's tokens; see store.
@@ -115,10 +148,18 @@ func (cs *Connections) store(ctx context.Context, inst settings.Installation, us
 		if err != nil {
 			return err
 		}
-		return tx.Clauses(clause.OnConflict{
+		err = tx.Clauses(clause.OnConflict{
 			Columns:   []clause.Column{{Name: "installation_id"}, {Name: "user_id"}, {Name: "config_id"}},
 			DoUpdates: clause.AssignmentColumns(update),
 		}).Create(&c).Error
+		if err != nil {
+			return err
+		}
+		event := "connection.created"
+		if refreshed {
+			event = "connection.refreshed"
+		}
+		return cs.emit(tx, inst, event, c)
 	})
 	if errs.Is(err, errs.Invalid) {
 		// A token that fails a setting's pattern: the provider's answer does
@@ -132,19 +173,34 @@ func (cs *Connections) store(ctx context.Context, inst settings.Installation, us
 // safe to show; with reauthorize set, the connection is marked as needing
 // the end user to connect again, and no call uses it until they do.
 // The stored tokens are kept either way.
-func (cs *Connections) Fail(ctx context.Context, installationID, userID string, cfg *Config, reason string, reauthorize bool) error {
+func (cs *Connections) Fail(ctx context.Context, inst settings.Installation, userID string, cfg *Config, reason string, reauthorize bool) error {
 	now := cs.now()
-	c := Connection{InstallationID: installationID, UserID: cfg.Owner(userID), ConfigID: cfg.ID, Status: NotConnected,
+	c := Connection{InstallationID: inst.ID, UserID: cfg.Owner(userID), ConfigID: cfg.ID, Status: NotConnected,
 		ConnectedAt: now, LastError: clipReason(reason), LastErrorAt: &now, UpdatedAt: now}
 	update := []string{"last_error", "last_error_at", "updated_at"}
 	if reauthorize {
 		c.Status = ReauthorizationRequired
 		update = append(update, "status")
 	}
-	err := cs.db.WithContext(ctx).Clauses(clause.OnConflict{
-		Columns:   []clause.Column{{Name: "installation_id"}, {Name: "user_id"}, {Name: "config_id"}},
-		DoUpdates: clause.AssignmentColumns(update),
-	}).Create(&c).Error
+	err := cs.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		err := tx.Clauses(clause.OnConflict{
+			Columns:   []clause.Column{{Name: "installation_id"}, {Name: "user_id"}, {Name: "config_id"}},
+			DoUpdates: clause.AssignmentColumns(update),
+		}).Create(&c).Error
+		if err != nil {
+			return err
+		}
+		// The event reports the row as it now is (an existing connection
+		// keeps its status on a transient failure).
+		if err := tx.Where("installation_id = ? AND user_id = ? AND config_id = ?", c.InstallationID, c.UserID, c.ConfigID).Take(&c).Error; err != nil {
+			return err
+		}
+		event := "connection.refresh_failed"
+		if reauthorize {
+			event = "connection.reauthorization_required"
+		}
+		return cs.emit(tx, inst, event, c)
+	})
 	return errs.From(err, "recording a failed renewal")
 }
 

@@ -96,6 +96,7 @@ type configRequest struct {
 	ExpiredStatuses     *[]int             `json:"expired_statuses"`
 	ExpiredBodyPath     *string            `json:"expired_body_path"`
 	ExpiredBodyValue    *string            `json:"expired_body_value"`
+	KeepAlive           *int               `json:"keepalive_seconds"`
 }
 
 func (r *configRequest) apply(c *Config) {
@@ -126,6 +127,7 @@ func (r *configRequest) apply(c *Config) {
 	set(&c.ExpiredStatuses, r.ExpiredStatuses)
 	set(&c.ExpiredBodyPath, r.ExpiredBodyPath)
 	set(&c.ExpiredBodyValue, r.ExpiredBodyValue)
+	set(&c.KeepAlive, r.KeepAlive)
 }
 
 func set[T any](dst *T, v *T) {
@@ -165,6 +167,7 @@ type configResponse struct {
 	ExpiredStatuses     []int             `json:"expired_statuses"`
 	ExpiredBodyPath     string            `json:"expired_body_path"`
 	ExpiredBodyValue    string            `json:"expired_body_value"`
+	KeepAlive           int               `json:"keepalive_seconds"`
 	RedirectURI         string            `json:"redirect_uri"`
 	CreatedAt           time.Time         `json:"created_at"`
 	UpdatedAt           time.Time         `json:"updated_at"`
@@ -184,7 +187,7 @@ func (h *Handler) toResponse(c Config) configResponse {
 		LogRequests: c.LogRequests, TokenLevel: c.TokenLevel,
 		RefreshMargin: c.RefreshMargin, DefaultExpiresIn: c.DefaultExpiresIn,
 		ExpiredStatuses: c.ExpiredStatuses, ExpiredBodyPath: c.ExpiredBodyPath,
-		ExpiredBodyValue: c.ExpiredBodyValue, RedirectURI: h.redirectURI,
+		ExpiredBodyValue: c.ExpiredBodyValue, KeepAlive: c.KeepAlive, RedirectURI: h.redirectURI,
 		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
 	}
 }

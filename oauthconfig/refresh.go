@@ -87,12 +87,35 @@ func (rf *Refresher) Fresh(ctx context.Context, inst settings.Installation, user
 // new token. refused says the API refused stale; without it, a renewal that
 // fails transiently answers the old token while it has not expired.
 func (rf *Refresher) Renew(ctx context.Context, inst settings.Installation, userID string, cfg *Config, stale string, refused bool) (settings.Resolved, error) {
+	// Fresh enough: another caller or replica renewed it while we waited.
+	renewed := func(r settings.Resolved, conn Connection) bool {
+		current := r.Values[cfg.AccessTokenSetting]
+		return current != "" && current != stale && !rf.due(cfg, r, conn)
+	}
+	return rf.renew(ctx, inst, userID, cfg, renewed, refused)
+}
+
+// KeepAlive refreshes a connection whose token was issued before cutoff, so
+// that a provider that revokes unused refresh tokens does not revoke it. A
+// connection renewed meanwhile (by a call, or by another replica's
+// keep-alive) is left alone.
+func (rf *Refresher) KeepAlive(ctx context.Context, inst settings.Installation, userID string, cfg *Config, cutoff time.Time) error {
+	recent := func(_ settings.Resolved, conn Connection) bool {
+		return conn.Status != Connected || conn.IssuedAt == nil || conn.IssuedAt.After(cutoff)
+	}
+	_, err := rf.renew(ctx, inst, userID, cfg, recent, false)
+	return err
+}
+
+// renew runs one renewal per user and config at a time in this process,
+// unless fresh says the stored token needs none.
+func (rf *Refresher) renew(ctx context.Context, inst settings.Installation, userID string, cfg *Config, fresh func(settings.Resolved, Connection) bool, refused bool) (settings.Resolved, error) {
 	key := inst.ID + "\x00" + cfg.Owner(userID) + "\x00" + cfg.ID
 	ch := rf.group.DoChan(key, func() (any, error) {
 		// Shared by every waiter: one caller going away must not fail
 		// the renewal the others wait for. Each attempt is bounded by
 		// the outbound client's timeout.
-		return rf.renewLocked(context.WithoutCancel(ctx), key, inst, userID, cfg, stale, refused)
+		return rf.renewLocked(context.WithoutCancel(ctx), key, inst, userID, cfg, fresh, refused)
 	})
 	select {
 	case res := <-ch:
@@ -105,7 +128,7 @@ func (rf *Refresher) Renew(ctx context.Context, inst settings.Installation, user
 	}
 }
 
-func (rf *Refresher) renewLocked(ctx context.Context, key string, inst settings.Installation, userID string, cfg *Config, stale string, refused bool) (settings.Resolved, error) {
+func (rf *Refresher) renewLocked(ctx context.Context, key string, inst settings.Installation, userID string, cfg *Config, fresh func(settings.Resolved, Connection) bool, refused bool) (settings.Resolved, error) {
 	var out settings.Resolved
 	var failure error // kept out of the transaction's error so that Fail is committed
 	err := rf.withLock(ctx, key, func(db *gorm.DB) error {
@@ -118,8 +141,8 @@ func (rf *Refresher) renewLocked(ctx context.Context, key string, inst settings.
 			return nil
 		}
 		current := r.Values[cfg.AccessTokenSetting]
-		if current != "" && current != stale && !rf.due(cfg, r, conn) {
-			out = r // renewed by another caller or replica while we waited
+		if fresh(r, conn) {
+			out = r
 			return nil
 		}
 		if !canRenew(cfg, r) {
@@ -167,14 +190,14 @@ func (rf *Refresher) failed(ctx context.Context, db *gorm.DB, inst settings.Inst
 			again.Values[cfg.AccessTokenSetting] != r.Values[cfg.AccessTokenSetting]) {
 			return again, nil
 		}
-		if err := conns.Fail(ctx, inst.ID, userID, cfg, reason, true); err != nil {
+		if err := conns.Fail(ctx, inst, userID, cfg, reason, true); err != nil {
 			return settings.Resolved{}, err
 		}
 		rf.log.Warn("token renewal refused; the connection needs reauthorization",
 			"installation_id", inst.ID, "config_id", cfg.ID, "error_code", re.ErrorCode)
 		return settings.Resolved{}, rf.reauthorize(ctx, inst, userID, cfg, reason)
 	}
-	if err := conns.Fail(ctx, inst.ID, userID, cfg, reason, false); err != nil {
+	if err := conns.Fail(ctx, inst, userID, cfg, reason, false); err != nil {
 		return settings.Resolved{}, err
 	}
 	current := r.Values[cfg.AccessTokenSetting]

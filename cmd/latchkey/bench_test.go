@@ -39,7 +39,8 @@ func BenchmarkProxy(b *testing.B) {
 	}
 	cfg := config.Config{PublicURL: "http://latchkey.test", OutboundTimeout: 5 * time.Second,
 		OutboundAllow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
-	srv := httptest.NewServer(newServer(cfg, db.DB, cipher, slog.New(slog.NewTextHandler(io.Discard, nil))))
+	handler, _ := newServer(cfg, db.DB, cipher, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	srv := httptest.NewServer(handler)
 	defer srv.Close()
 	apps := app.NewStore(db.DB)
 	acct, _ := apps.EnsureAccount(context.Background(), "bench")

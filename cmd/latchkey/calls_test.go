@@ -420,15 +420,23 @@ func TestConcurrentRefreshAcrossReplicas(t *testing.T) {
 // replica starts another server on e's database, as a second replica of
 // the service would be, and returns its URL.
 func (e *env) replica() string {
+	u, _ := e.replicaWithJobs()
+	return u
+}
+
+// replicaWithJobs is replica, also returning the replica's background jobs
+// (not started).
+func (e *env) replicaWithJobs() (string, *background) {
 	e.t.Helper()
 	log := slog.New(slog.NewJSONHandler(lockedWriter{&e.mu, &e.logs}, nil))
 	srv := httptest.NewUnstartedServer(nil)
 	cfg := e.cfg
 	cfg.PublicURL = "http://" + srv.Listener.Addr().String()
-	srv.Config.Handler = newServer(cfg, e.db.DB, e.cipher, log)
+	handler, jobs := newServer(cfg, e.db.DB, e.cipher, log)
+	srv.Config.Handler = handler
 	srv.Start()
 	e.t.Cleanup(srv.Close)
-	return srv.URL
+	return srv.URL, jobs
 }
 
 // TestProxy checks what passes through the proxy and what may not.

@@ -38,6 +38,7 @@ type env struct {
 	db     *dbtest.DB
 	cipher *secret.Cipher
 	echo   *echo.Echo
+	jobs   *background // not started: tests run the jobs they need
 	cfg    config.Config
 	url    string
 	key    string // account "acme"
@@ -75,7 +76,7 @@ func newEnvWith(t *testing.T, configure func(*config.Config)) *env {
 		configure(&cfg)
 	}
 	e.cfg = cfg
-	e.echo = newServer(cfg, e.db.DB, e.cipher, log)
+	e.echo, e.jobs = newServer(cfg, e.db.DB, e.cipher, log)
 	srv.Config.Handler = e.echo
 	srv.Start()
 	t.Cleanup(srv.Close)

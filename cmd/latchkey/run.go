@@ -162,8 +162,9 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	handler, jobs := newServer(cfg, db, cipher, log)
 	srv := &http.Server{
-		Handler:           newServer(cfg, db, cipher, log),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		IdleTimeout:       120 * time.Second,
@@ -177,7 +178,7 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	go sweep(ctx, callback.NewStore(db), log)
+	jobs.run(ctx)
 	select {
 	case err := <-errc:
 		return err

@@ -23,8 +23,25 @@ import (
 	"github.com/latchkey/latchkey/settings"
 )
 
-// newServer wires every feature package into one HTTP handler.
-func newServer(cfg config.Config, db *gorm.DB, cipher *secret.Cipher, log *slog.Logger) *echo.Echo {
+// background is what each replica runs besides serving. Every job is safe
+// to run on any number of replicas at once.
+type background struct {
+	dispatcher *app.Dispatcher
+	keepAlive  *oauthconfig.KeepAliveJob
+	states     *callback.Store
+	log        *slog.Logger
+}
+
+// run starts the jobs; they stop when ctx ends.
+func (b *background) run(ctx context.Context) {
+	go b.dispatcher.Run(ctx, time.Second)
+	go b.keepAlive.Run(ctx, time.Minute)
+	go sweep(ctx, b.states, b.log)
+}
+
+// newServer wires every feature package into one HTTP handler and the
+// background jobs that go with it.
+func newServer(cfg config.Config, db *gorm.DB, cipher *secret.Cipher, log *slog.Logger) (*echo.Echo, *background) {
 	var sqlDB *sql.DB
 	if d, err := db.DB(); err == nil {
 		sqlDB = d
@@ -55,12 +72,16 @@ func newServer(cfg config.Config, db *gorm.DB, cipher *secret.Cipher, log *slog.
 
 	configs := oauthconfig.NewStore(db)
 	requestLog := oauthconfig.NewRequestLog(db, log)
+	webhooks := app.NewWebhooks(db, cipher)
+	app.NewWebhookHandler(apps, webhooks).Register(v1)
 	connections := oauthconfig.NewConnections(db, settingStore)
+	connections.Events = webhooks
 	outboundClient := outbound.New(outbound.Options{Allow: cfg.OutboundAllow, Timeout: cfg.OutboundTimeout, Observe: m.Outbound})
 	tokens := oauthconfig.NewTokenClient(outboundClient, requestLog)
 	tokens.Observe = m.TokenRequest
+	states := callback.NewStore(db)
 	cb := callback.NewHandler(callback.Deps{
-		Store: callback.NewStore(db), Apps: apps, Installations: settingStore, Configs: configs,
+		Store: states, Apps: apps, Installations: settingStore, Configs: configs,
 		Tokens: tokens, Saver: connections, Cipher: cipher, PublicURL: cfg.PublicURL, Log: log,
 	})
 	oauthconfig.NewHandler(configs, apps, settingStore, requestLog, connections, cb.RedirectURI()).Register(v1)
@@ -77,5 +98,14 @@ func newServer(cfg config.Config, db *gorm.DB, cipher *secret.Cipher, log *slog.
 		Observe: m.Outbound,
 	})
 	oauthconfig.NewCaller(apps, settingStore, configs, refresher, apiClient).Register(v1)
-	return e
+
+	// Webhook receivers are developer-configured URLs like any other: the
+	// same guard, no redirects followed (a signed body must not travel).
+	hookClient := outbound.New(outbound.Options{Allow: cfg.OutboundAllow, Timeout: cfg.OutboundTimeout, Observe: m.Outbound})
+	return e, &background{
+		dispatcher: app.NewDispatcher(webhooks, hookClient, log),
+		keepAlive:  oauthconfig.NewKeepAliveJob(db, settingStore, configs, refresher, log),
+		states:     states,
+		log:        log,
+	}
 }

@@ -1,0 +1,211 @@
+package app
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/latchkey/latchkey/internal/database"
+	"github.com/latchkey/latchkey/internal/errs"
+	"github.com/latchkey/latchkey/internal/secret"
+)
+
+// Events an app's webhooks receive.
+var Events = []string{
+	"connection.created",                  // an end user connected an account
+	"connection.refreshed",                // a token was renewed
+	"connection.refresh_failed",           // a renewal failed for a reason that may pass
+	"connection.reauthorization_required", // the provider refused the grant: the user must connect again
+}
+
+// Webhook is an endpoint of an app that receives events, signed with its
+// secret.
+type Webhook struct {
+	ID        string
+	AppID     string
+	URL       string
+	Secret    string   // sealed; see Webhooks.Create
+	Events    []string `gorm:"serializer:json"` // empty: every event
+	CreatedAt time.Time
+}
+
+// TableName tells GORM where webhooks live.
+func (Webhook) TableName() string { return "webhooks" }
+
+// Delivery is one event on its way to one webhook: the outbox row.
+type Delivery struct {
+	ID            string
+	WebhookID     string
+	Event         string
+	Payload       string
+	Attempts      int
+	NextAttemptAt time.Time
+	LockedUntil   *time.Time
+	DeliveredAt   *time.Time
+	FailedAt      *time.Time
+	LastStatus    int
+	LastError     string
+	CreatedAt     time.Time
+}
+
+// TableName tells GORM where deliveries live.
+func (Delivery) TableName() string { return "webhook_deliveries" }
+
+// Webhooks stores webhooks and queues their deliveries.
+type Webhooks struct {
+	db     *gorm.DB
+	cipher *secret.Cipher
+	now    func() time.Time
+}
+
+// NewWebhooks returns Webhooks over db; cipher seals their secrets.
+func NewWebhooks(db *gorm.DB, cipher *secret.Cipher) *Webhooks {
+	return &Webhooks{db: db, cipher: cipher, now: func() time.Time { return time.Now().UTC() }}
+}
+
+func sealAAD(id string) string { return "webhook:" + id }
+
+// Create stores a webhook for app appID and returns its signing secret,
+// which is shown once. Errors: Invalid naming the bad fields.
+func (w *Webhooks) Create(ctx context.Context, h *Webhook) (string, error) {
+	var fs errs.Fields
+	if msg := CheckWebURL(h.URL); msg != "" {
+		fs.Add("url", "%s", msg)
+	}
+	for i, e := range h.Events {
+		if !knownEvent(e) {
+			fs.Add(fmt.Sprintf("events[%d]", i), "unknown event; events are %v", Events)
+		}
+	}
+	if err := fs.Err(); err != nil {
+		return "", err
+	}
+	if h.Events == nil {
+		h.Events = []string{}
+	}
+	b := make([]byte, 32)
+	rand.Read(b)
+	plain := "whsec_" + base64.RawURLEncoding.EncodeToString(b)
+	h.ID = database.NewID()
+	h.CreatedAt = w.now()
+	sealed, err := w.cipher.Seal(plain, sealAAD(h.ID))
+	if err != nil {
+		return "", errs.Wrap(errs.Internal, err, "sealing the webhook secret")
+	}
+	h.Secret = sealed
+	if err := w.db.WithContext(ctx).Create(h).Error; err != nil {
+		return "", errs.From(err, "creating webhook")
+	}
+	return plain, nil
+}
+
+func knownEvent(e string) bool {
+	for _, x := range Events {
+		if x == e {
+			return true
+		}
+	}
+	return false
+}
+
+// List returns the app's webhooks, oldest first.
+func (w *Webhooks) List(ctx context.Context, appID string) ([]Webhook, error) {
+	var out []Webhook
+	err := w.db.WithContext(ctx).Where("app_id = ?", appID).Order("created_at, id").Find(&out).Error
+	return out, errs.From(err, "listing webhooks")
+}
+
+// Find returns the app's webhook id.
+func (w *Webhooks) Find(ctx context.Context, appID, id string) (Webhook, error) {
+	var h Webhook
+	err := w.db.WithContext(ctx).Where("app_id = ? AND id = ?", appID, id).Take(&h).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return Webhook{}, errs.NotFoundf("webhook %q not found", id)
+	}
+	return h, errs.From(err, "reading webhook")
+}
+
+// Delete removes the app's webhook id and its pending deliveries.
+func (w *Webhooks) Delete(ctx context.Context, appID, id string) error {
+	res := w.db.WithContext(ctx).Where("app_id = ? AND id = ?", appID, id).Delete(&Webhook{})
+	if res.Error != nil {
+		return errs.From(res.Error, "deleting webhook")
+	}
+	if res.RowsAffected == 0 {
+		return errs.NotFoundf("webhook %q not found", id)
+	}
+	return nil
+}
+
+// Deliveries returns the last 100 deliveries of a webhook, newest first.
+func (w *Webhooks) Deliveries(ctx context.Context, webhookID string) ([]Delivery, error) {
+	var out []Delivery
+	err := w.db.WithContext(ctx).Where("webhook_id = ?", webhookID).Order("created_at DESC, id DESC").Limit(100).Find(&out).Error
+	return out, errs.From(err, "listing deliveries")
+}
+
+// Event is the JSON body every webhook receives.
+type Event struct {
+	ID        string    `json:"id"` // the delivery's id: receivers dedupe on it
+	Type      string    `json:"type"`
+	CreatedAt time.Time `json:"created_at"`
+	Data      any       `json:"data"`
+}
+
+// Enqueue writes an event for each of the app's webhooks that want it,
+// through tx: called in the transaction of the change it reports, an event
+// is queued exactly when the change is stored (the outbox pattern).
+func (w *Webhooks) Enqueue(tx *gorm.DB, appID, event string, data any) error {
+	var hooks []Webhook
+	if err := tx.Where("app_id = ?", appID).Find(&hooks).Error; err != nil {
+		return err
+	}
+	now := w.now()
+	for _, h := range hooks {
+		if len(h.Events) > 0 && !contains(h.Events, event) {
+			continue
+		}
+		d := Delivery{ID: database.NewID(), WebhookID: h.ID, Event: event, NextAttemptAt: now, CreatedAt: now}
+		body, err := json.Marshal(Event{ID: d.ID, Type: event, CreatedAt: now, Data: data})
+		if err != nil {
+			return err
+		}
+		d.Payload = string(body)
+		if err := tx.Create(&d).Error; err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Sign returns the Latchkey-Signature header value for body sent at t:
+// "t=<unix seconds>,v1=<hex HMAC-SHA256 of "<unix seconds>.<body>">".
+// Receivers recompute it with their secret, compare in constant time, and
+// refuse timestamps too far from their clock (replays).
+func Sign(secret string, t time.Time, body []byte) string {
+	ts := strconv.FormatInt(t.Unix(), 10)
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(ts))
+	mac.Write([]byte("."))
+	mac.Write(body)
+	return "t=" + ts + ",v1=" + hex.EncodeToString(mac.Sum(nil))
+}
