@@ -112,6 +112,16 @@ type Config struct {
 	// for providers that revoke unused refresh tokens; 0 is off.
 	KeepAlive int `gorm:"column:keepalive_seconds"`
 
+	// IdentityURL, when set, is requested after each code exchange with
+	// the new token (e.g. GET https://api.example/me with IdentityHeaders
+	// "Authorization: Bearer <<access_token>>"); IdentityMappings store
+	// values of its JSON answer in settings. If it fails, the connection
+	// is not made. It also serves as "check this connection now".
+	IdentityURL      string
+	IdentityMethod   string
+	IdentityHeaders  map[string]string `gorm:"serializer:json"`
+	IdentityMappings []Mapping         `gorm:"serializer:json"`
+
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }
@@ -136,6 +146,13 @@ func (c *Config) applyDefaults() {
 	def(&c.ExpiresInPath, "$.expires_in")
 	def(&c.PKCE, "S256")
 	def(&c.ScopeSeparator, " ")
+	def(&c.IdentityMethod, http.MethodGet)
+	if c.IdentityHeaders == nil {
+		c.IdentityHeaders = map[string]string{}
+	}
+	if c.IdentityMappings == nil {
+		c.IdentityMappings = []Mapping{}
+	}
 	if c.DefaultExpiresIn == 0 {
 		c.DefaultExpiresIn = 3600
 	}
@@ -329,6 +346,31 @@ func (c *Config) Validate(defs []settings.Definition) error {
 		checkPath(&fs, "expired_body_path", c.ExpiredBodyPath)
 	} else if c.ExpiredBodyValue != "" {
 		fs.Add("expired_body_value", "needs expired_body_path")
+	}
+	checkTemplate(&fs, "identity_url", c.IdentityURL, template.URL, known)
+	if c.IdentityMethod != http.MethodGet && c.IdentityMethod != http.MethodPost {
+		fs.Add("identity_method", `must be "GET" or "POST"`)
+	}
+	if c.IdentityURL == "" && (len(c.IdentityHeaders) > 0 || len(c.IdentityMappings) > 0) {
+		fs.Add("identity_url", "is required when identity_headers or identity_mappings are set")
+	}
+	for name, v := range c.IdentityHeaders {
+		field := "identity_headers." + name
+		switch {
+		case !app.IsHeaderName(name):
+			fs.Add(field, "is not a valid header name")
+		case forbiddenHeader(name):
+			fs.Add(field, "cannot be set by a template: Latchkey sets it")
+		default:
+			checkTemplate(&fs, field, v, template.Header, known)
+		}
+	}
+	if len(c.IdentityMappings) > 50 {
+		fs.Add("identity_mappings", "at most 50 mappings")
+	}
+	for i, m := range c.IdentityMappings {
+		checkPath(&fs, fmt.Sprintf("identity_mappings[%d].path", i), m.Path)
+		checkTokenSetting(&fs, fmt.Sprintf("identity_mappings[%d].setting", i), m.Setting, levels, c.TokenLevel, true)
 	}
 	if c.KeepAlive != 0 && (c.KeepAlive < 300 || c.KeepAlive > 366*86400) {
 		fs.Add("keepalive_seconds", "must be 0 (off) or 300 to 31622400 seconds")

@@ -169,6 +169,25 @@ func (cs *Connections) store(ctx context.Context, inst settings.Installation, us
 	return errs.From(err, "storing tokens")
 }
 
+// SaveValues stores values (setting -> value) at the config's token level
+// for userID, such as what an identity check mapped.
+func (cs *Connections) SaveValues(ctx context.Context, inst settings.Installation, userID string, cfg *Config, values map[string]string) error {
+	changes := make(map[string]*string, len(values))
+	for k, v := range values {
+		changes[k] = &v
+	}
+	var err error
+	if owner := cfg.Owner(userID); owner == "" {
+		err = cs.settings.SetOrganizationValues(ctx, inst, changes)
+	} else {
+		err = cs.settings.SetUserValues(ctx, inst, owner, changes)
+	}
+	if errs.Is(err, errs.Invalid) {
+		return errs.Wrap(errs.Upstream, err, "the provider's answer does not fit the app's settings: %v", err)
+	}
+	return errs.From(err, "storing values")
+}
+
 // Fail records that renewing a connection's tokens failed, with a reason
 // safe to show; with reauthorize set, the connection is marked as needing
 // the end user to connect again, and no call uses it until they do.

@@ -97,6 +97,10 @@ type configRequest struct {
 	ExpiredBodyPath     *string            `json:"expired_body_path"`
 	ExpiredBodyValue    *string            `json:"expired_body_value"`
 	KeepAlive           *int               `json:"keepalive_seconds"`
+	IdentityURL         *string            `json:"identity_url"`
+	IdentityMethod      *string            `json:"identity_method"`
+	IdentityHeaders     *map[string]string `json:"identity_headers"`
+	IdentityMappings    *[]Mapping         `json:"identity_mappings"`
 }
 
 func (r *configRequest) apply(c *Config) {
@@ -128,6 +132,10 @@ func (r *configRequest) apply(c *Config) {
 	set(&c.ExpiredBodyPath, r.ExpiredBodyPath)
 	set(&c.ExpiredBodyValue, r.ExpiredBodyValue)
 	set(&c.KeepAlive, r.KeepAlive)
+	set(&c.IdentityURL, r.IdentityURL)
+	set(&c.IdentityMethod, r.IdentityMethod)
+	set(&c.IdentityHeaders, r.IdentityHeaders)
+	set(&c.IdentityMappings, r.IdentityMappings)
 }
 
 func set[T any](dst *T, v *T) {
@@ -168,6 +176,10 @@ type configResponse struct {
 	ExpiredBodyPath     string            `json:"expired_body_path"`
 	ExpiredBodyValue    string            `json:"expired_body_value"`
 	KeepAlive           int               `json:"keepalive_seconds"`
+	IdentityURL         string            `json:"identity_url"`
+	IdentityMethod      string            `json:"identity_method"`
+	IdentityHeaders     map[string]string `json:"identity_headers"`
+	IdentityMappings    []Mapping         `json:"identity_mappings"`
 	RedirectURI         string            `json:"redirect_uri"`
 	CreatedAt           time.Time         `json:"created_at"`
 	UpdatedAt           time.Time         `json:"updated_at"`
@@ -187,7 +199,9 @@ func (h *Handler) toResponse(c Config) configResponse {
 		LogRequests: c.LogRequests, TokenLevel: c.TokenLevel,
 		RefreshMargin: c.RefreshMargin, DefaultExpiresIn: c.DefaultExpiresIn,
 		ExpiredStatuses: c.ExpiredStatuses, ExpiredBodyPath: c.ExpiredBodyPath,
-		ExpiredBodyValue: c.ExpiredBodyValue, KeepAlive: c.KeepAlive, RedirectURI: h.redirectURI,
+		ExpiredBodyValue: c.ExpiredBodyValue, KeepAlive: c.KeepAlive,
+		IdentityURL: c.IdentityURL, IdentityMethod: c.IdentityMethod,
+		IdentityHeaders: c.IdentityHeaders, IdentityMappings: c.IdentityMappings, RedirectURI: h.redirectURI,
 		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
 	}
 }

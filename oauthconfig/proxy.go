@@ -46,13 +46,14 @@ type Caller struct {
 	settings  *settings.Store
 	configs   *Store
 	refresher *Refresher
+	connector *Connector
 	http      *outbound.Client
 }
 
 // NewCaller returns a Caller that sends through c, an outbound client that
 // does not follow redirects: credentials must never reach another host.
-func NewCaller(apps apiFinder, s *settings.Store, configs *Store, r *Refresher, c *outbound.Client) *Caller {
-	return &Caller{apps: apps, settings: s, configs: configs, refresher: r, http: c}
+func NewCaller(apps apiFinder, s *settings.Store, configs *Store, r *Refresher, cn *Connector, c *outbound.Client) *Caller {
+	return &Caller{apps: apps, settings: s, configs: configs, refresher: r, connector: cn, http: c}
 }
 
 // Register adds the routes to g, which must be behind app.RequireKey.
@@ -63,6 +64,8 @@ func (h *Caller) Register(g *echo.Group) {
 	g.GET("/installations/:installation/users/:user/apis/:api/headers", h.headers)
 	g.GET("/installations/:installation/apis/:api/headers", h.headers)
 	g.POST("/installations/:installation/oauth-configs/:config/token", h.fetchToken)
+	g.POST("/installations/:installation/oauth-configs/:config/code", h.exchangeCode)
+	g.POST("/installations/:installation/oauth-configs/:config/check", h.checkConnection)
 }
 
 // call is one API call being prepared: what it needs, resolved.
@@ -462,59 +465,28 @@ type fetchResponse struct {
 // how a developer checks a config before publishing the app.
 func (h *Caller) fetchToken(c echo.Context) error {
 	ctx := c.Request().Context()
-	id, err := httpapi.Param(c, "installation")
-	if err != nil {
-		return err
-	}
 	var req fetchRequest
 	if err := httpapi.Bind(c, &req); err != nil {
 		return err
 	}
-	inst, a, err := callersInstallation(c, h.settings, h.apps, id)
-	if err != nil {
-		return err
-	}
-	cid, err := httpapi.Param(c, "config")
-	if err != nil {
-		return err
-	}
-	cfg, err := h.configs.Find(ctx, a.ID, cid)
+	inst, cfg, err := h.installationConfig(c)
 	if err != nil {
 		return err
 	}
 	if cfg.GrantType == AuthorizationCode {
-		return errs.New(errs.Invalid, "OAuth config %q uses the authorization_code grant, which needs the end user: create an authorize link instead", cfg.Name)
+		return errs.New(errs.Invalid, "OAuth config %q uses the authorization_code grant, which needs the end user: create an authorize link, or submit a pasted code", cfg.Name)
 	}
-	if cfg.TokenLevel == settings.User {
-		if fe := settings.CheckID("user_id", req.UserID); fe != nil {
-			return errs.Fields{{Field: "user_id", Message: "is required: this config keeps a token per end user"}}.Err()
-		}
-	} else if req.UserID != "" {
-		return errs.Fields{{Field: "user_id", Message: "must be empty: this config keeps one token for the installation"}}.Err()
+	if err := checkOwner(&cfg, req.UserID); err != nil {
+		return err
 	}
 	current, err := h.settings.Resolve(ctx, inst, req.UserID)
 	if err != nil {
 		return err
 	}
-	r, err := h.refresher.Renew(ctx, inst, req.UserID, &cfg, current.Values[cfg.AccessTokenSetting], true)
-	if err != nil {
+	if _, err := h.refresher.Renew(ctx, inst, req.UserID, &cfg, current.Values[cfg.AccessTokenSetting], true); err != nil {
 		return err
 	}
-	conn, err := h.refresher.conns.Get(ctx, inst.ID, cfg.Owner(req.UserID), cfg.ID)
-	if err != nil {
-		return err
-	}
-	out := fetchResponse{Connection: toConnectionResponse(conn), Extracted: map[string]string{}}
-	keys := []string{cfg.AccessTokenSetting, cfg.RefreshTokenSetting}
-	for _, m := range cfg.Mappings {
-		keys = append(keys, m.Setting)
-	}
-	for _, k := range keys {
-		if k != "" {
-			out.Extracted[k] = Mask(r.Values[k])
-		}
-	}
-	return c.JSON(http.StatusOK, out)
+	return h.reportConnection(c, inst, req.UserID, &cfg)
 }
 
 // APIReferences tells app.APIHandler what an app's API templates may use

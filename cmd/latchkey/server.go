@@ -80,9 +80,11 @@ func newServer(cfg config.Config, db *gorm.DB, cipher *secret.Cipher, log *slog.
 	tokens := oauthconfig.NewTokenClient(outboundClient, requestLog)
 	tokens.Observe = m.TokenRequest
 	states := callback.NewStore(db)
+	redirectURI := cfg.PublicURL + callback.CallbackPath
+	connector := oauthconfig.NewConnector(tokens, connections, settingStore, redirectURI)
 	cb := callback.NewHandler(callback.Deps{
 		Store: states, Apps: apps, Installations: settingStore, Configs: configs,
-		Tokens: tokens, Saver: connections, Cipher: cipher, PublicURL: cfg.PublicURL, Log: log,
+		Tokens: tokens, Saver: connector, Cipher: cipher, PublicURL: cfg.PublicURL, Log: log,
 	})
 	oauthconfig.NewHandler(configs, apps, settingStore, requestLog, connections, cb.RedirectURI()).Register(v1)
 	cb.Register(v1, e)
@@ -97,7 +99,7 @@ func newServer(cfg config.Config, db *gorm.DB, cipher *secret.Cipher, log *slog.
 		Timeout: 10 * cfg.OutboundTimeout, MaxResponseBytes: 256 << 20,
 		Observe: m.Outbound,
 	})
-	oauthconfig.NewCaller(apps, settingStore, configs, refresher, apiClient).Register(v1)
+	oauthconfig.NewCaller(apps, settingStore, configs, refresher, connector, apiClient).Register(v1)
 
 	// Webhook receivers are developer-configured URLs like any other: the
 	// same guard, no redirects followed (a signed body must not travel).

@@ -117,6 +117,16 @@ func CodeOf(err error) Code {
 	return Internal
 }
 
+// MessageOf returns the part of err that is safe to show: the Message of
+// an *Error, "internal error" for anything else.
+func MessageOf(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Message
+	}
+	return "internal error"
+}
+
 // Is reports whether err is an *Error with the given code.
 func Is(err error, code Code) bool {
 	var e *Error

@@ -179,7 +179,7 @@ func (e *ValueError) Error() string {
 const (
 	reasonControl = "contains a control character"
 	reasonHost    = "only ASCII letters, digits, '.' and '-' are allowed in a URL authority"
-	reasonDots    = "a URL path value may not consist only of dots"
+	reasonDots    = "a URL path value may not be or contain a \".\" or \"..\" segment"
 	reasonURL     = "not an absolute http or https URL"
 )
 
@@ -486,6 +486,20 @@ func checkURL(src string, phs []placeholder) error {
 		}
 		return nil
 	})
+	// A path literal must be written as it goes on the wire. A byte that
+	// needs escaping (a space, say) makes net/url drop the raw path and
+	// escape the decoded one again, which turns a value's %2F back into
+	// a real '/': a value "../x" would then climb the path.
+	if err := eachLiteral(src, phs, func(lit string, at int) error {
+		for i := 0; i < len(lit); i++ {
+			if off := at + i; off >= authEnd && off < pathEnd && !pathLiteralByte(lit[i]) {
+				return &Error{Pos: off, Msg: "URL path has " + strconv.Quote(lit[i:i+1]) + ", which must be percent-encoded"}
+			}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
 	for i := range phs {
 		switch p := &phs[i]; {
 		case p.pos < authEnd:
@@ -521,6 +535,16 @@ func checkURL(src string, phs []placeholder) error {
 		return &Error{Pos: 0, Msg: "URL template has no host"}
 	}
 	return nil
+}
+
+// pathLiteralByte reports whether c may stand unescaped in a URL path:
+// RFC 3986 pchar, '/' and '%' (whose escapes checkPercent has checked).
+func pathLiteralByte(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("-._~!$&'()*+,;=:@/%", c) >= 0
 }
 
 // checkJSON checks that src is valid JSON once each placeholder is
@@ -752,7 +776,14 @@ func (k kind) check(v string) string {
 			}
 		}
 	case kindPath:
-		if strings.Trim(v, ".") == "" {
+		// "/" is escaped, but a server that decodes %2F before it
+		// resolves the path would still see "." or ".." segments.
+		for _, seg := range strings.FieldsFunc(v, func(r rune) bool { return r == '/' || r == '\\' }) {
+			if strings.Trim(seg, ".") == "" {
+				return reasonDots
+			}
+		}
+		if strings.Trim(v, "./\\") == "" {
 			return reasonDots
 		}
 	case kindURL:

@@ -298,9 +298,20 @@ func TestURLValues(t *testing.T) {
 	render := func(tenant, id, b string) (string, error) {
 		return tm.Render(map[string]string{"tenant": tenant, "id": id, "b": b})
 	}
-	got, err := render("acme-1.eu", "a b/..", "x&y=z")
-	if want := "https://acme-1.eu.example.com/x/a%20b%2F..?a=x%26y%3Dz"; got != want || err != nil {
+	got, err := render("acme-1.eu", "a b/c..d", "x&y=z")
+	if want := "https://acme-1.eu.example.com/x/a%20b%2Fc..d?a=x%26y%3Dz"; got != want || err != nil {
 		t.Errorf("got %q, %v; want %q", got, err, want)
+	}
+	// Escaped or not, a dot segment could climb the path on a server that
+	// decodes %2F first.
+	for _, id := range []string{"..", ".", "../x", "a/..", "a/./b", "..\\x", "/.."} {
+		if _, err := render("acme", id, "1"); !isValueError(err, "id") {
+			t.Errorf("id %q: error = %v, want *ValueError", id, err)
+		}
+	}
+	// A literal that needs escaping in the path is refused when parsed.
+	if _, err := Parse("http://h/a b/<<id>>", URL); err == nil {
+		t.Error("a space in the path literal was accepted")
 	}
 	for _, tenant := range []string{"evil.com/", "evil.com?", "evil.com#", "u@evil.com", "evil.com:1", "a%2e", "a b", "é", "a\\b", "[::1]"} {
 		if _, err := render(tenant+"s3cr3t", "1", "1"); !isValueError(err, "tenant") {

@@ -1,0 +1,325 @@
+package oauthconfig
+
+import (
+	"context"
+	"errors"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/latchkey/latchkey/internal/errs"
+	"github.com/latchkey/latchkey/internal/httpapi"
+	"github.com/latchkey/latchkey/internal/outbound"
+	"github.com/latchkey/latchkey/internal/template"
+	"github.com/latchkey/latchkey/settings"
+)
+
+// Identify sends the config's identity request with values (the settings
+// and the fresh tokens) and returns the mapped values of its answer,
+// setting -> value. Errors are *errs.Error: Invalid when the request cannot
+// be rendered, Timeout, or Upstream naming what the answer lacked.
+func (tc *TokenClient) Identify(ctx context.Context, cfg *Config, vars Vars, meta LogMeta) (map[string]string, error) {
+	meta.Kind = "identity"
+	render := func(field, src string, ctx template.Context) (string, error) {
+		t, err := template.Parse(src, ctx)
+		if err != nil {
+			return "", errs.New(errs.Invalid, "config field %s does not parse: %v", field, err)
+		}
+		out, err := t.Render(vars.Values)
+		if err != nil {
+			return "", renderError(field, err)
+		}
+		return out, nil
+	}
+	u, err := render("identity_url", cfg.IdentityURL, template.URL)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, cfg.IdentityMethod, u, nil)
+	if err != nil {
+		return nil, errs.New(errs.Invalid, "identity_url is not a valid URL")
+	}
+	req.Header.Set("Accept", "application/json")
+	for name, src := range cfg.IdentityHeaders {
+		v, err := render("identity_headers."+name, src, template.Header)
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set(name, v)
+	}
+	start := tc.now()
+	status, header, body, out, err := tc.identify(cfg, req)
+	if tc.Observe != nil {
+		outcome := "ok"
+		if err != nil {
+			outcome = string(errs.CodeOf(err))
+		}
+		tc.Observe(cfg.ID, meta.Kind, outcome)
+	}
+	if tc.log != nil && cfg.LogRequests {
+		r := newRedactor(vars, Token{})
+		e := &Entry{ConfigID: cfg.ID, InstallationID: meta.InstallationID, UserID: meta.UserID, Kind: meta.Kind,
+			Method: req.Method, URL: r.text(u), RequestHeader: r.header(req.Header), Status: status,
+			ResponseHeader: r.header(header), ResponseBody: r.body(body), Duration: tc.now().Sub(start)}
+		if err != nil {
+			e.Error = err.Error()
+		}
+		tc.log.Record(context.WithoutCancel(ctx), e)
+	}
+	return out, err
+}
+
+func (tc *TokenClient) identify(cfg *Config, req *http.Request) (int, http.Header, []byte, map[string]string, error) {
+	resp, err := tc.http.Do(req)
+	if err != nil {
+		var blocked *outbound.BlockedError
+		switch {
+		case errors.As(err, &blocked):
+			return 0, nil, nil, nil, errs.New(errs.Upstream, "the identity URL is refused: %s", blocked.Error())
+		case outbound.IsTimeout(err):
+			return 0, nil, nil, nil, errs.New(errs.Timeout, "the identity request did not answer in time")
+		}
+		return 0, nil, nil, nil, errs.Wrap(errs.Upstream, err, "the identity request failed")
+	}
+	body, err := tc.http.ReadAll(resp)
+	if err != nil {
+		return resp.StatusCode, resp.Header, nil, nil, errs.Wrap(errs.Upstream, err, "the identity response cannot be read")
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return resp.StatusCode, resp.Header, body, nil, errs.New(errs.Upstream, "the identity request was answered %d", resp.StatusCode)
+	}
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	doc, err := decodeBody(mt, body)
+	if err != nil {
+		return resp.StatusCode, resp.Header, body, nil, errs.New(errs.Upstream, "the identity response is not JSON: %v", err)
+	}
+	out := make(map[string]string, len(cfg.IdentityMappings))
+	for i, m := range cfg.IdentityMappings {
+		v, ok, err := lookupString(m.Path, doc)
+		if err != nil || !ok {
+			return resp.StatusCode, resp.Header, body, nil, errs.New(errs.Upstream, "identity_mappings[%d]: the identity response has no value at %s", i, m.Path)
+		}
+		out[m.Setting] = v
+	}
+	return resp.StatusCode, resp.Header, body, out, nil
+}
+
+// Connector completes a connection after a code exchange: it runs the
+// config's identity request, if any, with the new tokens, and stores the
+// tokens and every mapped value in one transaction. If the identity
+// request fails, nothing is stored and the connection records why.
+type Connector struct {
+	tokens      *TokenClient
+	conns       *Connections
+	settings    *settings.Store
+	redirectURI string
+}
+
+// NewConnector returns a Connector.
+func NewConnector(tokens *TokenClient, conns *Connections, s *settings.Store, redirectURI string) *Connector {
+	return &Connector{tokens: tokens, conns: conns, settings: s, redirectURI: redirectURI}
+}
+
+// Save identifies and stores a connection's tokens; errors as Identify and
+// Connections.Save.
+func (cn *Connector) Save(ctx context.Context, inst settings.Installation, userID string, cfg *Config, tok Token) error {
+	if cfg.IdentityURL != "" {
+		extra, err := cn.identify(ctx, inst, userID, cfg, tok)
+		if err != nil {
+			if ferr := cn.conns.Fail(ctx, inst, userID, cfg, errs.MessageOf(err), false); ferr != nil {
+				return ferr
+			}
+			return err
+		}
+		if tok.Extra == nil {
+			tok.Extra = map[string]string{}
+		}
+		for k, v := range extra {
+			tok.Extra[k] = v
+		}
+	}
+	return cn.conns.Save(ctx, inst, userID, cfg, tok)
+}
+
+// identify runs the identity request with the installation's settings and
+// tok in place of the stored tokens.
+func (cn *Connector) identify(ctx context.Context, inst settings.Installation, userID string, cfg *Config, tok Token) (map[string]string, error) {
+	r, err := cn.settings.Resolve(ctx, inst, userID)
+	if err != nil {
+		return nil, err
+	}
+	values := make(map[string]string, len(r.Values)+len(tok.Extra)+2)
+	for k, v := range r.Values {
+		values[k] = v
+	}
+	for k, v := range tok.Extra {
+		values[k] = v
+	}
+	values[cfg.AccessTokenSetting] = tok.AccessToken
+	if cfg.RefreshTokenSetting != "" && tok.RefreshToken != "" {
+		values[cfg.RefreshTokenSetting] = tok.RefreshToken
+	}
+	vars := FlowValues(cfg, values, r.Secret, cn.redirectURI, nil)
+	return cn.tokens.Identify(ctx, cfg, vars, LogMeta{InstallationID: inst.ID, UserID: cfg.Owner(userID)})
+}
+
+// installationConfig finds the :installation and :config of a request, both
+// of the caller's account.
+func (h *Caller) installationConfig(c echo.Context) (settings.Installation, Config, error) {
+	id, err := httpapi.Param(c, "installation")
+	if err != nil {
+		return settings.Installation{}, Config{}, err
+	}
+	inst, a, err := callersInstallation(c, h.settings, h.apps, id)
+	if err != nil {
+		return settings.Installation{}, Config{}, err
+	}
+	cid, err := httpapi.Param(c, "config")
+	if err != nil {
+		return settings.Installation{}, Config{}, err
+	}
+	cfg, err := h.configs.Find(c.Request().Context(), a.ID, cid)
+	return inst, cfg, err
+}
+
+// checkOwner checks a request's user_id against the config's token level.
+func checkOwner(cfg *Config, userID string) error {
+	if cfg.TokenLevel == settings.User {
+		if fe := settings.CheckID("user_id", userID); fe != nil {
+			return errs.Fields{{Field: "user_id", Message: "is required: this config keeps a token per end user"}}.Err()
+		}
+	} else if userID != "" {
+		return errs.Fields{{Field: "user_id", Message: "must be empty: this config keeps one token for the installation"}}.Err()
+	}
+	return nil
+}
+
+type codeRequest struct {
+	Code   string `json:"code"`
+	UserID string `json:"user_id"`
+}
+
+// exchangeCode trades an authorization code that someone pasted (from a
+// provider's console, a "self client") exactly as the callback would: the
+// same token request, extraction, identity request and storage.
+func (h *Caller) exchangeCode(c echo.Context) error {
+	ctx := c.Request().Context()
+	var req codeRequest
+	if err := httpapi.Bind(c, &req); err != nil {
+		return err
+	}
+	inst, cfg, err := h.installationConfig(c)
+	if err != nil {
+		return err
+	}
+	if cfg.GrantType != AuthorizationCode {
+		return errs.New(errs.Invalid, "OAuth config %q uses the %s grant, which has no authorization code; fetch a token instead", cfg.Name, cfg.GrantType)
+	}
+	if err := checkOwner(&cfg, req.UserID); err != nil {
+		return err
+	}
+	req.Code = strings.TrimSpace(req.Code)
+	if req.Code == "" || len(req.Code) > 4096 {
+		return errs.Fields{{Field: "code", Message: "must be 1 to 4096 characters"}}.Err()
+	}
+	r, err := h.settings.Resolve(ctx, inst, req.UserID)
+	if err != nil {
+		return err
+	}
+	// No PKCE verifier: a pasted code was not asked for with a challenge.
+	vars := FlowValues(&cfg, r.Values, r.Secret, h.connector.redirectURI, map[string]string{"auth_code": req.Code})
+	tok, err := h.connector.tokens.Exchange(ctx, &cfg, vars, LogMeta{InstallationID: inst.ID, UserID: cfg.Owner(req.UserID)})
+	if err != nil {
+		if errs.Is(err, errs.Invalid) && strings.Contains(err.Error(), "<<code_verifier>>") {
+			return errs.New(errs.Invalid, "the token body of OAuth config %q uses <<code_verifier>>, and a pasted code has none: set pkce to \"off\" or use a token_body without it", cfg.Name)
+		}
+		return err
+	}
+	if err := h.connector.Save(ctx, inst, req.UserID, &cfg, tok); err != nil {
+		return err
+	}
+	return h.reportConnection(c, inst, req.UserID, &cfg)
+}
+
+type checkRequest struct {
+	UserID string `json:"user_id"`
+}
+
+type checkResponse struct {
+	Connection connectionResponse `json:"connection"`
+	Identity   map[string]string  `json:"identity"` // setting -> value, secret ones masked
+}
+
+// checkConnection runs the identity request now with the stored (fresh)
+// token and stores what it maps: "is this connection still good?".
+func (h *Caller) checkConnection(c echo.Context) error {
+	ctx := c.Request().Context()
+	var req checkRequest
+	if err := httpapi.Bind(c, &req); err != nil {
+		return err
+	}
+	inst, cfg, err := h.installationConfig(c)
+	if err != nil {
+		return err
+	}
+	if cfg.IdentityURL == "" {
+		return errs.New(errs.Invalid, "OAuth config %q has no identity request (identity_url) to check with", cfg.Name)
+	}
+	if err := checkOwner(&cfg, req.UserID); err != nil {
+		return err
+	}
+	r, err := h.refresher.Fresh(ctx, inst, req.UserID, &cfg)
+	if err != nil {
+		return err
+	}
+	vars := FlowValues(&cfg, r.Values, r.Secret, h.connector.redirectURI, nil)
+	got, err := h.connector.tokens.Identify(ctx, &cfg, vars, LogMeta{InstallationID: inst.ID, UserID: cfg.Owner(req.UserID)})
+	if err != nil {
+		if ferr := h.connector.conns.Fail(ctx, inst, req.UserID, &cfg, errs.MessageOf(err), false); ferr != nil {
+			return ferr
+		}
+		return err
+	}
+	if err := h.connector.conns.SaveValues(ctx, inst, req.UserID, &cfg, got); err != nil {
+		return err
+	}
+	conn, err := h.connector.conns.Get(ctx, inst.ID, cfg.Owner(req.UserID), cfg.ID)
+	if err != nil {
+		return err
+	}
+	out := checkResponse{Connection: toConnectionResponse(conn), Identity: map[string]string{}}
+	for k, v := range got {
+		if r.Secret[k] {
+			v = Mask(v)
+		}
+		out.Identity[k] = v
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// reportConnection answers a connection's state and the values stored for
+// it, masked.
+func (h *Caller) reportConnection(c echo.Context, inst settings.Installation, userID string, cfg *Config) error {
+	ctx := c.Request().Context()
+	conn, err := h.connector.conns.Get(ctx, inst.ID, cfg.Owner(userID), cfg.ID)
+	if err != nil {
+		return err
+	}
+	r, err := h.settings.Resolve(ctx, inst, userID)
+	if err != nil {
+		return err
+	}
+	out := fetchResponse{Connection: toConnectionResponse(conn), Extracted: map[string]string{}}
+	keys := []string{cfg.AccessTokenSetting, cfg.RefreshTokenSetting}
+	for _, m := range append(append([]Mapping{}, cfg.Mappings...), cfg.IdentityMappings...) {
+		keys = append(keys, m.Setting)
+	}
+	for _, k := range keys {
+		if k != "" {
+			out.Extracted[k] = Mask(r.Values[k])
+		}
+	}
+	return c.JSON(http.StatusOK, out)
+}
