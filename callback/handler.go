@@ -193,7 +193,7 @@ func (h *Handler) authorize(c echo.Context) error {
 	if cfg.PKCE == "S256" {
 		verifier := oauthconfig.NewVerifier()
 		flow["code_challenge"] = oauthconfig.Challenge(verifier)
-		if st.CodeVerifier, err = h.cipher.Seal(verifier, "state:"+hash(state)); err != nil {
+		if st.CodeVerifier, err = h.cipher.Seal(verifier, verifierAAD(hash(state))); err != nil {
 			return h.page(c, resultPage{App: a, Problem: err})
 		}
 	}
@@ -277,7 +277,7 @@ func (h *Handler) callback(c echo.Context) error {
 	}
 	flow := map[string]string{"state": state, "auth_code": authCode}
 	if st.CodeVerifier != "" {
-		verifier, err := h.cipher.Open(st.CodeVerifier, "state:"+st.StateHash)
+		verifier, err := h.cipher.Open(st.CodeVerifier, verifierAAD(st.StateHash))
 		if err != nil {
 			result.Problem = errs.Wrap(errs.Internal, err, "the sign-in's PKCE verifier cannot be read")
 			return h.page(c, result)

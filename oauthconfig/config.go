@@ -242,8 +242,10 @@ func (c *Config) refreshURL() string {
 // position inside a template where it is known.
 func (c *Config) Validate(defs []settings.Definition) error {
 	levels := make(map[string]settings.Level, len(defs))
+	fixed := make(map[string]bool)
 	for _, d := range defs {
 		levels[d.Key] = d.Level
+		fixed[d.Key] = d.Fixed()
 	}
 	known := func(name string) bool {
 		if _, ok := levels[name]; ok {
@@ -319,14 +321,14 @@ func (c *Config) Validate(defs []settings.Definition) error {
 	checkPath(&fs, "refresh_token_path", c.RefreshTokenPath)
 	checkPath(&fs, "expires_in_path", c.ExpiresInPath)
 	c.TokenLevel = c.tokenLevel(levels)
-	checkTokenSetting(&fs, "access_token_setting", c.AccessTokenSetting, levels, c.TokenLevel, true)
-	checkTokenSetting(&fs, "refresh_token_setting", c.RefreshTokenSetting, levels, c.TokenLevel, false)
+	checkTokenSetting(&fs, "access_token_setting", c.AccessTokenSetting, levels, fixed, c.TokenLevel, true)
+	checkTokenSetting(&fs, "refresh_token_setting", c.RefreshTokenSetting, levels, fixed, c.TokenLevel, false)
 	if len(c.Mappings) > 50 {
 		fs.Add("mappings", "at most 50 mappings")
 	}
 	for i, m := range c.Mappings {
 		checkPath(&fs, fmt.Sprintf("mappings[%d].path", i), m.Path)
-		checkTokenSetting(&fs, fmt.Sprintf("mappings[%d].setting", i), m.Setting, levels, c.TokenLevel, true)
+		checkTokenSetting(&fs, fmt.Sprintf("mappings[%d].setting", i), m.Setting, levels, fixed, c.TokenLevel, true)
 	}
 	if c.RefreshMargin < 0 || c.RefreshMargin > 86400 {
 		fs.Add("refresh_margin_seconds", "must be 0 (automatic) to 86400")
@@ -370,7 +372,7 @@ func (c *Config) Validate(defs []settings.Definition) error {
 	}
 	for i, m := range c.IdentityMappings {
 		checkPath(&fs, fmt.Sprintf("identity_mappings[%d].path", i), m.Path)
-		checkTokenSetting(&fs, fmt.Sprintf("identity_mappings[%d].setting", i), m.Setting, levels, c.TokenLevel, true)
+		checkTokenSetting(&fs, fmt.Sprintf("identity_mappings[%d].setting", i), m.Setting, levels, fixed, c.TokenLevel, true)
 	}
 	if c.KeepAlive != 0 && (c.KeepAlive < 300 || c.KeepAlive > 366*86400) {
 		fs.Add("keepalive_seconds", "must be 0 (off) or 300 to 31622400 seconds")
@@ -466,7 +468,7 @@ func (c *Config) tokenLevel(levels map[string]settings.Level) settings.Level {
 	return settings.User
 }
 
-func checkTokenSetting(fs *errs.Fields, field, key string, levels map[string]settings.Level, want settings.Level, required bool) {
+func checkTokenSetting(fs *errs.Fields, field, key string, levels map[string]settings.Level, fixed map[string]bool, want settings.Level, required bool) {
 	if key == "" {
 		if required {
 			fs.Add(field, "is required: the %s-level setting that receives the value", want)
@@ -478,6 +480,8 @@ func checkTokenSetting(fs *errs.Fields, field, key string, levels map[string]set
 		fs.Add(field, "the app has no setting %q", key)
 	case l != want:
 		fs.Add(field, "setting %q is %s-level; tokens of this config go in %s-level settings", key, l, want)
+	case fixed[key]:
+		fs.Add(field, "setting %q is fixed by the app developer (read_only or hidden) and cannot receive values", key)
 	}
 }
 

@@ -41,8 +41,13 @@ type Definition struct {
 	DefaultValue *string
 	Pattern      *string
 	Position     int
+	Visibility   Visibility
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
+
+	// FixedSecret is the sealed developer value of a hidden secret
+	// setting (see Visibility); DefaultValue is nil then. Never shown.
+	FixedSecret *string
 }
 
 // TableName tells GORM where definitions live.
@@ -70,11 +75,12 @@ func (d *Definition) Validate() error {
 			fs.Add("pattern", "is not a valid regular expression: %v", err)
 		}
 	}
+	d.checkVisibility(&fs)
 	if d.DefaultValue != nil {
 		switch {
-		case d.Secret:
-			// Defaults are shown in the install prompt; a secret one would leak.
-			fs.Add("default", "a secret setting cannot have a default")
+		case d.Secret && !d.sealsFixed():
+			// Reported by checkVisibility: defaults are shown in the
+			// install prompt; a secret one would leak.
 		case len(*d.DefaultValue) > MaxValueBytes || !utf8.ValidString(*d.DefaultValue):
 			fs.Add("default", "must be valid UTF-8 of at most %d bytes", MaxValueBytes)
 		case re != nil && !re.MatchString(*d.DefaultValue):

@@ -60,6 +60,8 @@ type definitionRequest struct {
 	Default     *string `json:"default"`
 	Pattern     *string `json:"pattern"`
 	Position    *int    `json:"position"`
+	// Visibility is checked by Definition.Validate.
+	Visibility *Visibility `json:"visibility"`
 }
 
 type definitionResponse struct {
@@ -74,6 +76,11 @@ type definitionResponse struct {
 	Position    int       `json:"position"`
 	CreatedAt   time.Time `json:"created_at"`
 	UpdatedAt   time.Time `json:"updated_at"`
+
+	Visibility Visibility `json:"visibility"`
+	// DefaultSet is true when there is a default, also for a hidden
+	// secret setting, whose value is write-only: Default is null then.
+	DefaultSet bool `json:"default_set"`
 }
 
 func toDefinitionResponse(d Definition) definitionResponse {
@@ -89,6 +96,8 @@ func toDefinitionResponse(d Definition) definitionResponse {
 		Position:    d.Position,
 		CreatedAt:   d.CreatedAt,
 		UpdatedAt:   d.UpdatedAt,
+		Visibility:  d.visibility(),
+		DefaultSet:  d.HasDefault(),
 	}
 }
 
@@ -134,6 +143,7 @@ func (h *Handler) createDefinition(c echo.Context) error {
 	set(&d.Secret, req.Secret)
 	set(&d.Required, req.Required)
 	set(&d.Position, req.Position)
+	set(&d.Visibility, req.Visibility)
 	if err := h.store.CreateDefinition(c.Request().Context(), &d); err != nil {
 		return err
 	}
@@ -171,14 +181,20 @@ func (h *Handler) updateDefinition(c echo.Context) error {
 	if err := fs.Err(); err != nil {
 		return err
 	}
+	deleteValues, err := deleteValuesParam(c)
+	if err != nil {
+		return err
+	}
 	d, err := h.store.UpdateDefinition(c.Request().Context(), a.ID, c.Param("key"), DefinitionUpdate{
-		Label:       req.Label,
-		Description: req.Description,
-		Secret:      req.Secret,
-		Required:    req.Required,
-		Default:     req.Default,
-		Pattern:     req.Pattern,
-		Position:    req.Position,
+		Label:        req.Label,
+		Description:  req.Description,
+		Secret:       req.Secret,
+		Required:     req.Required,
+		Default:      req.Default,
+		Pattern:      req.Pattern,
+		Position:     req.Position,
+		Visibility:   req.Visibility,
+		DeleteValues: deleteValues,
 	})
 	if err != nil {
 		return err
@@ -191,13 +207,9 @@ func (h *Handler) deleteDefinition(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var deleteValues bool
-	switch c.QueryParam("delete_values") {
-	case "", "false":
-	case "true":
-		deleteValues = true
-	default:
-		return errs.New(errs.BadRequest, `query parameter delete_values must be "true" or "false"`)
+	deleteValues, err := deleteValuesParam(c)
+	if err != nil {
+		return err
 	}
 	if err := h.store.DeleteDefinition(c.Request().Context(), a.ID, c.Param("key"), deleteValues); err != nil {
 		return err
@@ -213,6 +225,7 @@ type promptField struct {
 	Secret      bool    `json:"secret"`
 	Default     *string `json:"default"`
 	Pattern     *string `json:"pattern"`
+	ReadOnly    bool    `json:"read_only"`
 }
 
 func (h *Handler) installPrompt(c echo.Context) error {
@@ -224,9 +237,12 @@ func (h *Handler) installPrompt(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	fields := make([]promptField, len(defs))
-	for i, d := range defs {
-		fields[i] = promptField{
+	fields := make([]promptField, 0, len(defs))
+	for _, d := range defs {
+		if d.visibility() == Hidden {
+			continue // never shown; a hidden secret's value is sealed anyway
+		}
+		fields = append(fields, promptField{
 			Key:         d.Key,
 			Label:       d.Label,
 			Description: d.Description,
@@ -234,7 +250,8 @@ func (h *Handler) installPrompt(c echo.Context) error {
 			Secret:      d.Secret,
 			Default:     d.DefaultValue,
 			Pattern:     d.Pattern,
-		}
+			ReadOnly:    d.visibility() == ReadOnly,
+		})
 	}
 	return c.JSON(http.StatusOK, map[string]any{
 		"app":    map[string]string{"id": a.ID, "name": a.Name, "slug": a.Slug, "logo_url": a.LogoURL},
@@ -266,12 +283,16 @@ type valueResponse struct {
 	Set    bool    `json:"set"`
 	Source string  `json:"source"`
 	Value  *string `json:"value,omitempty"`
+	// ReadOnly marks a read_only setting: Value is the developer's
+	// default, which cannot be changed. Hidden settings are not listed.
+	ReadOnly bool `json:"read_only"`
 }
 
 func toValueResponses(vs []Value) []valueResponse {
 	out := make([]valueResponse, len(vs))
 	for i, v := range vs {
-		r := valueResponse{Key: v.Definition.Key, Label: v.Definition.Label, Secret: v.Definition.Secret, Set: v.Set, Source: "none"}
+		r := valueResponse{Key: v.Definition.Key, Label: v.Definition.Label, Secret: v.Definition.Secret, Set: v.Set, Source: "none",
+			ReadOnly: v.Definition.visibility() == ReadOnly}
 		switch {
 		case v.Set:
 			r.Source = "stored"

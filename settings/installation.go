@@ -155,13 +155,13 @@ func (s *Store) DeleteInstallation(ctx context.Context, id string) error {
 }
 
 // OrganizationValues returns the installation's organization-level settings
-// in prompt order, secrets masked.
+// in prompt order, secrets masked, hidden settings left out.
 func (s *Store) OrganizationValues(ctx context.Context, inst Installation) ([]Value, error) {
 	return s.values(ctx, inst, "", Organization)
 }
 
 // UserValues returns a user's user-level settings in prompt order, secrets
-// masked.
+// masked, hidden settings left out.
 func (s *Store) UserValues(ctx context.Context, inst Installation, userID string) ([]Value, error) {
 	return s.values(ctx, inst, userID, User)
 }
@@ -178,6 +178,15 @@ func (s *Store) values(ctx context.Context, inst Installation, userID string, le
 	out := make([]Value, 0, len(defs))
 	for _, d := range defs {
 		v := Value{Definition: d}
+		if d.Fixed() {
+			// Never shown when hidden; the developer's default when
+			// read_only, whatever is stored.
+			if d.visibility() == ReadOnly && d.DefaultValue != nil {
+				v.Value, v.FromDefault = *d.DefaultValue, true
+				out = append(out, v)
+			}
+			continue
+		}
 		if row, ok := stored[d.Key]; ok {
 			v.Set = true
 			if !d.Secret && !row.Encrypted {
@@ -265,10 +274,12 @@ func checkChanges(defs []Definition, level Level, installing bool, changes map[s
 		switch {
 		case !ok:
 			fs.Add(field, "the app has no setting with this key")
+		case d.Fixed():
+			fs.Add(field, "is fixed by the app developer (%s); it cannot be set", d.visibility())
 		case d.Level != level:
 			fs.Add(field, "is a %s-level setting, not %s-level", d.Level, level)
 		case changes[k] == nil || *changes[k] == "":
-			if d.Required && d.DefaultValue == nil && level == Organization {
+			if d.Required && !d.HasDefault() && level == Organization {
 				fs.Add(field, "is required")
 			}
 		default:
@@ -279,7 +290,7 @@ func checkChanges(defs []Definition, level Level, installing bool, changes map[s
 	}
 	if installing {
 		for _, d := range defs {
-			if d.Level != Organization || !d.Required || d.DefaultValue != nil {
+			if d.Level != Organization || !d.Required || d.HasDefault() {
 				continue
 			}
 			if _, given := changes[d.Key]; !given {
@@ -334,9 +345,11 @@ type Resolved struct {
 }
 
 // Resolve reads and decrypts the installation's organization values and, if
-// userID is set, the user's values. A value that does not decrypt (moved
-// from another row, or sealed with a key no longer configured) is an
-// errs.Internal error naming the setting, never its content.
+// userID is set, the user's values. Read_only and hidden settings always
+// have the developer's value (a hidden secret one decrypted), whatever is
+// stored. A value that does not decrypt (moved from another row, or sealed
+// with a key no longer configured) is an errs.Internal error naming the
+// setting, never its content.
 func (s *Store) Resolve(ctx context.Context, inst Installation, userID string) (Resolved, error) {
 	defs, err := s.Definitions(ctx, inst.AppID, "")
 	if err != nil {
@@ -355,6 +368,16 @@ func (s *Store) Resolve(ctx context.Context, inst Installation, userID string) (
 	}
 	for _, d := range defs {
 		r.Secret[d.Key] = d.Secret
+		if d.Fixed() {
+			v, ok, err := s.fixedValue(d)
+			if err != nil {
+				return Resolved{}, err
+			}
+			if ok {
+				r.Values[d.Key] = v
+			}
+			continue
+		}
 		stored, ok := org[d.Key]
 		if d.Level == User {
 			stored, ok = usr[d.Key]

@@ -59,9 +59,17 @@ func (s *Store) Definition(ctx context.Context, appID, key string) (Definition, 
 
 // CreateDefinition validates and stores d at the end of the app's prompt
 // order unless d.Position is set. A key the app already has is errs.Conflict.
+// An empty Visibility is Editable. The default of a hidden secret setting is
+// sealed into d.FixedSecret, and d.DefaultValue is nil on return.
 func (s *Store) CreateDefinition(ctx context.Context, d *Definition) error {
+	if d.Visibility == "" {
+		d.Visibility = Editable
+	}
 	if err := d.Validate(); err != nil {
 		return err
+	}
+	if err := s.sealFixed(d); err != nil {
+		return errs.From(err, "creating setting")
 	}
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if d.Position == 0 {
@@ -96,18 +104,35 @@ type DefinitionUpdate struct {
 	Default     *string
 	Pattern     *string
 	Position    *int
+	Visibility  *Visibility
+	// DeleteValues lets a change to read_only or hidden delete the values
+	// stored for the setting, which are no longer used.
+	DeleteValues bool
 }
 
 // UpdateDefinition applies u. Turning secret on or off while values are
 // stored is errs.Conflict: stored values would be in the wrong form. A new
 // pattern or required flag applies to values written from then on; stored
 // values are kept as they are.
+//
+// Making an editable setting read_only or hidden while values are stored is
+// errs.Conflict unless u.DeleteValues, in which case they are deleted in the
+// same transaction (they would never be used again). A new default of a
+// read_only or hidden setting is its value everywhere at once. The sealed
+// value of a hidden secret setting is never turned into a shown default:
+// making such a setting non-secret or read_only needs a new default in u,
+// and making it editable drops it (an editable secret has no default).
 func (s *Store) UpdateDefinition(ctx context.Context, appID, key string, u DefinitionUpdate) (Definition, error) {
 	var d Definition
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var err error
 		if d, err = s.with(tx).Definition(ctx, appID, key); err != nil {
 			return err
+		}
+		if u.Visibility != nil && !d.Fixed() && (*u.Visibility == ReadOnly || *u.Visibility == Hidden) {
+			if err := s.with(tx).dropValues(d, *u.Visibility, u.DeleteValues); err != nil {
+				return err
+			}
 		}
 		if u.Secret != nil && *u.Secret != d.Secret {
 			n, err := s.with(tx).countValues(d)
@@ -123,13 +148,21 @@ func (s *Store) UpdateDefinition(ctx context.Context, appID, key string, u Defin
 		set(&d.Secret, u.Secret)
 		set(&d.Required, u.Required)
 		set(&d.Position, u.Position)
+		set(&d.Visibility, u.Visibility)
 		if u.Default != nil {
 			d.DefaultValue = nilIfEmpty(*u.Default)
+			d.FixedSecret = nil // replaced by the new value, sealed below
+		}
+		if !d.sealsFixed() {
+			d.FixedSecret = nil
 		}
 		if u.Pattern != nil {
 			d.Pattern = nilIfEmpty(*u.Pattern)
 		}
 		if err := d.Validate(); err != nil {
+			return err
+		}
+		if err := s.sealFixed(&d); err != nil {
 			return err
 		}
 		d.UpdatedAt = s.now()

@@ -54,6 +54,10 @@ func TestOAuthConfigValidation(t *testing.T) {
 		})
 	}
 
+	// A setting the developer fixed cannot receive tokens.
+	e.must(201, "POST", "/v1/apps/acme/settings", e.key, map[string]any{"key": "fixed_token", "level": "user", "visibility": "read_only", "default": "x"})
+	wantFields(t, e.must(422, "POST", "/v1/apps/acme/oauth-configs", e.key, base(map[string]any{"access_token_setting": "fixed_token"})), "access_token_setting")
+
 	c := e.must(201, "POST", "/v1/apps/acme/oauth-configs", e.key, base(map[string]any{"client_auth": "basic", "body_format": "json"}))
 	if body := c["token_body"].(string); !strings.Contains(body, `"code":"<<auth_code>>"`) || strings.Contains(body, "client_secret") {
 		t.Errorf("default JSON token body for basic auth = %s", body)

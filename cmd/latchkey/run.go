@@ -34,6 +34,9 @@ commands:
                                     create an API key for a developer account
                                     (the account is created if it does not exist)
   keygen                            print a new LATCHKEY_ENCRYPTION_KEYS value
+  reencrypt [-dry-run] [-batch-size N]
+                                    re-encrypt stored secrets with the first key of
+                                    LATCHKEY_ENCRYPTION_KEYS; resumable (see README.md)
 
 configuration is read from the environment; see README.md.
 `
@@ -74,6 +77,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	case "keys":
 		return keys(ctx, cfg, args, stdout, stderr)
+	case "reencrypt":
+		return reencrypt(ctx, cfg, args, stdout, stderr)
 	case "keygen":
 		b := make([]byte, secret.KeySize)
 		if _, err := rand.Read(b); err != nil {

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"github.com/latchkey/latchkey/app"
+	"github.com/latchkey/latchkey/callback"
+	"github.com/latchkey/latchkey/internal/config"
+	"github.com/latchkey/latchkey/internal/database"
+	"github.com/latchkey/latchkey/internal/rotation"
+	"github.com/latchkey/latchkey/settings"
+)
+
+// sealedColumns is every column that holds sealed values. A package that
+// starts sealing values must add its columns here: the old key can leave
+// the ring only once reencrypt has re-sealed all of them.
+func sealedColumns() []rotation.Column {
+	return slices.Concat(settings.SealedColumns(), callback.SealedColumns(), app.SealedColumns())
+}
+
+// reencrypt re-seals every stored secret that was not sealed with the first
+// key of LATCHKEY_ENCRYPTION_KEYS with that key (see rotation.Rotator). It
+// prints counts, never values, and fails when it is interrupted, when
+// values cannot be decrypted, or when values are still not sealed with the
+// first key at the end, so that success means the old keys can go.
+//
+// It is named reencrypt rather than "keys rotate": the keys command manages
+// API keys, and this changes no key, only the stored data.
+func reencrypt(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("reencrypt", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dryRun := fs.Bool("dry-run", false, "count what would be re-encrypted and what cannot be decrypted; change nothing")
+	batch := fs.Int("batch-size", rotation.DefaultBatchSize, "rows per batch; each batch is one transaction")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *batch < 1 {
+		return errors.New("reencrypt: -batch-size must be at least 1")
+	}
+	if cfg.EncryptionKeys == "" {
+		return errors.New("reencrypt: LATCHKEY_ENCRYPTION_KEYS is not set: list the new key first, then the old ones")
+	}
+	cipher, err := loadCipher(cfg, nil)
+	if err != nil {
+		return err
+	}
+	db, err := openMigrated(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer database.Close(db)
+
+	r := &rotation.Rotator{
+		DB: db, Cipher: cipher, BatchSize: *batch, DryRun: *dryRun,
+		Progress: func(p rotation.Progress) {
+			fmt.Fprintf(stdout, "%s: batch %d: %d of %d %s, %d changed meanwhile, %d cannot be decrypted (%s)\n",
+				p.Column, p.Batch, p.Rotated, p.Found, verb(*dryRun), p.Conflicts, p.Failed, p.Elapsed.Round(time.Millisecond))
+		},
+		Failed: func(f rotation.Failure) {
+			fmt.Fprintf(stdout, "%s: cannot be decrypted with any configured key: %s\n", f.Column, f.Row)
+		},
+	}
+	mode := ""
+	if *dryRun {
+		mode = " (dry run: nothing is written)"
+	}
+	fmt.Fprintf(stdout, "re-encrypting stored secrets with key %q in batches of %d%s\n", cipher.CurrentKeyID(), *batch, mode)
+	rep, err := r.Run(ctx, sealedColumns()...)
+	summarize(stdout, rep)
+	switch {
+	case errors.Is(err, rotation.ErrInterrupted):
+		return fmt.Errorf("reencrypt: interrupted: any batch in progress was rolled back, and the %d value(s) re-encrypted before it are kept; "+
+			"every value still decrypts with the keys configured; run 'latchkey reencrypt' again to resume", rep.Total().Rotated)
+	case errors.Is(err, rotation.ErrUndecryptable):
+		return fmt.Errorf("reencrypt: %d value(s) cannot be decrypted with any key of LATCHKEY_ENCRYPTION_KEYS (rows listed above); "+
+			"they were left as they are, and every other value was processed", rep.Total().Failed)
+	case err != nil:
+		return fmt.Errorf("reencrypt: %w", err)
+	case !*dryRun && rep.Remaining() > 0:
+		// No failures, so these were written meanwhile by a server that
+		// still seals with an old key.
+		return fmt.Errorf("reencrypt: %d value(s) were written meanwhile with another key than %q; "+
+			"restart every server with %q first in LATCHKEY_ENCRYPTION_KEYS, then run 'latchkey reencrypt' again",
+			rep.Remaining(), rep.KeyID, rep.KeyID)
+	}
+	if !*dryRun {
+		fmt.Fprintf(stdout, "every stored secret is sealed with %q: the other keys may now be removed from LATCHKEY_ENCRYPTION_KEYS\n", rep.KeyID)
+	}
+	return nil
+}
+
+func verb(dryRun bool) string {
+	if dryRun {
+		return "would be re-encrypted"
+	}
+	return "re-encrypted"
+}
+
+// summarize prints one line per column and the totals.
+func summarize(w io.Writer, rep rotation.Report) {
+	finished := true
+	for _, c := range rep.Columns {
+		remaining := fmt.Sprintf("%d remaining", c.Remaining)
+		if !c.Done {
+			finished, remaining = false, "stopped before the end"
+		}
+		fmt.Fprintf(w, "%s: %d found not sealed with %q, %d %s, %d changed meanwhile, %d cannot be decrypted, %s\n",
+			c.Column, c.Found, rep.KeyID, c.Rotated, verb(rep.DryRun), c.Conflicts, c.Failed, remaining)
+	}
+	t := rep.Total()
+	remaining := fmt.Sprintf("%d remaining not sealed with %q", rep.Remaining(), rep.KeyID)
+	if !finished {
+		remaining = "not finished"
+	}
+	fmt.Fprintf(w, "total: %d %s, %d changed meanwhile, %d cannot be decrypted, %s, in %s\n",
+		t.Rotated, verb(rep.DryRun), t.Conflicts, t.Failed, remaining, rep.Elapsed.Round(time.Millisecond))
+}
