@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -134,4 +135,42 @@ func TestIdentityFailureStoresNothing(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTemplateFunctionsInAFlow: a hand-built Basic header with template
+// functions authenticates at the real authorization server, and a call to
+// an unknown function is refused on save with its position.
+func TestTemplateFunctionsInAFlow(t *testing.T) {
+	e := newEnv(t)
+	p := newProvider(t, e, oauthtest.AuthBasic)
+	cfg := providerConfig(p, "body")
+	cfg["token_body"] = "grant_type=authorization_code&code=<<auth_code>>&redirect_uri=<<redirect_uri>>&code_verifier=<<code_verifier>>"
+	cfg["headers"] = map[string]string{"Authorization": `Basic <<base64(urlencode(client_id) ":" urlencode(client_secret))>>`}
+	f := newFlowApp(t, e, cfg)
+	f.connect(t, p, "user-1")
+	reqs := p.TokenRequests()
+	if len(reqs) != 1 || !reqs[0].BasicAuth || reqs[0].Status != 200 || reqs[0].Form.Get("client_secret") != "" {
+		t.Fatalf("token request: %+v", reqs)
+	}
+	bad := e.must(422, "PATCH", "/v1/apps/acme/oauth-configs/"+f.configID, e.key,
+		map[string]any{"headers": map[string]string{"X-Sig": "<<sha1(client_id)>>"}})
+	item := bad["errors"].([]any)[0].(map[string]any)
+	if item["field"] != "headers.X-Sig" || item["position"] != float64(2) || !strings.Contains(item["message"].(string), "base64") {
+		t.Errorf("unknown function: %v", item)
+	}
+	// Explained, the header shows masked: it uses the client secret.
+	got := e.must(200, "POST", "/v1/apps/acme/oauth-configs/"+f.configID+"/explain", e.key,
+		map[string]any{"installation_id": f.instID, "user_id": "user-1"})
+	if out := string(mustJSON(t, got)); strings.Contains(out, testClientSecret) || !strings.Contains(out, "Basic ****") {
+		t.Errorf("explain shows %s", out)
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
