@@ -15,6 +15,7 @@ import (
 	"github.com/latchkey/latchkey/internal/errs"
 	"github.com/latchkey/latchkey/internal/httpapi"
 	"github.com/latchkey/latchkey/internal/secret"
+	"github.com/latchkey/latchkey/internal/webpage"
 	"github.com/latchkey/latchkey/oauthconfig"
 	"github.com/latchkey/latchkey/settings"
 )
@@ -93,8 +94,10 @@ func (h *Handler) RedirectURI() string { return h.publicURL + CallbackPath }
 // Register adds the API route to api (behind app.RequireKey) and the end
 // user's routes to public.
 func (h *Handler) Register(api *echo.Group, public *echo.Echo) {
-	api.POST("/installations/:installation/authorize-links", h.createLink)
-	public.GET("/oauth/authorize/:link", h.authorize)
+	api.POST("/installations/:installation/authorize-links", func(c echo.Context) error { return h.createLink(c, AuthorizePath) })
+	api.POST("/installations/:installation/connect-links", func(c echo.Context) error { return h.createLink(c, ConnectPath) })
+	public.GET(AuthorizePath+":link", h.authorize)
+	public.GET(ConnectPath+":link", h.connect)
 	public.GET(CallbackPath, h.callback)
 }
 
@@ -107,7 +110,7 @@ func (h *Handler) AuthorizeURL(ctx context.Context, installationID, configID, us
 	if err != nil {
 		return "", err
 	}
-	return h.publicURL + "/oauth/authorize/" + token, nil
+	return h.publicURL + AuthorizePath + token, nil
 }
 
 var _ oauthconfig.Linker = (*Handler)(nil)
@@ -123,7 +126,9 @@ type linkResponse struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
-func (h *Handler) createLink(c echo.Context) error {
+// createLink makes a link to path (AuthorizePath or ConnectPath) plus a
+// token: both take the same links.
+func (h *Handler) createLink(c echo.Context, path string) error {
 	id, err := httpapi.Param(c, "installation")
 	if err != nil {
 		return err
@@ -167,7 +172,7 @@ func (h *Handler) createLink(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, linkResponse{URL: h.publicURL + "/oauth/authorize/" + token, ExpiresAt: l.ExpiresAt})
+	return c.JSON(http.StatusCreated, linkResponse{URL: h.publicURL + path + token, ExpiresAt: l.ExpiresAt})
 }
 
 // authorize starts a trip to the provider: a fresh state and PKCE verifier,
@@ -286,12 +291,17 @@ func (h *Handler) callback(c echo.Context) error {
 		flow["code_challenge"] = oauthconfig.Challenge(verifier)
 	}
 	vars := oauthconfig.FlowValues(&cfg, resolved.Values, resolved.Secret, h.RedirectURI(), flow)
-	meta := oauthconfig.LogMeta{InstallationID: inst.ID, UserID: st.UserID}
+	var entryID string
+	meta := oauthconfig.LogMeta{InstallationID: inst.ID, UserID: st.UserID,
+		Recorded: func(id string) { entryID = id }}
 	tok, err := h.tokens.Exchange(ctx, &cfg, vars, meta)
-	if err == nil {
-		err = h.saver.Save(ctx, inst, st.UserID, &cfg, tok)
-	}
 	if err != nil {
+		// The page's reference finds the failed request in the request log
+		// (when the config logs requests; else it is the request id).
+		result.Problem, result.Reference = err, entryID
+		return h.page(c, result)
+	}
+	if err := h.saver.Save(ctx, inst, st.UserID, &cfg, tok); err != nil {
 		result.Problem = err
 		return h.page(c, result)
 	}
@@ -313,11 +323,7 @@ func describe(s string) string {
 	return " (" + clip(s, 300) + ")"
 }
 
-func noStore(c echo.Context) {
-	hd := c.Response().Header()
-	hd.Set("Cache-Control", "no-store")
-	hd.Set("Referrer-Policy", "no-referrer")
-}
+func noStore(c echo.Context) { webpage.NoStore(c.Response().Header()) }
 
 // page answers the end user: a redirect to the app's registered return URL
 // when the flow named one, otherwise a small HTML page.
@@ -327,6 +333,16 @@ func (h *Handler) page(c echo.Context, r resultPage) error {
 		var e *errs.Error
 		if !errors.As(r.Problem, &e) || httpapi.Status(e.Code) >= 500 && e.Code != errs.Upstream && e.Code != errs.Timeout {
 			h.log.Error("oauth flow failed", "request_id", httpapi.RequestID(c), "error", r.Problem.Error())
+		} else if e.Code == errs.Upstream || e.Code == errs.Timeout {
+			// The page shows the log entry's id; this line ties it to the
+			// request id for configs that do not log requests.
+			h.log.Warn("oauth flow failed at the provider", "request_id", httpapi.RequestID(c),
+				"reference", r.Reference, "installation_id", r.InstallationID, "error", e.Message)
+		}
+		// Another try needs a fresh link: the state is spent, and the
+		// link that started the flow may have been an authorize link.
+		if r.ReturnURL == "" && r.RetryURL == "" && r.InstallationID != "" && r.Config.ID != "" {
+			r.RetryURL = h.retryURL(c.Request().Context(), r.InstallationID, r.Config.ID, r.UserID)
 		}
 	}
 	if r.ReturnURL != "" {

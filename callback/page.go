@@ -1,16 +1,18 @@
 package callback
 
 import (
-	"bytes"
 	"errors"
-	"html/template"
 	"net/http"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/latchkey/latchkey/app"
 	"github.com/latchkey/latchkey/internal/errs"
 	"github.com/latchkey/latchkey/internal/httpapi"
+	"github.com/latchkey/latchkey/internal/webpage"
 	"github.com/latchkey/latchkey/oauthconfig"
 )
 
@@ -23,66 +25,93 @@ type resultPage struct {
 	UserID         string
 	ProviderError  string
 	Problem        error // nil: connected
+
+	// Reference finds the failure later: the id of the token request's
+	// entry in the request log when one was recorded, else the request id.
+	Reference string
+	// RetryURL is a fresh connect link to try again, or "".
+	RetryURL string
 }
 
-var pageTemplate = template.Must(template.New("result").Parse(`<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{.Title}}</title>
-<style>
-body{font-family:system-ui,sans-serif;margin:0;padding:2rem 1rem;color:#1a1a1a;background:#f6f7f9}
-main{max-width:28rem;margin:0 auto;background:#fff;border-radius:8px;padding:2rem;box-shadow:0 1px 3px rgba(0,0,0,.1)}
-img{max-width:64px;max-height:64px}
-h1{font-size:1.4rem}
-.ref{color:#555;font-size:.85rem}
-</style>
-</head>
-<body>
-<main>
-{{if .Logo}}<img src="{{.Logo}}" alt="">{{end}}
+var resultTemplate = webpage.Parse("result", `
 <h1>{{.Title}}</h1>
-<p>{{.Message}}</p>
-{{if .RequestID}}<p class="ref">Reference: {{.RequestID}}</p>{{end}}
-</main>
-</body>
-</html>
-`))
+<p class="status {{if .OK}}ok{{else}}bad{{end}}">{{.Lead}}</p>
+{{if .Detail}}<p>{{.Detail}}</p>{{end}}
+{{if .Reference}}<p class="ref">Reference: <code id="reference">{{.Reference}}</code><br>If this keeps happening, give this reference to {{.Support}}.</p>{{end}}
+{{if .RetryURL}}<div class="actions"><a class="button" id="retry" href="{{.RetryURL}}">Try again</a></div>{{end}}
+{{if .OK}}<p class="muted">You can close this window.</p>{{end}}
+`)
 
+// renderPage says what happened in plain words: connected; access denied;
+// the provider failed (with a reference to find the request log entry);
+// or why the flow could not go on.
 func renderPage(c echo.Context, r resultPage) error {
-	data := struct {
-		Title, Message, Logo, RequestID string
-	}{Logo: r.Config.LogoURL, RequestID: httpapi.RequestID(c)}
-	if data.Logo == "" {
-		data.Logo = r.App.LogoURL
+	logo := r.Config.LogoURL
+	if logo == "" {
+		logo = r.App.LogoURL
 	}
-	status := http.StatusOK
 	name := r.App.Name
 	if name == "" {
 		name = "the app"
 	}
-	if r.Problem == nil {
+	data := struct {
+		OK                                                bool
+		Title, Lead, Detail, Reference, RetryURL, Support string
+	}{RetryURL: r.RetryURL, Support: name + "'s support"}
+	if r.App.Name == "" {
+		data.Support = "the app's support"
+	}
+	status := http.StatusOK
+	var e *errs.Error
+	switch {
+	case r.Problem == nil:
+		data.OK = true
 		data.Title = "Connected"
-		data.Message = "Your account is now connected to " + name + ". You can close this window."
-	} else {
+		data.Lead = "Your account is now connected to " + name + "."
+	case r.ProviderError == "access_denied":
+		status = http.StatusForbidden
+		data.Title = "Access denied"
+		data.Lead = "You did not allow " + name + " to access your account, so nothing was connected."
+		data.Detail = "If that was a mistake, try again and choose to allow access."
+	case errors.As(r.Problem, &e) && (e.Code == errs.Upstream || e.Code == errs.Timeout):
+		status = httpapi.Status(e.Code)
+		data.Title = "The provider failed"
+		data.Lead = "Signing in at the provider did not work, so your account is not connected."
+		data.Detail = "What went wrong: " + strings.TrimSuffix(e.Message, ".") + "."
+		data.Reference = r.Reference
+	case errors.As(r.Problem, &e) && e.Code != errs.Internal:
+		status = httpapi.Status(e.Code)
 		data.Title = "Not connected"
-		var e *errs.Error
-		if errors.As(r.Problem, &e) && e.Code != errs.Internal {
-			data.Message = e.Message
-			status = httpapi.Status(e.Code)
-		} else {
-			data.Message = "Something went wrong on our side. Try again later."
-			status = http.StatusInternalServerError
-		}
+		data.Lead = sentence(e.Message)
+		data.Reference = r.Reference
+	default:
+		status = http.StatusInternalServerError
+		data.Title = "Not connected"
+		data.Lead = "Something went wrong on our side, so your account is not connected. Try again later."
+		data.Reference = r.Reference
 	}
-	var buf bytes.Buffer
-	if err := pageTemplate.Execute(&buf, data); err != nil {
-		return err
+	if data.Reference == "" && r.Problem != nil && r.ProviderError != "access_denied" {
+		data.Reference = httpapi.RequestID(c)
 	}
-	h := c.Response().Header()
-	// No script, no third-party content: the page needs neither.
-	h.Set("Content-Security-Policy", "default-src 'none'; img-src https: http:; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
-	h.Set("X-Content-Type-Options", "nosniff")
-	return c.HTMLBlob(status, buf.Bytes())
+	title := data.Title
+	if r.App.Name != "" {
+		title += " · " + r.App.Name
+	}
+	return webpage.Render(c, resultTemplate, webpage.Page{
+		Status: status, Title: title, Heading: r.App.Name, Logo: logo, Body: data,
+	})
+}
+
+// sentence makes an error message (written lowercase, for the API) read as
+// a sentence on a page.
+func sentence(s string) string {
+	if s == "" {
+		return s
+	}
+	r, n := utf8.DecodeRuneInString(s)
+	s = string(unicode.ToUpper(r)) + s[n:]
+	if !strings.HasSuffix(s, ".") {
+		s += "."
+	}
+	return s
 }

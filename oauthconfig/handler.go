@@ -342,7 +342,7 @@ func (h *Handler) configRequests(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	es, err := h.log.List(c.Request().Context(), LogFilter{ConfigID: cfg.ID})
+	es, err := h.log.List(c.Request().Context(), LogFilter{ConfigID: cfg.ID, ID: c.QueryParam("id")})
 	if err != nil {
 		return err
 	}
@@ -381,7 +381,8 @@ func (h *Handler) installationRequests(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	es, err := h.log.List(c.Request().Context(), LogFilter{InstallationID: inst.ID})
+	// ?id= finds one entry: the reference a connect result page shows.
+	es, err := h.log.List(c.Request().Context(), LogFilter{InstallationID: inst.ID, ID: c.QueryParam("id")})
 	if err != nil {
 		return err
 	}

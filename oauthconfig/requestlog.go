@@ -22,6 +22,10 @@ type LogMeta struct {
 	InstallationID string
 	UserID         string
 	Kind           string // exchange or refresh
+
+	// Recorded, if set, is told the id of the entry a logged request got,
+	// so that a page can show it as a reference (see LogFilter.ID).
+	Recorded func(entryID string)
 }
 
 // Entry is one logged token request and its response, with every secret
@@ -63,8 +67,9 @@ func NewRequestLog(db *gorm.DB, log *slog.Logger) *RequestLog {
 // maxLoggedBody bounds each stored body.
 const maxLoggedBody = 8 << 10
 
-// Record stores e. A failure is logged, not returned: the flow that made the
-// request must not fail because its log entry could not be written.
+// Record stores e and sets e.ID. A failure is logged, not returned: the
+// flow that made the request must not fail because its log entry could not
+// be written; e.ID is "" then.
 func (l *RequestLog) Record(ctx context.Context, e *Entry) {
 	e.ID = database.NewID()
 	e.CreatedAt = time.Now().UTC()
@@ -76,11 +81,13 @@ func (l *RequestLog) Record(ctx context.Context, e *Entry) {
 		// The column is a nullable foreign key.
 		if err := l.db.WithContext(ctx).Omit("InstallationID").Create(&rec).Error; err != nil {
 			l.log.Error("recording OAuth request", "config_id", e.ConfigID, "error", err.Error())
+			e.ID = ""
 		}
 		return
 	}
 	if err := l.db.WithContext(ctx).Create(&rec).Error; err != nil {
 		l.log.Error("recording OAuth request", "config_id", e.ConfigID, "error", err.Error())
+		e.ID = ""
 	}
 }
 
@@ -93,6 +100,7 @@ func truncate(s string) string {
 
 // LogFilter selects entries; empty fields match all.
 type LogFilter struct {
+	ID             string // one entry, e.g. the reference a result page showed
 	ConfigID       string
 	InstallationID string
 	Limit          int // default and maximum 100
@@ -101,6 +109,9 @@ type LogFilter struct {
 // List returns entries, newest first.
 func (l *RequestLog) List(ctx context.Context, f LogFilter) ([]Entry, error) {
 	q := l.db.WithContext(ctx)
+	if f.ID != "" {
+		q = q.Where("id = ?", f.ID)
+	}
 	if f.ConfigID != "" {
 		q = q.Where("config_id = ?", f.ConfigID)
 	}

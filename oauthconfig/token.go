@@ -200,6 +200,9 @@ func (tc *TokenClient) send(ctx context.Context, cfg *Config, vars Vars, refresh
 		entry.ResponseBody = r.body(respBody)
 		// A failure to log must not fail the flow: the tokens matter more.
 		tc.log.Record(context.WithoutCancel(ctx), entry)
+		if meta.Recorded != nil && entry.ID != "" {
+			meta.Recorded(entry.ID)
+		}
 	}
 	return tok, err
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/latchkey/latchkey/internal/secret"
 	"github.com/latchkey/latchkey/oauthconfig"
 	"github.com/latchkey/latchkey/settings"
+	"github.com/latchkey/latchkey/settings/install"
 )
 
 // background is what each replica runs besides serving. Every job is safe
@@ -29,6 +30,7 @@ type background struct {
 	dispatcher *app.Dispatcher
 	keepAlive  *oauthconfig.KeepAliveJob
 	states     *callback.Store
+	installs   *install.Store
 	log        *slog.Logger
 }
 
@@ -37,6 +39,7 @@ func (b *background) run(ctx context.Context) {
 	go b.dispatcher.Run(ctx, time.Second)
 	go b.keepAlive.Run(ctx, time.Minute)
 	go sweep(ctx, b.states, b.log)
+	go sweepInstallLinks(ctx, b.installs, b.log)
 }
 
 // newServer wires every feature package into one HTTP handler and the
@@ -88,6 +91,12 @@ func newServer(cfg config.Config, db *gorm.DB, cipher *secret.Cipher, log *slog.
 	})
 	oauthconfig.NewHandler(configs, apps, settingStore, requestLog, connections, cb.RedirectURI()).Register(v1)
 	cb.Register(v1, e)
+	// The hosted install page; its success page offers the connect page.
+	installs := install.NewStore(db, settingStore)
+	install.NewHandler(install.Deps{
+		Store: installs, Apps: apps, Settings: settingStore, Configs: configs,
+		Connect: cb, PublicURL: cfg.PublicURL, Log: log,
+	}).Register(v1, e)
 
 	refresher := oauthconfig.NewRefresher(db, settingStore, connections, tokens, cb.RedirectURI(), log)
 	refresher.SetLinker(cb)
@@ -108,6 +117,7 @@ func newServer(cfg config.Config, db *gorm.DB, cipher *secret.Cipher, log *slog.
 		dispatcher: app.NewDispatcher(webhooks, hookClient, log),
 		keepAlive:  oauthconfig.NewKeepAliveJob(db, settingStore, configs, refresher, log),
 		states:     states,
+		installs:   installs,
 		log:        log,
 	}
 }
