@@ -3,9 +3,7 @@ package app
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"strings"
 	"time"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/latchkey/latchkey/internal/database"
 	"github.com/latchkey/latchkey/internal/errs"
+	"github.com/latchkey/latchkey/internal/secret"
 )
 
 // keyPrefix starts every API key, so leaked keys are easy to recognise
@@ -65,7 +64,7 @@ func (s *Store) CreateKey(ctx context.Context, accountID, name string) (string, 
 		AccountID: accountID,
 		Name:      name,
 		Prefix:    key[:len(keyPrefix)+6],
-		Hash:      hashKey(key),
+		Hash:      secret.Hash(key),
 		CreatedAt: s.now(),
 	}
 	if err := s.db.WithContext(ctx).Create(&k).Error; err != nil {
@@ -74,18 +73,13 @@ func (s *Store) CreateKey(ctx context.Context, accountID, name string) (string, 
 	return key, k, nil
 }
 
-func hashKey(key string) string {
-	sum := sha256.Sum256([]byte(key))
-	return hex.EncodeToString(sum[:])
-}
-
 // Authenticate returns the API key that key is, or an errs.Unauthorized error.
 func (s *Store) Authenticate(ctx context.Context, key string) (APIKey, error) {
 	if !strings.HasPrefix(key, keyPrefix) || len(key) > 100 {
 		return APIKey{}, errs.New(errs.Unauthorized, "unknown API key")
 	}
 	var k APIKey
-	err := s.db.WithContext(ctx).Where("hash = ?", hashKey(key)).Take(&k).Error
+	err := s.db.WithContext(ctx).Where("hash = ?", secret.Hash(key)).Take(&k).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return APIKey{}, errs.New(errs.Unauthorized, "unknown API key")
 	}

@@ -3,9 +3,7 @@ package app
 import (
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -93,9 +91,7 @@ func (w *Webhooks) Create(ctx context.Context, h *Webhook) (string, error) {
 	if h.Events == nil {
 		h.Events = []string{}
 	}
-	b := make([]byte, 32)
-	rand.Read(b)
-	plain := "whsec_" + base64.RawURLEncoding.EncodeToString(b)
+	plain := "whsec_" + secret.NewToken()
 	h.ID = database.NewID()
 	h.CreatedAt = w.now()
 	sealed, err := w.cipher.Seal(plain, sealAAD(h.ID))

@@ -192,13 +192,13 @@ func (h *Handler) authorize(c echo.Context) error {
 	if err != nil {
 		return h.page(c, resultPage{App: a, Problem: err})
 	}
-	state, browser := randomToken(), randomToken()
+	state, browser := secret.NewToken(), secret.NewToken()
 	flow := map[string]string{"state": state}
-	st := State{InstallationID: inst.ID, ConfigID: cfg.ID, UserID: l.UserID, ReturnURL: l.ReturnURL, BrowserHash: hash(browser)}
+	st := State{InstallationID: inst.ID, ConfigID: cfg.ID, UserID: l.UserID, ReturnURL: l.ReturnURL, BrowserHash: secret.Hash(browser)}
 	if cfg.PKCE == "S256" {
 		verifier := oauthconfig.NewVerifier()
 		flow["code_challenge"] = oauthconfig.Challenge(verifier)
-		if st.CodeVerifier, err = h.cipher.Seal(verifier, verifierAAD(hash(state))); err != nil {
+		if st.CodeVerifier, err = h.cipher.Seal(verifier, verifierAAD(secret.Hash(state))); err != nil {
 			return h.page(c, resultPage{App: a, Problem: err})
 		}
 	}

@@ -39,10 +39,10 @@ func TestRotateVerifiers(t *testing.T) {
 	old := cipherOf(t, "k1")
 	states := map[string]string{"s1": "verifier-1", "s2": "verifier-2", "s3": "verifier-3", "plain": ""}
 	for state, verifier := range states {
-		st := &State{InstallationID: "i", ConfigID: "c", UserID: "u", BrowserHash: hash("b")}
+		st := &State{InstallationID: "i", ConfigID: "c", UserID: "u", BrowserHash: secret.Hash("b")}
 		if verifier != "" {
 			var err error
-			if st.CodeVerifier, err = old.Seal(verifier, verifierAAD(hash(state))); err != nil {
+			if st.CodeVerifier, err = old.Seal(verifier, verifierAAD(secret.Hash(state))); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -76,7 +76,7 @@ func TestRotateVerifiers(t *testing.T) {
 			t.Errorf("state %s: verifier with k2 alone = %q, %v; want %q", state, got, err, verifier)
 		}
 		// Bound to its state: it does not open for another one.
-		if _, err := onlyNew.Open(st.CodeVerifier, verifierAAD(hash("s1"+state))); !errors.Is(err, secret.ErrOpen) {
+		if _, err := onlyNew.Open(st.CodeVerifier, verifierAAD(secret.Hash("s1"+state))); !errors.Is(err, secret.ErrOpen) {
 			t.Errorf("state %s: verifier opened for another state", state)
 		}
 	}

@@ -6,10 +6,6 @@ package callback
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"time"
 
@@ -17,6 +13,7 @@ import (
 
 	"github.com/latchkey/latchkey/internal/database"
 	"github.com/latchkey/latchkey/internal/errs"
+	"github.com/latchkey/latchkey/internal/secret"
 )
 
 const (
@@ -77,23 +74,11 @@ func NewStore(db *gorm.DB) *Store {
 	return &Store{db: db, now: func() time.Time { return time.Now().UTC() }}
 }
 
-// randomToken returns 256 random bits, base64url.
-func randomToken() string {
-	b := make([]byte, 32)
-	rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-func hash(s string) string {
-	sum := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(sum[:])
-}
-
 // CreateLink stores a link and returns its token, which goes in the URL.
 func (s *Store) CreateLink(ctx context.Context, l *Link) (string, error) {
-	token := randomToken()
+	token := secret.NewToken()
 	l.ID = database.NewID()
-	l.TokenHash = hash(token)
+	l.TokenHash = secret.Hash(token)
 	l.CreatedAt = s.now()
 	l.ExpiresAt = l.CreatedAt.Add(LinkTTL)
 	if err := s.db.WithContext(ctx).Create(l).Error; err != nil {
@@ -106,7 +91,7 @@ func (s *Store) CreateLink(ctx context.Context, l *Link) (string, error) {
 // errs.Gone.
 func (s *Store) Link(ctx context.Context, token string) (Link, error) {
 	var l Link
-	err := s.db.WithContext(ctx).Where("token_hash = ?", hash(token)).Take(&l).Error
+	err := s.db.WithContext(ctx).Where("token_hash = ?", secret.Hash(token)).Take(&l).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return Link{}, errs.New(errs.Gone, "this link is not valid; ask the app for a new one")
 	}
@@ -122,7 +107,7 @@ func (s *Store) Link(ctx context.Context, token string) (Link, error) {
 // CreateState stores st under the hash of a new state value, which it
 // returns.
 func (s *Store) CreateState(ctx context.Context, st *State, state string) error {
-	st.StateHash = hash(state)
+	st.StateHash = secret.Hash(state)
 	st.CreatedAt = s.now()
 	st.ExpiresAt = st.CreatedAt.Add(StateTTL)
 	return errs.From(s.db.WithContext(ctx).Create(st).Error, "storing state")
@@ -134,10 +119,10 @@ func (s *Store) CreateState(ctx context.Context, st *State, state string) error 
 // gets errs.Gone, as do unknown and expired states; another browser gets
 // errs.Forbidden and leaves the state unused.
 func (s *Store) ConsumeState(ctx context.Context, state, browser string) (State, error) {
-	h := hash(state)
+	h := secret.Hash(state)
 	now := s.now()
 	res := s.db.WithContext(ctx).Model(&State{}).
-		Where("state_hash = ? AND used_at IS NULL AND expires_at > ? AND browser_hash = ?", h, now, hash(browser)).
+		Where("state_hash = ? AND used_at IS NULL AND expires_at > ? AND browser_hash = ?", h, now, secret.Hash(browser)).
 		Update("used_at", now)
 	if res.Error != nil {
 		return State{}, errs.From(res.Error, "reading state")
@@ -151,7 +136,7 @@ func (s *Store) ConsumeState(ctx context.Context, state, browser string) (State,
 		return State{}, errs.From(err, "reading state")
 	case res.RowsAffected == 1:
 		return st, nil
-	case st.BrowserHash != hash(browser):
+	case st.BrowserHash != secret.Hash(browser):
 		return State{}, errs.New(errs.Forbidden, "this sign-in was started in another browser; start again from the app in this browser")
 	case st.UsedAt != nil:
 		return State{}, errs.New(errs.Gone, "this sign-in was already completed; start again from the app to connect again")

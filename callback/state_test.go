@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/latchkey/latchkey/internal/dbtest"
+	"github.com/latchkey/latchkey/internal/secret"
 )
 
 func TestDeleteExpired(t *testing.T) {
@@ -18,14 +19,14 @@ func TestDeleteExpired(t *testing.T) {
 	db.Exec("INSERT INTO apps (id, account_id, name, slug, created_at, updated_at) VALUES ('app', 'a', 'x', 'x', ?, ?)", now, now)
 	db.Exec("INSERT INTO installations (id, app_id, organization_id, created_at, updated_at) VALUES ('i', 'app', 'o', ?, ?)", now, now)
 	db.Exec("INSERT INTO oauth_configs (id, app_id, name, grant_type, created_at, updated_at) VALUES ('c', 'app', 'c', 'authorization_code', ?, ?)", now, now)
-	if err := s.CreateState(ctx, &State{InstallationID: "i", ConfigID: "c", UserID: "u", BrowserHash: hash("b")}, "old"); err != nil {
+	if err := s.CreateState(ctx, &State{InstallationID: "i", ConfigID: "c", UserID: "u", BrowserHash: secret.Hash("b")}, "old"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.CreateLink(ctx, &Link{InstallationID: "i", ConfigID: "c", UserID: "u"}); err != nil {
 		t.Fatal(err)
 	}
 	now = now.Add(3 * time.Hour)
-	if err := s.CreateState(ctx, &State{InstallationID: "i", ConfigID: "c", UserID: "u", BrowserHash: hash("b")}, "fresh"); err != nil {
+	if err := s.CreateState(ctx, &State{InstallationID: "i", ConfigID: "c", UserID: "u", BrowserHash: secret.Hash("b")}, "fresh"); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.DeleteExpired(ctx); err != nil {

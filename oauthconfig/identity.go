@@ -23,15 +23,7 @@ import (
 func (tc *TokenClient) Identify(ctx context.Context, cfg *Config, vars Vars, meta LogMeta) (map[string]string, error) {
 	meta.Kind = "identity"
 	render := func(field, src string, ctx template.Context) (string, error) {
-		t, err := template.Parse(src, ctx)
-		if err != nil {
-			return "", errs.New(errs.Invalid, "config field %s does not parse: %v", field, err)
-		}
-		out, err := t.Render(vars.Values)
-		if err != nil {
-			return "", renderError(field, err)
-		}
-		return out, nil
+		return renderField("config field "+field, field, src, ctx, vars, false)
 	}
 	u, err := render("identity_url", cfg.IdentityURL, template.URL)
 	if err != nil {
@@ -51,13 +43,7 @@ func (tc *TokenClient) Identify(ctx context.Context, cfg *Config, vars Vars, met
 	}
 	start := tc.now()
 	status, header, body, out, err := tc.identify(cfg, req)
-	if tc.Observe != nil {
-		outcome := "ok"
-		if err != nil {
-			outcome = string(errs.CodeOf(err))
-		}
-		tc.Observe(cfg.ID, meta.Kind, outcome)
-	}
+	tc.observe(cfg, meta.Kind, err)
 	if tc.log != nil && cfg.LogRequests {
 		r := newRedactor(vars, Token{})
 		e := &Entry{ConfigID: cfg.ID, InstallationID: meta.InstallationID, UserID: meta.UserID, Kind: meta.Kind,

@@ -63,18 +63,27 @@ func (k *KeepAliveJob) RunOnce(ctx context.Context) (int, error) {
 	}
 	now := k.now()
 	n := 0
+	// Many connections share an installation and a config: read each once.
+	insts := map[string]settings.Installation{}
+	cfgs := map[string]Config{}
 	for _, r := range rows {
 		cutoff := now.Add(-time.Duration(r.KeepAlive) * time.Second)
 		if r.IssuedAt == nil || r.IssuedAt.After(cutoff) {
 			continue
 		}
-		inst, err := k.settings.Installation(ctx, r.InstallationID)
-		if err != nil {
-			return n, err
+		inst, ok := insts[r.InstallationID]
+		if !ok {
+			if inst, err = k.settings.Installation(ctx, r.InstallationID); err != nil {
+				return n, err
+			}
+			insts[r.InstallationID] = inst
 		}
-		cfg, err := k.configs.FindByID(ctx, r.ConfigID)
-		if err != nil {
-			return n, err
+		cfg, ok := cfgs[r.ConfigID]
+		if !ok {
+			if cfg, err = k.configs.FindByID(ctx, r.ConfigID); err != nil {
+				return n, err
+			}
+			cfgs[r.ConfigID] = cfg
 		}
 		if err := k.refresher.KeepAlive(ctx, inst, r.UserID, &cfg, cutoff); err != nil {
 			k.log.Warn("keep-alive refresh failed", "installation_id", inst.ID, "config_id", cfg.ID, "error", err.Error())

@@ -127,15 +127,7 @@ type rendered struct {
 
 func render(api *app.API, values map[string]string) (rendered, error) {
 	fill := func(field, src string, ctx template.Context) (string, error) {
-		t, err := template.Parse(src, ctx)
-		if err != nil {
-			return "", errs.New(errs.Invalid, "API field %s does not parse: %v", field, err)
-		}
-		out, err := t.Render(values)
-		if err != nil {
-			return "", renderError("API field "+field, err)
-		}
-		return out, nil
+		return renderField("API field "+field, "API field "+field, src, ctx, Vars{Values: values}, false)
 	}
 	var r rendered
 	base, err := fill("base_url", api.BaseURL, template.URL)

@@ -108,20 +108,7 @@ func (tc *TokenClient) Refresh(ctx context.Context, cfg *Config, vars Vars, meta
 // set, secret values show as ****, for explaining a request to a developer.
 func BuildRequest(cfg *Config, vars Vars, refresh, mask bool) (Request, error) {
 	render := func(field, src string, ctx template.Context) (string, error) {
-		t, err := template.Parse(src, ctx)
-		if err != nil {
-			return "", errs.New(errs.Invalid, "config field %s does not parse: %v", field, err)
-		}
-		var out string
-		if mask {
-			out, err = t.RenderMasked(vars.Values, vars.secret)
-		} else {
-			out, err = t.Render(vars.Values)
-		}
-		if err != nil {
-			return "", renderError(field, err)
-		}
-		return out, nil
+		return renderField("config field "+field, field, src, ctx, vars, mask)
 	}
 	urlField, urlSrc, bodyField, bodySrc := "token_url", cfg.TokenURL, "token_body", cfg.TokenBody
 	if refresh {
@@ -162,6 +149,39 @@ func BuildRequest(cfg *Config, vars Vars, refresh, mask bool) (Request, error) {
 	return req, nil
 }
 
+// observe tells Observe, if set, how a request of kind ended.
+func (tc *TokenClient) observe(cfg *Config, kind string, err error) {
+	if tc.Observe == nil {
+		return
+	}
+	outcome := "ok"
+	if err != nil {
+		outcome = string(errs.CodeOf(err))
+	}
+	tc.Observe(cfg.ID, kind, outcome)
+}
+
+// renderField renders one template field with vars; with mask set, secret
+// values show as ****. Errors are errs.Invalid naming the field as
+// parseName (a stored template that no longer parses) or name (a value
+// that cannot be rendered), never a value.
+func renderField(parseName, name, src string, ctx template.Context, vars Vars, mask bool) (string, error) {
+	t, err := template.Parse(src, ctx)
+	if err != nil {
+		return "", errs.New(errs.Invalid, "%s does not parse: %v", parseName, err)
+	}
+	var out string
+	if mask {
+		out, err = t.RenderMasked(vars.Values, vars.secret)
+	} else {
+		out, err = t.Render(vars.Values)
+	}
+	if err != nil {
+		return "", renderError(name, err)
+	}
+	return out, nil
+}
+
 // renderError explains a render failure without the value that caused it.
 func renderError(field string, err error) error {
 	var missing *template.MissingError
@@ -179,13 +199,7 @@ func (tc *TokenClient) send(ctx context.Context, cfg *Config, vars Vars, refresh
 	entry := &Entry{ConfigID: cfg.ID, InstallationID: meta.InstallationID, UserID: meta.UserID, Kind: meta.Kind, Method: req.Method}
 	start := tc.now()
 	tok, status, respHeader, respBody, err := tc.do(ctx, cfg, req)
-	if tc.Observe != nil {
-		outcome := "ok"
-		if err != nil {
-			outcome = string(errs.CodeOf(err))
-		}
-		tc.Observe(cfg.ID, meta.Kind, outcome)
-	}
+	tc.observe(cfg, meta.Kind, err)
 	if tc.log != nil && cfg.LogRequests {
 		entry.Status = status
 		entry.Duration = tc.now().Sub(start)

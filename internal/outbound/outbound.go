@@ -24,6 +24,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 	"syscall"
 	"time"
@@ -176,8 +177,10 @@ func orDefault(d, def time.Duration) time.Duration {
 // Options.MaxResponseBytes fails with ErrResponseTooLarge. The caller must
 // close the Body, as with http.Client.Do.
 //
-// Errors come wrapped in a *url.Error, as from http.Client.Do; use
-// errors.As and errors.Is to look inside:
+// Errors come wrapped in a *url.Error, as from http.Client.Do, whose URL
+// is cut to scheme and host: the path and query of a developer-configured
+// URL may carry a credential, and errors end up in logs. Use errors.As and
+// errors.Is to look inside:
 //   - *BlockedError when the address (or a redirect's) is refused;
 //   - ErrBadScheme or ErrUserinfo when the URL is refused before dialling;
 //   - a timeout, for which IsTimeout reports true;
@@ -190,6 +193,10 @@ func (c *Client) Do(req *http.Request) (*http.Response, error) {
 	resp, err := c.hc.Do(req)
 	if c.observe != nil {
 		c.observe(req.URL.Hostname(), time.Since(start), err)
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		ue.URL = req.URL.Scheme + "://" + req.URL.Host
 	}
 	if err != nil {
 		return nil, err

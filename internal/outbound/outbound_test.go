@@ -781,3 +781,17 @@ func BenchmarkDo(b *testing.B) {
 		}
 	}
 }
+
+// TestErrorsOmitPathAndQuery: a failed request's error names the host
+// only, never the path or query, which may carry a credential.
+func TestErrorsOmitPathAndQuery(t *testing.T) {
+	c := New(Options{Timeout: time.Second})
+	req, _ := http.NewRequest("GET", "http://127.0.0.1:1/tenant-secret?api_key=query-secret", nil)
+	_, err := c.Do(req)
+	if err == nil {
+		t.Fatal("a refused address answered")
+	}
+	if strings.Contains(err.Error(), "secret") {
+		t.Errorf("error %q names the path or query", err)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/latchkey/latchkey/app"
 	"github.com/latchkey/latchkey/internal/errs"
 	"github.com/latchkey/latchkey/internal/httpapi"
+	"github.com/latchkey/latchkey/internal/secret"
 	"github.com/latchkey/latchkey/oauthconfig"
 	"github.com/latchkey/latchkey/settings"
 )
@@ -248,7 +249,7 @@ func (h *Handler) formNonce(c echo.Context, linkToken string, expires time.Time)
 	if ck, err := c.Cookie(csrfCookie); err == nil && len(ck.Value) == 43 {
 		return ck.Value
 	}
-	nonce := randomToken()
+	nonce := secret.NewToken()
 	http.SetCookie(c.Response(), &http.Cookie{
 		Name:     csrfCookie,
 		Value:    nonce,

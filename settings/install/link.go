@@ -7,10 +7,6 @@ package install
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"time"
 
@@ -18,6 +14,7 @@ import (
 
 	"github.com/latchkey/latchkey/internal/database"
 	"github.com/latchkey/latchkey/internal/errs"
+	"github.com/latchkey/latchkey/internal/secret"
 	"github.com/latchkey/latchkey/settings"
 )
 
@@ -57,25 +54,12 @@ func NewStore(db *gorm.DB, s *settings.Store) *Store {
 	return &Store{db: db, settings: s, now: func() time.Time { return time.Now().UTC() }}
 }
 
-// randomToken returns 256 random bits, base64url: the link's token, which
-// only the URL holds (the database keeps its hash).
-func randomToken() string {
-	b := make([]byte, 32)
-	rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-func hash(s string) string {
-	sum := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(sum[:])
-}
-
 // CreateLink stores l, which expires LinkTTL from now, and returns its
 // token.
 func (s *Store) CreateLink(ctx context.Context, l *Link) (string, error) {
-	token := randomToken()
+	token := secret.NewToken()
 	l.ID = database.NewID()
-	l.TokenHash = hash(token)
+	l.TokenHash = secret.Hash(token)
 	l.CreatedAt = s.now()
 	l.ExpiresAt = l.CreatedAt.Add(LinkTTL)
 	l.UsedAt, l.InstallationID = nil, nil
@@ -89,7 +73,7 @@ func (s *Store) CreateLink(ctx context.Context, l *Link) (string, error) {
 // used link is errs.Gone, each with its own message.
 func (s *Store) Link(ctx context.Context, token string) (Link, error) {
 	var l Link
-	err := s.db.WithContext(ctx).Where("token_hash = ?", hash(token)).Take(&l).Error
+	err := s.db.WithContext(ctx).Where("token_hash = ?", secret.Hash(token)).Take(&l).Error
 	switch {
 	case errors.Is(err, gorm.ErrRecordNotFound):
 		return Link{}, errs.New(errs.Gone, "this install link is not valid; ask for a new one")
