@@ -9,5 +9,6 @@
 // rules that matter for Latchkey: never dev mode, a non-root user, probes
 // on the right paths and port, references that name objects and keys that
 // exist. They need neither a container engine nor a cluster nor a network,
-// so `go test ./deploy/` runs anywhere the other tests run.
+// so `go test ./...` in this folder (its own module, kept apart so the
+// server's tests do not compile these validators) runs anywhere.
 package deploy
