@@ -266,7 +266,14 @@ func (h *Handler) callback(c echo.Context) error {
 		if code == "access_denied" {
 			result.Problem = errs.New(errs.Forbidden, "you did not allow access")
 		} else {
-			result.Problem = errs.New(errs.Upstream, "the provider reported an error: %s%s", clip(code, 100), describe(q.Get("error_description")))
+			// Untrusted text: it passes the redactor with the
+			// installation's secrets before it is shown.
+			var r oauthconfig.Vars
+			if resolved, err := h.installs.Resolve(ctx, inst, st.UserID); err == nil {
+				r = oauthconfig.Vars{Values: resolved.Values, Secret: resolved.Secret}
+			}
+			red := oauthconfig.Redactor(r)
+			result.Problem = errs.New(errs.Upstream, "the provider reported an error: %s%s", red.String(clip(code, 100)), red.String(describe(q.Get("error_description"))))
 		}
 		return h.page(c, result)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"mime"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -12,6 +13,7 @@ import (
 	"github.com/latchkey/latchkey/internal/errs"
 	"github.com/latchkey/latchkey/internal/httpapi"
 	"github.com/latchkey/latchkey/internal/outbound"
+	"github.com/latchkey/latchkey/internal/redact"
 	"github.com/latchkey/latchkey/internal/template"
 	"github.com/latchkey/latchkey/settings"
 )
@@ -42,13 +44,19 @@ func (tc *TokenClient) Identify(ctx context.Context, cfg *Config, vars Vars, met
 		req.Header.Set(name, v)
 	}
 	start := tc.now()
-	status, header, body, out, err := tc.identify(cfg, req)
+	r := newRedactor(vars, Token{}, req.Header)
+	status, header, body, out, err := tc.identify(cfg, req, r)
 	tc.observe(cfg, meta.Kind, err)
+	for setting, v := range out {
+		if vars.secret(setting) {
+			r.Add(v) // mapped into a secret setting: not for the log
+		}
+	}
+	err = redactError(err, r)
 	if tc.log != nil && cfg.LogRequests {
-		r := newRedactor(vars, Token{})
 		e := &Entry{ConfigID: cfg.ID, InstallationID: meta.InstallationID, UserID: meta.UserID, Kind: meta.Kind,
-			Method: req.Method, URL: r.text(u), RequestHeader: r.header(req.Header), Status: status,
-			ResponseHeader: r.header(header), ResponseBody: r.body(body), Duration: tc.now().Sub(start)}
+			Method: req.Method, URL: r.String(u), RequestHeader: r.Header(req.Header), Status: status,
+			ResponseHeader: r.Header(header), ResponseBody: r.Body(body), Duration: tc.now().Sub(start)}
 		if err != nil {
 			e.Error = err.Error()
 		}
@@ -57,7 +65,7 @@ func (tc *TokenClient) Identify(ctx context.Context, cfg *Config, vars Vars, met
 	return out, err
 }
 
-func (tc *TokenClient) identify(cfg *Config, req *http.Request) (int, http.Header, []byte, map[string]string, error) {
+func (tc *TokenClient) identify(cfg *Config, req *http.Request, r *redact.Redactor) (int, http.Header, []byte, map[string]string, error) {
 	resp, err := tc.http.Do(req)
 	if err != nil {
 		var blocked *outbound.BlockedError
@@ -67,14 +75,19 @@ func (tc *TokenClient) identify(cfg *Config, req *http.Request) (int, http.Heade
 		case outbound.IsTimeout(err):
 			return 0, nil, nil, nil, errs.New(errs.Timeout, "the identity request did not answer in time")
 		}
-		return 0, nil, nil, nil, errs.Wrap(errs.Upstream, err, "the identity request failed")
+		// The URL is left out: it may carry a value from a setting.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return 0, nil, nil, nil, errs.New(errs.Upstream, "the identity request failed: %v", err)
 	}
 	body, err := tc.http.ReadAll(resp)
 	if err != nil {
 		return resp.StatusCode, resp.Header, nil, nil, errs.Wrap(errs.Upstream, err, "the identity response cannot be read")
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return resp.StatusCode, resp.Header, body, nil, errs.New(errs.Upstream, "the identity request was answered %d", resp.StatusCode)
+		return resp.StatusCode, resp.Header, body, nil, errs.New(errs.Upstream, "the identity request was answered %d%s", resp.StatusCode, excerpt(r, body))
 	}
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	doc, err := decodeBody(mt, body)
@@ -90,6 +103,19 @@ func (tc *TokenClient) identify(cfg *Config, req *http.Request) (int, http.Heade
 		out[m.Setting] = v
 	}
 	return resp.StatusCode, resp.Header, body, out, nil
+}
+
+// excerpt is the start of a provider's answer for an error message, with
+// secrets removed: enough to tell "token revoked" from "wrong URL".
+func excerpt(r *redact.Redactor, body []byte) string {
+	s := strings.Join(strings.Fields(r.Body(body)), " ")
+	if s == "" {
+		return ""
+	}
+	if len(s) > 200 {
+		s = strings.ToValidUTF8(s[:200], "") + "…"
+	}
+	return ": " + s
 }
 
 // Connector completes a connection after a code exchange: it runs the

@@ -2,12 +2,9 @@ package oauthconfig
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
-	"net/url"
-	"regexp"
-	"sort"
 	"strings"
 	"time"
 
@@ -15,6 +12,7 @@ import (
 
 	"github.com/latchkey/latchkey/internal/database"
 	"github.com/latchkey/latchkey/internal/errs"
+	"github.com/latchkey/latchkey/internal/redact"
 )
 
 // LogMeta says whose request a token request is.
@@ -126,95 +124,56 @@ func (l *RequestLog) List(ctx context.Context, f LogFilter) ([]Entry, error) {
 	return out, errs.From(err, "listing OAuth requests")
 }
 
-// redactor removes secrets from what is logged: every secret variable's
-// value and every token, in each form it can take on the wire, and the
-// values of token-like keys in JSON bodies.
-type redactor struct {
-	secrets []string
-}
-
-const redacted = "[REDACTED]"
-
-func newRedactor(vars Vars, tok Token) *redactor {
-	var vals []string
+// newRedactor returns the redactor for one request's context: every secret
+// variable's value (secret settings, hidden secret defaults, the code, the
+// PKCE verifier, the refresh token, the password), the tokens the request
+// got, and the credentials the request carried in its headers (a Basic
+// header's encoded pair). Everything the provider answered to that request
+// passes it before it is stored, logged, returned or sent on.
+func newRedactor(vars Vars, tok Token, sent http.Header) *redact.Redactor {
+	r := redact.New(tok.AccessToken, tok.RefreshToken)
 	for name, v := range vars.Values {
-		if vars.secret(name) && len(v) >= 4 {
-			vals = append(vals, v)
+		if vars.secret(name) {
+			r.Add(v)
 		}
 	}
-	for _, v := range []string{tok.AccessToken, tok.RefreshToken} {
-		if len(v) >= 4 {
-			vals = append(vals, v)
+	for setting, v := range tok.Extra {
+		if vars.secret(setting) {
+			r.Add(v) // a mapping into a secret setting
 		}
 	}
-	r := &redactor{}
-	for _, v := range vals {
-		j, _ := json.Marshal(v)
-		r.secrets = append(r.secrets, v, url.QueryEscape(v), url.PathEscape(v), string(j[1:len(j)-1]))
+	for name, vs := range sent {
+		if !redact.SensitiveHeader(name) {
+			continue
+		}
+		for _, v := range vs {
+			r.Add(v)
+			if _, cred, ok := strings.Cut(v, " "); ok {
+				r.Add(cred) // "Basic <base64>", "Bearer <token>"
+			}
+		}
 	}
-	// Longest first, so a secret that contains another is removed whole.
-	sort.Slice(r.secrets, func(i, j int) bool { return len(r.secrets[i]) > len(r.secrets[j]) })
 	return r
 }
 
-func (r *redactor) text(s string) string {
-	for _, v := range r.secrets {
-		if v != "" {
-			s = strings.ReplaceAll(s, v, redacted)
-		}
-	}
-	return s
-}
+// Redactor returns the redactor for text a provider sent outside a token
+// request, such as an error in its redirect to the callback.
+func Redactor(vars Vars) *redact.Redactor { return newRedactor(vars, Token{}, nil) }
 
-var sensitiveHeader = regexp.MustCompile(`(?i)^(authorization|cookie|set-cookie|proxy-authorization|x-api-key|api-key)$|token|secret|password`)
-
-func (r *redactor) header(h http.Header) map[string]string {
-	out := make(map[string]string, len(h))
-	for k, vs := range h {
-		v := strings.Join(vs, ", ")
-		if sensitiveHeader.MatchString(k) {
-			v = redacted
-		}
-		out[k] = r.text(v)
+// redactError removes the request's secrets from an error built from a
+// provider's answer: its shown message and the provider's description.
+func redactError(err error, r *redact.Redactor) error {
+	var e *errs.Error
+	if !errors.As(err, &e) {
+		return err
 	}
-	return out
-}
-
-var sensitiveKey = regexp.MustCompile(`(?i)token|secret|password|code|assertion|key`)
-
-// body redacts a response body: known values everywhere, and for JSON the
-// values of keys that look like they hold a credential (an id_token we do
-// not extract is still a credential).
-func (r *redactor) body(b []byte) string {
-	var doc any
-	if json.Unmarshal(b, &doc) == nil {
-		if m, ok := doc.(map[string]any); ok {
-			redactKeys(m)
-			if out, err := json.Marshal(m); err == nil {
-				return r.text(string(out))
-			}
-		}
+	out := *e
+	out.Message = r.String(e.Message)
+	var re *RetrieveError
+	if errors.As(e.Err, &re) {
+		c := *re
+		c.ErrorDescription = r.String(re.ErrorDescription)
+		out.Err = &c
 	}
-	if vals, err := url.ParseQuery(string(b)); err == nil && len(vals) > 0 && !strings.ContainsAny(string(b), "<{ ") {
-		for k := range vals {
-			if sensitiveKey.MatchString(k) && k != "error" {
-				vals.Set(k, redacted)
-			}
-		}
-		return r.text(vals.Encode())
-	}
-	return r.text(string(b))
-}
-
-func redactKeys(m map[string]any) {
-	for k, v := range m {
-		switch v := v.(type) {
-		case map[string]any:
-			redactKeys(v)
-		case string:
-			if sensitiveKey.MatchString(k) && k != "error" && k != "token_type" && k != "error_description" {
-				m[k] = redacted
-			}
-		}
-	}
+	return &out
 }

@@ -62,6 +62,10 @@ type RetrieveError struct {
 	Transient        bool          // worth retrying later: timeout, 5xx, 429
 }
 
+// ShownInMessage tells errs.Error that its message already says what the
+// RetrieveError holds (errs.Shown), so logs do not repeat it.
+func (e *RetrieveError) ShownInMessage() {}
+
 func (e *RetrieveError) Error() string {
 	if e.ErrorCode != "" {
 		return fmt.Sprintf("oauth2: %d %s %s", e.Status, e.ErrorCode, e.ErrorDescription)
@@ -200,18 +204,19 @@ func (tc *TokenClient) send(ctx context.Context, cfg *Config, vars Vars, refresh
 	start := tc.now()
 	tok, status, respHeader, respBody, err := tc.do(ctx, cfg, req)
 	tc.observe(cfg, meta.Kind, err)
+	r := newRedactor(vars, tok, req.Header)
+	err = redactError(err, r)
 	if tc.log != nil && cfg.LogRequests {
 		entry.Status = status
 		entry.Duration = tc.now().Sub(start)
 		if err != nil {
 			entry.Error = err.Error()
 		}
-		r := newRedactor(vars, tok)
-		entry.URL = r.text(req.URL)
-		entry.RequestHeader = r.header(req.Header)
-		entry.RequestBody = r.text(req.Body)
-		entry.ResponseHeader = r.header(respHeader)
-		entry.ResponseBody = r.body(respBody)
+		entry.URL = r.String(req.URL)
+		entry.RequestHeader = r.Header(req.Header)
+		entry.RequestBody = r.String(req.Body)
+		entry.ResponseHeader = r.Header(respHeader)
+		entry.ResponseBody = r.Body(respBody)
 		// A failure to log must not fail the flow: the tokens matter more.
 		tc.log.Record(context.WithoutCancel(ctx), entry)
 		if meta.Recorded != nil && entry.ID != "" {

@@ -1,10 +1,14 @@
 package oauthconfig
 
 import (
+	"encoding/base64"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/latchkey/latchkey/internal/redact"
 )
 
 func testConfig() *Config {
@@ -51,17 +55,29 @@ func TestParseResponse(t *testing.T) {
 }
 
 func TestRedactor(t *testing.T) {
-	vars := Vars{Values: map[string]string{"client_secret": "s3cr et&x", "client_id": "public-id"}, Secret: map[string]bool{"client_secret": true}}
-	r := newRedactor(vars, Token{AccessToken: "tok-123456", RefreshToken: "ref-654321"})
-	body := "client_id=public-id&client_secret=" + url.QueryEscape("s3cr et&x")
-	if got := r.text(body); strings.Contains(got, "s3cr") || !strings.Contains(got, "public-id") {
-		t.Errorf("text = %q", got)
+	vars := Vars{Values: map[string]string{"client_secret": "s3cr et&x", "client_id": "public-id", "auth_code": "code-777"}, Secret: map[string]bool{"client_secret": true}}
+	sent := http.Header{"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte("public-id:s3cr+et%26x"))}}
+	r := newRedactor(vars, Token{AccessToken: "tok-123456", RefreshToken: "ref-654321"}, sent)
+	body := "client_id=public-id&client_secret=" + url.QueryEscape("s3cr et&x") + "&code=code-777"
+	if got := r.String(body); strings.Contains(got, "s3cr") || strings.Contains(got, "code-777") || !strings.Contains(got, "public-id") {
+		t.Errorf("String = %q", got)
 	}
-	if got := r.body([]byte(`{"access_token":"tok-123456","id_token":"eyJ.other","scope":"read"}`)); strings.Contains(got, "tok-") || strings.Contains(got, "eyJ") || !strings.Contains(got, "read") {
-		t.Errorf("body = %q", got)
+	if got := r.Body([]byte(`{"access_token":"tok-123456","id_token":"eyJ.other","scope":"read"}`)); strings.Contains(got, "tok-") || strings.Contains(got, "eyJ") || !strings.Contains(got, "read") {
+		t.Errorf("Body = %q", got)
 	}
-	if got := r.header(http.Header{"Authorization": {"Basic abc"}, "X-Trace": {"ref-654321"}}); got["Authorization"] != redacted || strings.Contains(got["X-Trace"], "ref-") {
-		t.Errorf("header = %v", got)
+	if got := r.Header(http.Header{"Authorization": {"Basic abc"}, "X-Trace": {"ref-654321"}}); got["Authorization"] != redact.Mark || strings.Contains(got["X-Trace"], "ref-") {
+		t.Errorf("Header = %v", got)
+	}
+	echo := "you sent " + sent.Get("Authorization")
+	if got := r.String(echo); strings.Contains(got, sent.Get("Authorization")[6:]) {
+		t.Errorf("the Basic credentials survive: %q", got)
+	}
+	// A refusal that echoes the request loses the secrets in its message
+	// and in its description.
+	err := redactError(upstream(&RetrieveError{Status: 400, ErrorCode: "invalid_client", ErrorDescription: "got " + body}, "the provider refused the token request: invalid_client (got %s)", body), r)
+	var re *RetrieveError
+	if strings.Contains(err.Error(), "s3cr") || strings.Contains(err.Error(), "code-777") || !errors.As(err, &re) || strings.Contains(re.ErrorDescription, "s3cr") {
+		t.Errorf("redactError = %v (%+v)", err, re)
 	}
 }
 

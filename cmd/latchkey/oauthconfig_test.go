@@ -142,3 +142,28 @@ func TestExplainAndTestExtraction(t *testing.T) {
 	e.must(422, "POST", path+"/test-extraction", e.key, map[string]any{"response": "<html>"})
 	e.must(404, "POST", path+"/explain", e.key, map[string]any{"installation_id": "01a207fa-3fb6-7861-a9fd-110be34ab354", "user_id": "u1"})
 }
+
+// TestAnswersKeepTemplatesReadable checks that JSON answers send <<var>>
+// templates and URLs with & as written, not HTML-escaped.
+func TestAnswersKeepTemplatesReadable(t *testing.T) {
+	e := newEnv(t)
+	setupApp(e)
+	r := e.call("POST", "/v1/apps/acme/oauth-configs", e.key, map[string]any{
+		"name":                 "p",
+		"link_url":             "https://provider.example/authorize?client_id=<<client_id>>&state=<<state>>",
+		"token_url":            "https://provider.example/token",
+		"access_token_setting": "access_token",
+	})
+	if r.status != 201 {
+		t.Fatalf("status %d: %s", r.status, r.body)
+	}
+	want := `"link_url":"https://provider.example/authorize?client_id=<<client_id>>&state=<<state>>"`
+	if !strings.Contains(string(r.body), want) {
+		t.Errorf("answer does not hold %s:\n%s", want, r.body)
+	}
+	// Problems too.
+	p := e.call("POST", "/v1/apps/acme/oauth-configs", e.key, map[string]any{"name": "q", "link_url": "https://p.example/a?x=<<nope>>"})
+	if strings.Contains(string(p.body), `\u003c`) || strings.Contains(string(p.body), `\u0026`) {
+		t.Errorf("problem is HTML-escaped:\n%s", p.body)
+	}
+}

@@ -53,7 +53,13 @@ func TestSecretsNeverLeak(t *testing.T) {
 
 	// At rest: every stored row of a secret setting is ciphertext.
 	var rows []struct{ Value string }
-	e.db.Raw("SELECT value FROM organization_values UNION ALL SELECT value FROM user_values").Scan(&rows)
+	if err := e.db.Raw("SELECT value FROM organization_values UNION ALL SELECT value FROM user_values").Scan(&rows).Error; err != nil {
+		t.Fatal(err)
+	}
+	// cid, the two client_secret writes (one row) and the user's token.
+	if len(rows) != 3 {
+		t.Fatalf("read %d stored values, want 3: the at-rest check would check nothing", len(rows))
+	}
 	for _, r := range rows {
 		for _, s := range []string{orgSecret, orgSecret2, userSecret} {
 			if strings.Contains(r.Value, s) {

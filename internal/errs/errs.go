@@ -59,10 +59,23 @@ func (e *Error) Error() string {
 	for _, f := range e.Fields {
 		fmt.Fprintf(&b, "; %s: %s", f.Field, f.Message)
 	}
-	if e.Err != nil {
+	if e.Err != nil && !shown(e.Err) {
 		fmt.Fprintf(&b, ": %v", e.Err)
 	}
 	return b.String()
+}
+
+// Shown is implemented by causes that carry facts for callers (found with
+// errors.As) whose text the Message already gives, such as a provider's
+// refusal: Error leaves them out rather than say it twice.
+type Shown interface {
+	error
+	ShownInMessage()
+}
+
+func shown(err error) bool {
+	_, ok := err.(Shown)
+	return ok
 }
 
 func (e *Error) Unwrap() error { return e.Err }

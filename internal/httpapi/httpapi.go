@@ -78,6 +78,7 @@ func New(log *slog.Logger, m *metrics.Metrics) *echo.Echo {
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = errorHandler(log)
+	e.JSONSerializer = jsonSerializer{}
 	e.Use(requestID)
 	e.Use(measure(m))
 	e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
@@ -171,9 +172,30 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		c.Response().Header().Set(echo.HeaderContentType, ProblemContentType)
 		c.Response().WriteHeader(p.Status)
 		if c.Request().Method != http.MethodHead {
-			json.NewEncoder(c.Response()).Encode(p)
+			enc := json.NewEncoder(c.Response())
+			enc.SetEscapeHTML(false)
+			enc.Encode(p)
 		}
 	}
+}
+
+// jsonSerializer is Echo's default without HTML escaping: answers are read
+// by programs and by developers writing <<var>> templates and URLs with &,
+// who should see them as written, not as \u003c\u003cvar\u003e\u003e.
+// Nothing here is embedded in HTML, and every answer is application/json.
+type jsonSerializer struct{}
+
+func (jsonSerializer) Serialize(c echo.Context, v any, indent string) error {
+	enc := json.NewEncoder(c.Response())
+	enc.SetEscapeHTML(false)
+	if indent != "" {
+		enc.SetIndent("", indent)
+	}
+	return enc.Encode(v)
+}
+
+func (jsonSerializer) Deserialize(c echo.Context, v any) error {
+	return echo.DefaultJSONSerializer{}.Deserialize(c, v)
 }
 
 // ProblemFor converts any error into the problem document sent to the caller.

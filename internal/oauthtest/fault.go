@@ -27,6 +27,11 @@ type Response struct {
 	// connection is dropped with no answer at all.
 	Delay time.Duration
 
+	// Echo, if set, answers a 400 invalid_request whose error_description
+	// quotes the request's body and Authorization header, as some real
+	// token endpoints do ("got client_secret=...").
+	Echo bool
+
 	// BodyBytes, if positive, streams that many bytes of 'x' as the body
 	// instead of Body, chunked and without Content-Length, so only a
 	// client that limits what it reads is safe from it.
@@ -131,6 +136,12 @@ func (p *FaultProvider) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
+	if resp.Echo {
+		desc := "got " + string(body) + " with Authorization: " + r.Header.Get("Authorization")
+		resp.Status = http.StatusBadRequest
+		b, _ := json.Marshal(map[string]any{"error": "invalid_request", "error_description": desc})
+		resp.Body = string(b)
+	}
 	if resp.ContentType == "" {
 		resp.ContentType = "application/json"
 	}

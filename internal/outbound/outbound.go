@@ -25,6 +25,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"os"
 	"strings"
 	"syscall"
 	"time"
@@ -197,6 +198,7 @@ func (c *Client) Do(req *http.Request) (*http.Response, error) {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		ue.URL = req.URL.Scheme + "://" + req.URL.Host
+		ue.Err = plainNetError(req.URL.Hostname(), ue.Err)
 	}
 	if err != nil {
 		return nil, err
@@ -244,6 +246,63 @@ func IsTimeout(err error) bool {
 	}
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// NetError is a failure to reach a host, said in plain words that name
+// the host and what went wrong, and nothing of this server's network: Go's
+// own errors name the resolver ("lookup x on 10.0.0.2:53") and the local
+// address of a connection, which must not reach callers or providers'
+// developers. Unwrap gives the original error for errors.Is and As.
+type NetError struct {
+	Host    string
+	Message string // e.g. "could not resolve api.example.com"
+	err     error
+}
+
+func (e *NetError) Error() string { return e.Message }
+func (e *NetError) Unwrap() error { return e.err }
+
+// Timeout reports whether the failure was a timeout, as net.Error does.
+func (e *NetError) Timeout() bool { return IsTimeout(e.err) }
+
+// Temporary is false: retrying is the caller's decision (net.Error).
+func (e *NetError) Temporary() bool { return false }
+
+// plainNetError rewrites network errors from the transport as NetError.
+// Refusals by the guard, URL checks and TLS errors pass unchanged: their
+// texts name only the target.
+func plainNetError(host string, err error) error {
+	var blocked *BlockedError
+	if err == nil || errors.As(err, &blocked) {
+		return err
+	}
+	var dns *net.DNSError
+	if errors.As(err, &dns) {
+		msg := "could not resolve " + dns.Name
+		switch {
+		case dns.IsTimeout:
+			msg += ": the lookup timed out"
+		case dns.IsNotFound:
+			msg += ": no such host"
+		}
+		return &NetError{Host: host, Message: msg, err: err}
+	}
+	var op *net.OpError
+	if errors.As(err, &op) {
+		what := "the connection to " + host + " failed"
+		if op.Op == "dial" {
+			what = "could not connect to " + host
+		}
+		var sys *os.SyscallError
+		switch {
+		case IsTimeout(err):
+			what += ": timed out"
+		case errors.As(op.Err, &sys):
+			what += ": " + sys.Err.Error() // "connection refused", never an address
+		}
+		return &NetError{Host: host, Message: what, err: err}
+	}
+	return err
 }
 
 // BlockedError reports a refused address. It reaches callers wrapped in a

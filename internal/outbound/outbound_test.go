@@ -795,3 +795,48 @@ func TestErrorsOmitPathAndQuery(t *testing.T) {
 		t.Errorf("error %q names the path or query", err)
 	}
 }
+
+// TestNetErrorsNameNoServerAddress checks that network failures name the
+// host and the failure but not the resolver or a local address.
+func TestNetErrorsNameNoServerAddress(t *testing.T) {
+	dns := &net.OpError{Op: "dial", Net: "tcp", Err: &net.DNSError{
+		Err: "no such host", Name: "acme.acme.example", Server: "10.255.255.53:53", IsNotFound: true}}
+	reset := &net.OpError{Op: "read", Net: "tcp",
+		Source: &net.TCPAddr{IP: net.IPv4(10, 1, 2, 3), Port: 40000},
+		Addr:   &net.TCPAddr{IP: net.IPv4(203, 0, 113, 7), Port: 443},
+		Err:    os.NewSyscallError("read", errors.New("connection reset by peer"))}
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{dns, "could not resolve acme.acme.example: no such host"},
+		{reset, "the connection to api.example failed: connection reset by peer"},
+	}
+	for _, tt := range tests {
+		got := plainNetError("api.example", tt.err)
+		if got.Error() != tt.want {
+			t.Errorf("plainNetError(%v) = %q, want %q", tt.err, got, tt.want)
+		}
+		if strings.Contains(got.Error(), "10.") {
+			t.Errorf("%q names this server's network", got)
+		}
+		if !errors.Is(got, tt.err) {
+			t.Errorf("%v does not unwrap to the original error", got)
+		}
+	}
+
+	// A real connection refused, through Do.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	c := New(Options{Allow: loopback4})
+	req, _ := http.NewRequest("GET", "http://"+addr+"/x", nil)
+	_, err = c.Do(req)
+	var ne *NetError
+	if !errors.As(err, &ne) || !strings.HasPrefix(ne.Error(), "could not connect to 127.0.0.1") || !strings.Contains(ne.Error(), "connection refused") {
+		t.Errorf("Do = %v, want a NetError saying the connection was refused", err)
+	}
+}
