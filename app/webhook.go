@@ -24,6 +24,9 @@ var Events = []string{
 	"connection.refreshed",                // a token was renewed
 	"connection.refresh_failed",           // a renewal failed for a reason that may pass
 	"connection.reauthorization_required", // the provider refused the grant: the user must connect again
+	"connection.recovered",                // a connection that had failed works again
+	"connection.configuration_error",      // the provider refused the installation's client credentials
+	"connection.configuration_recovered",  // those credentials work again
 }
 
 // Webhook is an endpoint of an app that receives events, signed with its

@@ -7,6 +7,8 @@ package oauthconfig
 import (
 	"fmt"
 	"net/http"
+	"regexp"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -56,9 +58,17 @@ var FlowVars = []string{"state", "auth_code", "redirect_uri", "code_verifier", "
 
 // Mapping stores the value at a JSONPath of the token response in a
 // user setting, e.g. $.authed_user.id -> slack_user_id.
+//
+// A token mapping missing from a refresh answer keeps the stored value
+// (providers send some values only with the first tokens); Required says
+// the code exchange's answer must have it. Either way the tokens are
+// stored: a missing or unfit value is reported on the connection, never a
+// reason to drop tokens the provider has issued. Identity mappings are
+// always required: the identity answer is a check.
 type Mapping struct {
-	Path    string `json:"path"`
-	Setting string `json:"setting"`
+	Path     string `json:"path"`
+	Setting  string `json:"setting"`
+	Required bool   `json:"required,omitempty"`
 }
 
 // Config is one OAuth config of an app.
@@ -108,6 +118,13 @@ type Config struct {
 	// when that is set) means the token expired.
 	ExpiredBodyPath  string
 	ExpiredBodyValue string
+	// GrantGoneErrors are error codes of a refused refresh that mean the
+	// user's grant is gone, besides RFC 6749's invalid_grant (Dex answers
+	// a spent refresh token with invalid_request). GrantGoneBodyPath and
+	// GrantGoneBodyValue say the same by a JSONPath on the refusal's body.
+	GrantGoneErrors    []string `gorm:"serializer:json"`
+	GrantGoneBodyPath  string
+	GrantGoneBodyValue string
 	// KeepAlive, in seconds, refreshes a connection left idle that long,
 	// for providers that revoke unused refresh tokens; 0 is off.
 	KeepAlive int `gorm:"column:keepalive_seconds"`
@@ -164,6 +181,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Mappings == nil {
 		c.Mappings = []Mapping{}
+	}
+	if c.GrantGoneErrors == nil {
+		c.GrantGoneErrors = []string{}
 	}
 	if c.Scopes == nil {
 		c.Scopes = []string{}
@@ -371,8 +391,30 @@ func (c *Config) Validate(defs []settings.Definition) error {
 		fs.Add("identity_mappings", "at most 50 mappings")
 	}
 	for i, m := range c.IdentityMappings {
+		if m.Required {
+			fs.Add(fmt.Sprintf("identity_mappings[%d].required", i), "identity mappings are always required; leave it out")
+		}
 		checkPath(&fs, fmt.Sprintf("identity_mappings[%d].path", i), m.Path)
 		checkTokenSetting(&fs, fmt.Sprintf("identity_mappings[%d].setting", i), m.Setting, levels, fixed, c.TokenLevel, true)
+	}
+	if len(c.GrantGoneErrors) > 10 {
+		fs.Add("grant_gone_errors", "at most 10 error codes")
+	}
+	for i, code := range c.GrantGoneErrors {
+		switch {
+		case !errorCode.MatchString(code):
+			fs.Add(fmt.Sprintf("grant_gone_errors[%d]", i), "must be an OAuth error code: 1-100 printable ASCII characters without spaces, quotes or backslashes")
+		case code == "invalid_client" || code == "unauthorized_client":
+			fs.Add(fmt.Sprintf("grant_gone_errors[%d]", i), "%s says the installation's client credentials are wrong, not that the user's grant is gone; it is a configuration error", code)
+		}
+	}
+	if c.GrantGoneBodyPath != "" {
+		checkPath(&fs, "grant_gone_body_path", c.GrantGoneBodyPath)
+	} else if c.GrantGoneBodyValue != "" {
+		fs.Add("grant_gone_body_value", "needs grant_gone_body_path")
+	}
+	if len(c.GrantGoneBodyValue) > 200 {
+		fs.Add("grant_gone_body_value", "must be at most 200 characters")
 	}
 	if c.KeepAlive != 0 && (c.KeepAlive < 300 || c.KeepAlive > 366*86400) {
 		fs.Add("keepalive_seconds", "must be 0 (off) or 300 to 31622400 seconds")
@@ -395,6 +437,48 @@ func (c *Config) Validate(defs []settings.Definition) error {
 	}
 	return fs.Err()
 }
+
+// organizationSettingsUsed names the organization-level settings the
+// config's token and refresh requests use, sorted: where an installation's
+// client credentials live.
+func (c *Config) organizationSettingsUsed(r settings.Resolved) []string {
+	org := make(map[string]bool)
+	for _, k := range r.OrganizationKeys() {
+		org[k] = true
+	}
+	used := make(map[string]bool)
+	if c.ClientAuth == AuthBasic {
+		used["client_id"], used["client_secret"] = true, true
+	}
+	srcs := []struct {
+		src string
+		ctx template.Context
+	}{{c.TokenURL, template.URL}, {c.refreshURL(), template.URL}, {c.TokenBody, c.bodyContext()}, {c.RefreshBody, c.bodyContext()}}
+	for _, h := range c.Headers {
+		srcs = append(srcs, struct {
+			src string
+			ctx template.Context
+		}{h, template.Header})
+	}
+	for _, s := range srcs {
+		if t, err := template.Parse(s.src, s.ctx); err == nil {
+			for _, v := range t.Vars() {
+				used[v] = true
+			}
+		}
+	}
+	var out []string
+	for k := range used {
+		if org[k] {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// errorCode is RFC 6749 §5.2's error syntax (NQSCHAR), bounded.
+var errorCode = regexp.MustCompile(`^[\x20-\x21\x23-\x5B\x5D-\x7E]{1,100}$`)
 
 func checkTemplate(fs *errs.Fields, field, src string, ctx template.Context, known func(string) bool) {
 	if src == "" {

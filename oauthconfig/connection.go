@@ -3,6 +3,7 @@ package oauthconfig
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -35,7 +36,48 @@ type Connection struct {
 	LastError      string // the last failed renewal, safe to show
 	LastErrorAt    *time.Time
 	UpdatedAt      time.Time
+
+	// Refusals counts refreshes refused in a row for a reason no rule
+	// classified, at most one a minute (LastRefusalAt); see Refresher.
+	Refusals      int
+	LastRefusalAt *time.Time
+	// EndedBy names the rule that declared the user's grant gone, for a
+	// connection that needs reauthorization (EndInvalidGrant...).
+	EndedBy string
+	// RefreshStartedAt is the intent record of a refresh: set before the
+	// request is sent, cleared when its answer has been stored or refused.
+	// One found set by a later refresh means an answer may have been lost.
+	RefreshStartedAt *time.Time
 }
+
+// Rules that end a user's grant (Connection.EndedBy).
+const (
+	EndInvalidGrant = "invalid_grant"        // RFC 6749 §5.2: the provider said so
+	EndGoneError    = "grant_gone_errors"    // an error code the config declares equivalent
+	EndGoneBody     = "grant_gone_body_path" // the config's condition on the refusal's body
+	EndRefusals     = "repeated_refusals"    // refused 3 times in a row, a minute apart or more
+	EndLostToCrash  = "lost_refresh"         // a refresh's answer was lost before it was stored
+	EndGrantRefused = "grant_refused"        // a grant without a user (password) was refused
+)
+
+// ConfigurationError is the state shown for connections of an installation
+// whose client credentials the provider refused.
+const ConfigurationError = "configuration_error"
+
+// ConfigError records that the provider refused an installation's client
+// credentials for a config (invalid_client, unauthorized_client): no token
+// request of that config is sent for the installation until its
+// organization settings change (SettingsDigest).
+type ConfigError struct {
+	InstallationID string `gorm:"primaryKey"`
+	ConfigID       string `gorm:"primaryKey"`
+	Message        string
+	SettingsDigest string
+	CreatedAt      time.Time
+}
+
+// TableName tells GORM where configuration errors live.
+func (ConfigError) TableName() string { return "config_errors" }
 
 // Owner is whose tokens a config keeps: userID, or "" when its tokens
 // belong to the whole installation.
@@ -100,28 +142,41 @@ func (cs *Connections) WithTx(tx *gorm.DB) *Connections {
 
 // Save stores a new connection's tokens; see store.
 func (cs *Connections) Save(ctx context.Context, inst settings.Installation, userID string, cfg *Config, tok Token) error {
-	return cs.store(ctx, inst, cfg.Owner(userID), cfg, tok, false)
+	problems, err := cs.store(ctx, inst, cfg.Owner(userID), cfg, tok, false)
+	if err == nil && len(problems) > 0 {
+		return errs.New(errs.Upstream, "the tokens are stored, but the provider's answer does not fit the config: %s", strings.Join(problems, "; "))
+	}
+	return err
 }
 
-// SaveRefreshed stores renewed tokens of a connection; see store.
-func (cs *Connections) SaveRefreshed(ctx context.Context, inst settings.Installation, userID string, cfg *Config, tok Token) error {
+// SaveRefreshed stores renewed tokens of a connection and returns what of
+// the answer did not fit (reported on the connection too); see store.
+func (cs *Connections) SaveRefreshed(ctx context.Context, inst settings.Installation, userID string, cfg *Config, tok Token) ([]string, error) {
 	return cs.store(ctx, inst, cfg.Owner(userID), cfg, tok, true)
 }
 
 // store writes a token response's values in the settings named by the
 // config (the user's, or the installation's when userID is ""), and the
-// connection's state, in one transaction: either all of it is stored or
-// none. A response without a refresh token keeps the stored one (RFC 6749
-// §6 lets a server omit it); one without expires_in gets the config's
-// default lifetime, so the token is renewed rather than trusted forever.
-func (cs *Connections) store(ctx context.Context, inst settings.Installation, userID string, cfg *Config, tok Token, refreshed bool) error {
+// connection's state, in one transaction. The tokens are always stored:
+// a mapped value that does not fit its setting is left out, and that and
+// tok.Problems go in the connection's last_error and are returned. A response
+// without a refresh token keeps the stored one (RFC 6749 §6 lets a server
+// omit it); one without expires_in gets the config's default lifetime, so
+// the token is renewed rather than trusted forever. A connection that had
+// failed, or whose installation had a configuration error, is reported
+// recovered.
+func (cs *Connections) store(ctx context.Context, inst settings.Installation, userID string, cfg *Config, tok Token, refreshed bool) ([]string, error) {
 	now := cs.now()
 	changes := map[string]*string{cfg.AccessTokenSetting: &tok.AccessToken}
+	always := map[string]bool{cfg.AccessTokenSetting: true}
 	if tok.RefreshToken != "" && cfg.RefreshTokenSetting != "" {
 		changes[cfg.RefreshTokenSetting] = &tok.RefreshToken
+		always[cfg.RefreshTokenSetting] = true
 	}
 	for k, v := range tok.Extra {
-		changes[k] = &v
+		if !always[k] {
+			changes[k] = &v
+		}
 	}
 	lifetime := tok.ExpiresIn
 	if lifetime <= 0 {
@@ -130,23 +185,26 @@ func (cs *Connections) store(ctx context.Context, inst settings.Installation, us
 	exp := now.Add(time.Duration(lifetime) * time.Second)
 	c := Connection{InstallationID: inst.ID, UserID: userID, ConfigID: cfg.ID, Status: Connected,
 		ExpiresAt: &exp, IssuedAt: &now, ConnectedAt: now, UpdatedAt: now}
-	update := []string{"status", "expires_at", "issued_at", "last_error", "last_error_at", "updated_at"}
+	update := []string{"status", "expires_at", "issued_at", "last_error", "last_error_at", "updated_at",
+		"refusals", "last_refusal_at", "ended_by", "refresh_started_at"}
 	if refreshed {
 		c.RefreshedAt = &now
 		update = append(update, "refreshed_at")
 	} else {
 		update = append(update, "connected_at")
 	}
+	var problems []string
 	err := cs.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		s := cs.settings.WithTx(tx)
-		var err error
-		if userID == "" {
-			err = s.SetOrganizationValues(ctx, inst, changes)
-		} else {
-			err = s.SetUserValues(ctx, inst, userID, changes)
-		}
+		var prev Connection
+		hadPrev := tx.Where("installation_id = ? AND user_id = ? AND config_id = ?", inst.ID, userID, cfg.ID).Take(&prev).Error == nil
+		stored, err := cs.settings.WithTx(tx).SetFromProvider(ctx, inst, userID, changes, always)
 		if err != nil {
 			return err
+		}
+		problems = append(append([]string(nil), tok.Problems...), stored...)
+		if len(problems) > 0 {
+			c.LastError = clipReason("the tokens are stored, but: " + strings.Join(problems, "; "))
+			c.LastErrorAt = &now
 		}
 		err = tx.Clauses(clause.OnConflict{
 			Columns:   []clause.Column{{Name: "installation_id"}, {Name: "user_id"}, {Name: "config_id"}},
@@ -159,14 +217,27 @@ func (cs *Connections) store(ctx context.Context, inst settings.Installation, us
 		if refreshed {
 			event = "connection.refreshed"
 		}
-		return cs.emit(tx, inst, event, c)
+		if err := cs.emit(tx, inst, event, c); err != nil {
+			return err
+		}
+		if hadPrev && refreshed && (prev.LastError != "" || prev.Status != Connected) {
+			if err := cs.emit(tx, inst, "connection.recovered", c); err != nil {
+				return err
+			}
+		}
+		res := tx.Where("installation_id = ? AND config_id = ?", inst.ID, cfg.ID).Delete(&ConfigError{})
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected > 0 {
+			return cs.emit(tx, inst, "connection.configuration_recovered", c)
+		}
+		return nil
 	})
-	if errs.Is(err, errs.Invalid) {
-		// A token that fails a setting's pattern: the provider's answer does
-		// not fit the app's settings, which is the provider side's problem.
-		return errs.Wrap(errs.Upstream, err, "the provider's tokens do not fit the app's settings: %v", err)
+	if err != nil {
+		return nil, errs.From(err, "storing tokens")
 	}
-	return errs.From(err, "storing tokens")
+	return problems, nil
 }
 
 // SaveValues stores values (setting -> value) at the config's token level
@@ -189,17 +260,22 @@ func (cs *Connections) SaveValues(ctx context.Context, inst settings.Installatio
 }
 
 // Fail records that renewing a connection's tokens failed, with a reason
-// safe to show; with reauthorize set, the connection is marked as needing
-// the end user to connect again, and no call uses it until they do.
-// The stored tokens are kept either way.
-func (cs *Connections) Fail(ctx context.Context, inst settings.Installation, userID string, cfg *Config, reason string, reauthorize bool) error {
+// safe to show. With endedBy set (the rule that decided, EndInvalidGrant...),
+// the user's grant is gone: the connection needs the end user to connect
+// again, and no call uses it until they do. The stored tokens are kept
+// either way. A refusal (answered) clears the intent record; a failure
+// without an answer (answered false) keeps it: the provider may have acted.
+func (cs *Connections) Fail(ctx context.Context, inst settings.Installation, userID string, cfg *Config, reason, endedBy string, answered bool) error {
 	now := cs.now()
 	c := Connection{InstallationID: inst.ID, UserID: cfg.Owner(userID), ConfigID: cfg.ID, Status: NotConnected,
 		ConnectedAt: now, LastError: clipReason(reason), LastErrorAt: &now, UpdatedAt: now}
 	update := []string{"last_error", "last_error_at", "updated_at"}
-	if reauthorize {
-		c.Status = ReauthorizationRequired
-		update = append(update, "status")
+	if endedBy != "" {
+		c.Status, c.EndedBy = ReauthorizationRequired, endedBy
+		update = append(update, "status", "ended_by")
+	}
+	if answered {
+		update = append(update, "refresh_started_at")
 	}
 	err := cs.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		err := tx.Clauses(clause.OnConflict{
@@ -215,12 +291,83 @@ func (cs *Connections) Fail(ctx context.Context, inst settings.Installation, use
 			return err
 		}
 		event := "connection.refresh_failed"
-		if reauthorize {
+		if endedBy != "" {
 			event = "connection.reauthorization_required"
 		}
 		return cs.emit(tx, inst, event, c)
 	})
 	return errs.From(err, "recording a failed renewal")
+}
+
+// Refused records a refresh refused for a reason no rule classified, and
+// returns how many such refusals came in a row. A refusal less than a
+// minute after the last counted one is not counted again, so that a burst
+// of calls cannot end a grant in a second.
+func (cs *Connections) Refused(ctx context.Context, inst settings.Installation, userID string, cfg *Config, reason string) (int, error) {
+	now := cs.now()
+	owner := cfg.Owner(userID)
+	var n int
+	err := cs.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var c Connection
+		err := tx.Where("installation_id = ? AND user_id = ? AND config_id = ?", inst.ID, owner, cfg.ID).Take(&c).Error
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			c = Connection{InstallationID: inst.ID, UserID: owner, ConfigID: cfg.ID, Status: NotConnected, ConnectedAt: now}
+		} else if err != nil {
+			return err
+		}
+		if c.LastRefusalAt == nil || !now.Before(c.LastRefusalAt.Add(time.Minute)) {
+			c.Refusals++
+			c.LastRefusalAt = &now
+		}
+		c.LastError, c.LastErrorAt, c.UpdatedAt, c.RefreshStartedAt = clipReason(reason), &now, now, nil
+		n = c.Refusals
+		if err := tx.Save(&c).Error; err != nil {
+			return err
+		}
+		return cs.emit(tx, inst, "connection.refresh_failed", c)
+	})
+	return n, errs.From(err, "recording a refused renewal")
+}
+
+// BeginRefresh writes the intent record of a refresh about to be sent, in
+// its own transaction so that it survives whatever happens next.
+func (cs *Connections) BeginRefresh(ctx context.Context, inst settings.Installation, userID string, cfg *Config) error {
+	err := cs.db.WithContext(ctx).Model(&Connection{}).
+		Where("installation_id = ? AND user_id = ? AND config_id = ?", inst.ID, cfg.Owner(userID), cfg.ID).
+		Update("refresh_started_at", cs.now()).Error
+	return errs.From(err, "recording a refresh")
+}
+
+// ConfigError returns the installation's configuration error for cfg, if
+// one stands.
+func (cs *Connections) ConfigError(ctx context.Context, installationID, configID string) (ConfigError, bool, error) {
+	var e ConfigError
+	err := cs.db.WithContext(ctx).Where("installation_id = ? AND config_id = ?", installationID, configID).Take(&e).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return ConfigError{}, false, nil
+	}
+	return e, err == nil, errs.From(err, "reading a configuration error")
+}
+
+// SetConfigError records that the provider refused the installation's
+// client credentials for cfg while its organization settings had digest,
+// and tells the app's webhooks (once per digest).
+func (cs *Connections) SetConfigError(ctx context.Context, inst settings.Installation, userID string, cfg *Config, message, digest string) error {
+	now := cs.now()
+	e := ConfigError{InstallationID: inst.ID, ConfigID: cfg.ID, Message: clipReason(message), SettingsDigest: digest, CreatedAt: now}
+	err := cs.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var prev ConfigError
+		same := tx.Where("installation_id = ? AND config_id = ?", inst.ID, cfg.ID).Take(&prev).Error == nil && prev.SettingsDigest == digest
+		if err := tx.Save(&e).Error; err != nil {
+			return err
+		}
+		if same {
+			return nil
+		}
+		return cs.emit(tx, inst, "connection.configuration_error", Connection{
+			InstallationID: inst.ID, UserID: cfg.Owner(userID), ConfigID: cfg.ID, Status: ConfigurationError, LastError: e.Message})
+	})
+	return errs.From(err, "recording a configuration error")
 }
 
 func clipReason(s string) string {
@@ -240,13 +387,28 @@ func (cs *Connections) Get(ctx context.Context, installationID, userID, configID
 	return c, errs.From(err, "reading connection")
 }
 
-// List returns an installation's connections, of one user if userID is set.
+// List returns an installation's connections, of one user if userID is
+// set. Connections of a config whose client credentials the provider
+// refused show as ConfigurationError with that refusal as last error.
 func (cs *Connections) List(ctx context.Context, installationID, userID string) ([]Connection, error) {
 	q := cs.db.WithContext(ctx).Where("installation_id = ?", installationID)
 	if userID != "" {
 		q = q.Where("user_id = ?", userID)
 	}
 	var out []Connection
-	err := q.Order("user_id, config_id").Find(&out).Error
-	return out, errs.From(err, "listing connections")
+	if err := q.Order("user_id, config_id").Find(&out).Error; err != nil {
+		return nil, errs.From(err, "listing connections")
+	}
+	var cerrs []ConfigError
+	if err := cs.db.WithContext(ctx).Where("installation_id = ?", installationID).Find(&cerrs).Error; err != nil {
+		return nil, errs.From(err, "listing connections")
+	}
+	for _, e := range cerrs {
+		for i := range out {
+			if out[i].ConfigID == e.ConfigID && out[i].Status != ReauthorizationRequired {
+				out[i].Status, out[i].LastError, out[i].LastErrorAt = ConfigurationError, e.Message, &e.CreatedAt
+			}
+		}
+	}
+	return out, nil
 }

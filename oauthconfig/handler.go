@@ -3,6 +3,7 @@ package oauthconfig
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"sort"
@@ -96,6 +97,9 @@ type configRequest struct {
 	ExpiredStatuses     *[]int             `json:"expired_statuses"`
 	ExpiredBodyPath     *string            `json:"expired_body_path"`
 	ExpiredBodyValue    *string            `json:"expired_body_value"`
+	GrantGoneErrors     *[]string          `json:"grant_gone_errors"`
+	GrantGoneBodyPath   *string            `json:"grant_gone_body_path"`
+	GrantGoneBodyValue  *string            `json:"grant_gone_body_value"`
 	KeepAlive           *int               `json:"keepalive_seconds"`
 	IdentityURL         *string            `json:"identity_url"`
 	IdentityMethod      *string            `json:"identity_method"`
@@ -131,6 +135,9 @@ func (r *configRequest) apply(c *Config) {
 	set(&c.ExpiredStatuses, r.ExpiredStatuses)
 	set(&c.ExpiredBodyPath, r.ExpiredBodyPath)
 	set(&c.ExpiredBodyValue, r.ExpiredBodyValue)
+	set(&c.GrantGoneErrors, r.GrantGoneErrors)
+	set(&c.GrantGoneBodyPath, r.GrantGoneBodyPath)
+	set(&c.GrantGoneBodyValue, r.GrantGoneBodyValue)
 	set(&c.KeepAlive, r.KeepAlive)
 	set(&c.IdentityURL, r.IdentityURL)
 	set(&c.IdentityMethod, r.IdentityMethod)
@@ -175,6 +182,9 @@ type configResponse struct {
 	ExpiredStatuses     []int             `json:"expired_statuses"`
 	ExpiredBodyPath     string            `json:"expired_body_path"`
 	ExpiredBodyValue    string            `json:"expired_body_value"`
+	GrantGoneErrors     []string          `json:"grant_gone_errors"`
+	GrantGoneBodyPath   string            `json:"grant_gone_body_path"`
+	GrantGoneBodyValue  string            `json:"grant_gone_body_value"`
 	KeepAlive           int               `json:"keepalive_seconds"`
 	IdentityURL         string            `json:"identity_url"`
 	IdentityMethod      string            `json:"identity_method"`
@@ -200,6 +210,7 @@ func (h *Handler) toResponse(c Config) configResponse {
 		RefreshMargin: c.RefreshMargin, DefaultExpiresIn: c.DefaultExpiresIn,
 		ExpiredStatuses: c.ExpiredStatuses, ExpiredBodyPath: c.ExpiredBodyPath,
 		ExpiredBodyValue: c.ExpiredBodyValue, KeepAlive: c.KeepAlive,
+		GrantGoneErrors: c.GrantGoneErrors, GrantGoneBodyPath: c.GrantGoneBodyPath, GrantGoneBodyValue: c.GrantGoneBodyValue,
 		IdentityURL: c.IdentityURL, IdentityMethod: c.IdentityMethod,
 		IdentityHeaders: c.IdentityHeaders, IdentityMappings: c.IdentityMappings, RedirectURI: h.redirectURI,
 		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
@@ -399,12 +410,14 @@ type connectionResponse struct {
 	RefreshedAt *time.Time `json:"refreshed_at"`
 	LastError   string     `json:"last_error"`
 	LastErrorAt *time.Time `json:"last_error_at"`
+	EndedBy     string     `json:"ended_by"`
+	Refusals    int        `json:"refusals"`
 }
 
 func toConnectionResponse(cn Connection) connectionResponse {
 	return connectionResponse{UserID: cn.UserID, ConfigID: cn.ConfigID, Status: cn.Status,
 		ExpiresAt: cn.ExpiresAt, IssuedAt: cn.IssuedAt, ConnectedAt: cn.ConnectedAt, RefreshedAt: cn.RefreshedAt,
-		LastError: cn.LastError, LastErrorAt: cn.LastErrorAt}
+		LastError: cn.LastError, LastErrorAt: cn.LastErrorAt, EndedBy: cn.EndedBy, Refusals: cn.Refusals}
 }
 
 func (h *Handler) listConnections(c echo.Context) error {
@@ -593,10 +606,17 @@ func (h *Handler) testExtraction(c echo.Context) error {
 		if err != nil {
 			return errs.Fields{{Field: "response", Message: err.Error()}}.Err()
 		}
-		tok, err := Extract(&cfg, doc)
+		tok, err := Extract(&cfg, doc, false)
 		if err != nil {
 			return errs.Fields{{Field: "response", Message: err.Error()}}.Err()
 		}
+		problems := tok.Problems
+		for i, m := range cfg.Mappings {
+			if _, ok := tok.Extra[m.Setting]; !ok && !m.Required {
+				problems = append(problems, fmt.Sprintf("mappings[%d]: the response has no value at %s; the stored value would be kept", i, m.Path))
+			}
+		}
+		out["problems"] = append([]string{}, problems...)
 		out["access_token"] = Mask(tok.AccessToken)
 		out["refresh_token"] = Mask(tok.RefreshToken)
 		out["expires_in"] = tok.ExpiresIn

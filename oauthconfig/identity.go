@@ -118,10 +118,11 @@ func excerpt(r *redact.Redactor, body []byte) string {
 	return ": " + s
 }
 
-// Connector completes a connection after a code exchange: it runs the
-// config's identity request, if any, with the new tokens, and stores the
-// tokens and every mapped value in one transaction. If the identity
-// request fails, nothing is stored and the connection records why.
+// Connector completes a connection after a code exchange: it stores the
+// tokens first (a token the provider issued is never dropped), then runs
+// the config's identity request, if any, and stores what it maps. If the
+// identity request fails, the connection records why and the caller gets
+// the error; the tokens stay stored.
 type Connector struct {
 	tokens      *TokenClient
 	conns       *Connections
@@ -134,25 +135,28 @@ func NewConnector(tokens *TokenClient, conns *Connections, s *settings.Store, re
 	return &Connector{tokens: tokens, conns: conns, settings: s, redirectURI: redirectURI}
 }
 
-// Save identifies and stores a connection's tokens; errors as Identify and
-// Connections.Save.
+// Save stores a connection's tokens and identifies it; errors as
+// Connections.Save and Identify.
 func (cn *Connector) Save(ctx context.Context, inst settings.Installation, userID string, cfg *Config, tok Token) error {
-	if cfg.IdentityURL != "" {
-		extra, err := cn.identify(ctx, inst, userID, cfg, tok)
-		if err != nil {
-			if ferr := cn.conns.Fail(ctx, inst, userID, cfg, errs.MessageOf(err), false); ferr != nil {
-				return ferr
-			}
-			return err
-		}
-		if tok.Extra == nil {
-			tok.Extra = map[string]string{}
-		}
-		for k, v := range extra {
-			tok.Extra[k] = v
-		}
+	saveErr := cn.conns.Save(ctx, inst, userID, cfg, tok)
+	if saveErr != nil && !errs.Is(saveErr, errs.Upstream) {
+		return saveErr // not stored
 	}
-	return cn.conns.Save(ctx, inst, userID, cfg, tok)
+	if cfg.IdentityURL == "" {
+		return saveErr
+	}
+	extra, err := cn.identify(ctx, inst, userID, cfg, tok)
+	if err == nil {
+		err = cn.conns.SaveValues(ctx, inst, userID, cfg, extra)
+	}
+	if err != nil {
+		reason := "the tokens are stored, but the identity request failed: " + errs.MessageOf(err)
+		if ferr := cn.conns.Fail(ctx, inst, userID, cfg, reason, "", false); ferr != nil {
+			return ferr
+		}
+		return err
+	}
+	return saveErr
 }
 
 // identify runs the identity request with the installation's settings and
@@ -289,7 +293,7 @@ func (h *Caller) checkConnection(c echo.Context) error {
 	vars := FlowValues(&cfg, r.Values, r.Secret, h.connector.redirectURI, nil)
 	got, err := h.connector.tokens.Identify(ctx, &cfg, vars, LogMeta{InstallationID: inst.ID, UserID: cfg.Owner(req.UserID)})
 	if err != nil {
-		if ferr := h.connector.conns.Fail(ctx, inst, req.UserID, &cfg, errs.MessageOf(err), false); ferr != nil {
+		if ferr := h.connector.conns.Fail(ctx, inst, req.UserID, &cfg, "the identity request failed: "+errs.MessageOf(err), "", false); ferr != nil {
 			return ferr
 		}
 		return err

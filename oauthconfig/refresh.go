@@ -7,6 +7,8 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -153,15 +155,36 @@ func (rf *Refresher) renewLocked(ctx context.Context, key string, inst settings.
 			failure = rf.cannotRenew(ctx, inst, userID, cfg)
 			return nil
 		}
-		tok, err := rf.request(ctx, inst, userID, cfg, r)
-		if err == nil {
-			if err := rf.conns.WithTx(db).SaveRefreshed(ctx, inst, userID, cfg, tok); err != nil {
+		// A configuration error stands until the organization's settings
+		// change: sending the same credentials again cannot help.
+		if ce, ok, err := rf.conns.WithTx(db).ConfigError(ctx, inst.ID, cfg.ID); err != nil {
+			return err
+		} else if ok && ce.SettingsDigest == r.OrganizationDigest() {
+			out, failure = rf.meanwhile(cfg, r, conn, refused, rf.configurationError(cfg, r, ce.Message))
+			return nil
+		}
+		// The intent record, committed before the request: if this process
+		// dies before the answer is stored, the next refresh knows why the
+		// provider refuses the refresh token it then sends.
+		leftover := conn.RefreshStartedAt
+		if conn.Status != "" {
+			if err := rf.conns.BeginRefresh(ctx, inst, userID, cfg); err != nil {
 				return err
+			}
+		}
+		tok, entryID, err := rf.request(ctx, inst, userID, cfg, r)
+		if err == nil {
+			problems, err := rf.conns.WithTx(db).SaveRefreshed(ctx, inst, userID, cfg, tok)
+			if err != nil {
+				return err
+			}
+			if later := problems[len(tok.Problems):]; len(later) > 0 {
+				rf.tokens.annotate(ctx, entryID, later) // the entry has tok.Problems already
 			}
 			out, _, err = rf.read(ctx, db, inst, userID, cfg)
 			return err
 		}
-		out, failure = rf.failed(ctx, db, inst, userID, cfg, r, conn, refused, err)
+		out, failure = rf.failed(ctx, db, inst, userID, cfg, r, conn, leftover, refused, err)
 		return nil
 	})
 	if err != nil {
@@ -170,43 +193,135 @@ func (rf *Refresher) renewLocked(ctx context.Context, key string, inst settings.
 	return out, failure
 }
 
-// failed decides what a failed renewal means. A permanent refusal of the
-// grant marks the connection for reauthorization, unless another worker
-// rotated the tokens meanwhile (its refresh token made ours invalid); a
-// transient one keeps the tokens, and the old access token is still used
-// while it has not expired.
-func (rf *Refresher) failed(ctx context.Context, db *gorm.DB, inst settings.Installation, userID string, cfg *Config, r settings.Resolved, conn Connection, refused bool, cause error) (settings.Resolved, error) {
+// failed decides what a failed renewal means, and records it:
+//   - the installation's client credentials were refused (invalid_client,
+//     unauthorized_client; any refusal of client credentials): a
+//     configuration error of the installation, which stands until its
+//     organization settings change; users' connections keep their state;
+//   - the user's grant is gone (invalid_grant, or what the config declares
+//     equivalent): the connection needs reauthorization, unless another
+//     worker rotated the tokens meanwhile (its refresh made ours invalid);
+//   - another 4xx refusal (not 408 or 429): counted; the third in a row, a
+//     minute apart or more, ends the grant as invalid_grant would;
+//   - anything else is transient: the tokens are kept.
+//
+// Unless the grant ended, the old access token is still used while it has
+// not expired.
+func (rf *Refresher) failed(ctx context.Context, db *gorm.DB, inst settings.Installation, userID string, cfg *Config, r settings.Resolved, conn Connection, leftover *time.Time, refused bool, cause error) (settings.Resolved, error) {
 	var re *RetrieveError
 	errors.As(cause, &re)
 	conns := rf.conns.WithTx(db)
-	reason := cause.Error()
-	var e *errs.Error
-	if errors.As(cause, &e) {
-		reason = e.Message // the shown part only: the cause may name a URL
-	}
-	if re != nil && permanent(re.ErrorCode) {
-		again, _, err := rf.read(ctx, db, inst, userID, cfg)
-		if err == nil && (again.Values[cfg.RefreshTokenSetting] != r.Values[cfg.RefreshTokenSetting] ||
-			again.Values[cfg.AccessTokenSetting] != r.Values[cfg.AccessTokenSetting]) {
-			return again, nil
-		}
-		if err := conns.Fail(ctx, inst, userID, cfg, reason, true); err != nil {
+	reason := errs.MessageOf(cause) // the shown part only: the cause may name a URL
+	answered := re != nil && re.Status != 0
+	log := rf.log.With("installation_id", inst.ID, "config_id", cfg.ID)
+	if re == nil || re.Transient || !answered {
+		if err := conns.Fail(ctx, inst, userID, cfg, reason, "", answered); err != nil {
 			return settings.Resolved{}, err
 		}
-		rf.log.Warn("token renewal refused; the connection needs reauthorization",
-			"installation_id", inst.ID, "config_id", cfg.ID, "error_code", re.ErrorCode)
-		return settings.Resolved{}, rf.reauthorize(ctx, inst, userID, cfg, reason)
+		log.Warn("token renewal failed; the tokens are kept", "error", reason)
+		return rf.meanwhile(cfg, r, conn, refused, cause)
 	}
-	if err := conns.Fail(ctx, inst, userID, cfg, reason, false); err != nil {
+	if clientRefused(cfg, re) {
+		if err := conns.SetConfigError(ctx, inst, userID, cfg, reason, r.OrganizationDigest()); err != nil {
+			return settings.Resolved{}, err
+		}
+		if err := conns.Fail(ctx, inst, userID, cfg, reason, "", true); err != nil {
+			return settings.Resolved{}, err
+		}
+		log.Warn("the provider refused the installation's client credentials; no token request is sent until its settings change", "error_code", re.ErrorCode)
+		return rf.meanwhile(cfg, r, conn, refused, rf.configurationError(cfg, r, reason))
+	}
+	rule := grantGone(cfg, re)
+	if rule == "" && re.Status >= 400 && re.Status < 500 && re.Status != http.StatusRequestTimeout {
+		n, err := conns.Refused(ctx, inst, userID, cfg, reason)
+		if err != nil {
+			return settings.Resolved{}, err
+		}
+		if n < 3 {
+			log.Warn("token renewal refused", "status", re.Status, "refusals_in_a_row", n)
+			return rf.meanwhile(cfg, r, conn, refused, cause)
+		}
+		rule = EndRefusals
+		reason = fmt.Sprintf("the provider refused the refresh %d times in a row: %s", n, reason)
+	}
+	if rule == "" {
+		if err := conns.Fail(ctx, inst, userID, cfg, reason, "", true); err != nil {
+			return settings.Resolved{}, err
+		}
+		return rf.meanwhile(cfg, r, conn, refused, cause)
+	}
+	again, _, err := rf.read(ctx, db, inst, userID, cfg)
+	if err == nil && (again.Values[cfg.RefreshTokenSetting] != r.Values[cfg.RefreshTokenSetting] ||
+		again.Values[cfg.AccessTokenSetting] != r.Values[cfg.AccessTokenSetting]) {
+		return again, nil
+	}
+	if leftover != nil && rule != EndRefusals {
+		rule = EndLostToCrash
+		reason = fmt.Sprintf("a refresh sent at %s got no stored answer (Latchkey stopped or lost the provider's answer), and the provider now refuses the refresh token: the tokens it issued then are lost (%s)",
+			leftover.UTC().Format(time.RFC3339), reason)
+		log.Error("LOST TOKEN: a refresh's answer was never stored; the user must connect again", "user_id", cfg.Owner(userID))
+	}
+	if cfg.GrantType != AuthorizationCode && cfg.GrantType != RefreshToken {
+		rule = EndGrantRefused
+	}
+	if err := conns.Fail(ctx, inst, userID, cfg, reason, rule, true); err != nil {
 		return settings.Resolved{}, err
 	}
-	current := r.Values[cfg.AccessTokenSetting]
-	if !refused && current != "" && conn.ExpiresAt != nil && rf.now().Before(*conn.ExpiresAt) {
-		rf.log.Warn("token renewal failed; using the current token until it expires",
-			"installation_id", inst.ID, "config_id", cfg.ID, "error", reason)
+	log.Warn("the user's grant is gone; the connection needs reauthorization", "rule", rule, "error_code", re.ErrorCode)
+	return settings.Resolved{}, rf.reauthorize(ctx, inst, userID, cfg, reason)
+}
+
+// meanwhile answers a renewal that failed without ending the grant: the
+// current token while it has not expired (unless the API just refused it),
+// else the failure.
+func (rf *Refresher) meanwhile(cfg *Config, r settings.Resolved, conn Connection, refused bool, failure error) (settings.Resolved, error) {
+	if !refused && r.Values[cfg.AccessTokenSetting] != "" && conn.ExpiresAt != nil && rf.now().Before(*conn.ExpiresAt) {
 		return r, nil
 	}
-	return settings.Resolved{}, cause
+	return settings.Resolved{}, failure
+}
+
+// clientRefused reports a refusal of the installation's client credentials
+// (RFC 6749 §5.2 invalid_client, unauthorized_client). A grant without a
+// user has no user's grant to lose, so any refusal of it is one too.
+func clientRefused(cfg *Config, re *RetrieveError) bool {
+	switch re.ErrorCode {
+	case "invalid_client", "unauthorized_client":
+		return true
+	}
+	return cfg.GrantType == ClientCredentials && re.ErrorCode != "" && re.Status < 500
+}
+
+// grantGone returns the rule by which a refusal says the user's grant is
+// gone, or "".
+func grantGone(cfg *Config, re *RetrieveError) string {
+	if re.ErrorCode == "invalid_grant" {
+		return EndInvalidGrant
+	}
+	for _, code := range cfg.GrantGoneErrors {
+		if re.ErrorCode != "" && re.ErrorCode == code {
+			return EndGoneError
+		}
+	}
+	if cfg.GrantGoneBodyPath != "" && re.body != nil {
+		v, ok, err := lookupString(cfg.GrantGoneBodyPath, re.body)
+		if err == nil && ok && (cfg.GrantGoneBodyValue == "" || v == cfg.GrantGoneBodyValue) {
+			return EndGoneBody
+		}
+	}
+	return ""
+}
+
+// configurationError is the error calls get while the provider refuses an
+// installation's client credentials: it names the organization settings
+// the token request uses, which are the ones to fix.
+func (rf *Refresher) configurationError(cfg *Config, r settings.Resolved, reason string) error {
+	names := cfg.organizationSettingsUsed(r)
+	fix := "its organization settings"
+	if len(names) > 0 {
+		fix = "organization settings " + strings.Join(names, ", ")
+	}
+	return errs.New(errs.ConfigurationError, "the provider refused this installation's client credentials for OAuth config %q: fix %s; the next call after they change tries again (%s)", cfg.Name, fix, reason)
 }
 
 // permanent reports RFC 6749 §5.2 errors that retrying cannot fix: the
@@ -223,14 +338,12 @@ func permanent(code string) bool {
 // refresh token, otherwise a new token request for grants that need no end
 // user. Transient failures are retried with jittered exponential backoff,
 // honouring a short Retry-After.
-func (rf *Refresher) request(ctx context.Context, inst settings.Installation, userID string, cfg *Config, r settings.Resolved) (Token, error) {
+func (rf *Refresher) request(ctx context.Context, inst settings.Installation, userID string, cfg *Config, r settings.Resolved) (tok Token, entryID string, err error) {
 	refreshToken := r.Values[cfg.RefreshTokenSetting]
 	useRefresh := cfg.RefreshTokenSetting != "" && refreshToken != "" && cfg.GrantType != ClientCredentials
 	vars := FlowValues(cfg, r.Values, r.Secret, rf.redirectURI, map[string]string{"refresh_token": refreshToken})
-	meta := LogMeta{InstallationID: inst.ID, UserID: cfg.Owner(userID)}
+	meta := LogMeta{InstallationID: inst.ID, UserID: cfg.Owner(userID), Recorded: func(id string) { entryID = id }}
 	for attempt := 1; ; attempt++ {
-		var tok Token
-		var err error
 		if useRefresh {
 			tok, err = rf.tokens.Refresh(ctx, cfg, vars, meta)
 		} else {
@@ -244,20 +357,20 @@ func (rf *Refresher) request(ctx context.Context, inst settings.Installation, us
 			continue
 		}
 		if err == nil || attempt >= rf.Attempts || !errors.As(err, &re) || !re.Transient {
-			return tok, err
+			return tok, entryID, err
 		}
 		wait := rf.Backoff << (attempt - 1)
 		wait = wait/2 + rand.N(wait/2+1) // jitter, so replicas do not retry in step
 		if re.RetryAfter > 0 {
 			if re.RetryAfter > rf.MaxRetryAfter {
-				return tok, err
+				return tok, entryID, err
 			}
 			wait = re.RetryAfter
 		}
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
-			return tok, err
+			return tok, entryID, err
 		}
 	}
 }

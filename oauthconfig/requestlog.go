@@ -89,6 +89,28 @@ func (l *RequestLog) Record(ctx context.Context, e *Entry) {
 	}
 }
 
+// Annotate adds note to the error column of entry id: what went wrong
+// after the request, such as a value of a successful answer that did not
+// fit its setting. A failure is logged, not returned.
+func (l *RequestLog) Annotate(ctx context.Context, id, note string) {
+	if id == "" {
+		return
+	}
+	var e Entry
+	err := l.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Select("error").Where("id = ?", id).Take(&e).Error; err != nil {
+			return err
+		}
+		if e.Error != "" {
+			note = e.Error + "; " + note
+		}
+		return tx.Model(&Entry{}).Where("id = ?", id).Update("error", note).Error
+	})
+	if err != nil {
+		l.log.Error("annotating OAuth request", "id", id, "error", err.Error())
+	}
+}
+
 func truncate(s string) string {
 	if len(s) > maxLoggedBody {
 		return s[:maxLoggedBody] + "…[truncated]"

@@ -25,6 +25,11 @@ type Token struct {
 	RefreshToken string            // "" when the response had none: keep the old one
 	ExpiresIn    int64             // seconds; 0 when the response did not say
 	Extra        map[string]string // user setting -> value, from the config's mappings
+
+	// Problems are what the answer lacked or got wrong besides the access
+	// token (a required mapping, a malformed expires_in), safe to show.
+	// They are reported on the connection; the tokens are stored anyway.
+	Problems []string
 }
 
 // Vars are the values a template may use: the installation's settings,
@@ -60,6 +65,8 @@ type RetrieveError struct {
 	ErrorDescription string
 	RetryAfter       time.Duration // from a 429's or 503's Retry-After
 	Transient        bool          // worth retrying later: timeout, 5xx, 429
+
+	body any // the refusal's body, decoded, for a config's grant_gone_body_path
 }
 
 // ShownInMessage tells errs.Error that its message already says what the
@@ -153,6 +160,13 @@ func BuildRequest(cfg *Config, vars Vars, refresh, mask bool) (Request, error) {
 	return req, nil
 }
 
+// annotate adds problems found after a logged request to its entry.
+func (tc *TokenClient) annotate(ctx context.Context, entryID string, problems []string) {
+	if tc.log != nil {
+		tc.log.Annotate(context.WithoutCancel(ctx), entryID, "the tokens are stored, but: "+strings.Join(problems, "; "))
+	}
+}
+
 // observe tells Observe, if set, how a request of kind ended.
 func (tc *TokenClient) observe(cfg *Config, kind string, err error) {
 	if tc.Observe == nil {
@@ -202,7 +216,7 @@ func (tc *TokenClient) send(ctx context.Context, cfg *Config, vars Vars, refresh
 	}
 	entry := &Entry{ConfigID: cfg.ID, InstallationID: meta.InstallationID, UserID: meta.UserID, Kind: meta.Kind, Method: req.Method}
 	start := tc.now()
-	tok, status, respHeader, respBody, err := tc.do(ctx, cfg, req)
+	tok, status, respHeader, respBody, err := tc.do(ctx, cfg, req, refresh)
 	tc.observe(cfg, meta.Kind, err)
 	r := newRedactor(vars, tok, req.Header)
 	err = redactError(err, r)
@@ -211,6 +225,8 @@ func (tc *TokenClient) send(ctx context.Context, cfg *Config, vars Vars, refresh
 		entry.Duration = tc.now().Sub(start)
 		if err != nil {
 			entry.Error = err.Error()
+		} else if len(tok.Problems) > 0 {
+			entry.Error = "the tokens are stored, but: " + strings.Join(tok.Problems, "; ")
 		}
 		entry.URL = r.String(req.URL)
 		entry.RequestHeader = r.Header(req.Header)
@@ -226,7 +242,7 @@ func (tc *TokenClient) send(ctx context.Context, cfg *Config, vars Vars, refresh
 	return tok, err
 }
 
-func (tc *TokenClient) do(ctx context.Context, cfg *Config, r Request) (tok Token, status int, header http.Header, body []byte, err error) {
+func (tc *TokenClient) do(ctx context.Context, cfg *Config, r Request, refresh bool) (tok Token, status int, header http.Header, body []byte, err error) {
 	hreq, err := http.NewRequestWithContext(ctx, r.Method, r.URL, strings.NewReader(r.Body))
 	if err != nil {
 		return Token{}, 0, nil, nil, errs.New(errs.Invalid, "token URL is not a valid URL")
@@ -244,7 +260,7 @@ func (tc *TokenClient) do(ctx context.Context, cfg *Config, r Request) (tok Toke
 	if err != nil {
 		return Token{}, status, header, body, sendError(err)
 	}
-	tok, err = parseResponse(cfg, resp, body)
+	tok, err = parseResponse(cfg, resp, body, refresh)
 	return tok, status, header, body, err
 }
 
@@ -274,7 +290,7 @@ func sendError(err error) error {
 // parseResponse reads a token response the way real providers send them:
 // JSON, or form-encoded (RFC 6749 says JSON; GitHub's old API and others
 // send a form), with errors in a 4xx or in a 200 (RFC 6749 §5.2).
-func parseResponse(cfg *Config, resp *http.Response, body []byte) (Token, error) {
+func parseResponse(cfg *Config, resp *http.Response, body []byte, refresh bool) (Token, error) {
 	status := resp.StatusCode
 	re := &RetrieveError{Status: status}
 	if status >= 300 && status < 400 {
@@ -289,6 +305,7 @@ func parseResponse(cfg *Config, resp *http.Response, body []byte) (Token, error)
 		re.RetryAfter = retryAfter(resp.Header.Get("Retry-After"))
 	}
 	doc, perr := decodeBody(resp.Header.Get("Content-Type"), body)
+	re.body = doc
 	if obj, ok := doc.(map[string]any); ok {
 		if code, ok := obj["error"].(string); ok && code != "" {
 			re.ErrorCode = code
@@ -308,7 +325,7 @@ func parseResponse(cfg *Config, resp *http.Response, body []byte) (Token, error)
 	if perr != nil {
 		return Token{}, upstream(re, "%v", perr)
 	}
-	return Extract(cfg, doc)
+	return Extract(cfg, doc, refresh)
 }
 
 func describe(s string) string {
@@ -377,34 +394,46 @@ func decodeBody(contentType string, body []byte) (any, error) {
 	return doc, nil
 }
 
-// Extract applies the config's paths to a decoded token response. A missing
-// access token, a malformed expires_in or a missing mapped value is an
-// errs.Upstream error naming the path.
-func Extract(cfg *Config, doc any) (Token, error) {
+// Extract applies the config's paths to a decoded token response. Only a
+// missing access token is an error (errs.Upstream, naming the path): with
+// one, the provider has issued tokens, and they must be stored whatever
+// else is wrong. A malformed refresh token or expires_in, and a mapping
+// that is missing (from an exchange, when it is required) or not text,
+// are Problems of the token; a mapping missing from a refresh (refresh
+// set) keeps the stored value.
+func Extract(cfg *Config, doc any, refresh bool) (Token, error) {
 	re := &RetrieveError{Status: http.StatusOK}
 	access, ok, err := lookupString(cfg.AccessTokenPath, doc)
 	if err != nil || !ok || access == "" {
 		return Token{}, upstream(re, "the token response has no access token at %s", cfg.AccessTokenPath)
 	}
 	tok := Token{AccessToken: access, Extra: map[string]string{}}
+	problem := func(format string, args ...any) {
+		tok.Problems = append(tok.Problems, fmt.Sprintf(format, args...))
+	}
 	if tok.RefreshToken, _, err = lookupString(cfg.RefreshTokenPath, doc); err != nil {
-		return Token{}, upstream(re, "refresh token at %s: %v", cfg.RefreshTokenPath, err)
+		problem("refresh token at %s: %v; the stored one is kept", cfg.RefreshTokenPath, err)
 	}
 	if v, ok, err := lookup(cfg.ExpiresInPath, doc); err != nil {
-		return Token{}, upstream(re, "expires_in at %s: %v", cfg.ExpiresInPath, err)
+		problem("expires_in at %s: %v", cfg.ExpiresInPath, err)
 	} else if ok && v != nil {
 		n, err := strconv.ParseFloat(fmt.Sprint(v), 64)
 		if err != nil || n < 0 || n > 1e10 {
-			return Token{}, upstream(re, "expires_in at %s is not a number of seconds", cfg.ExpiresInPath)
+			problem("expires_in at %s is not a number of seconds; the default lifetime is assumed", cfg.ExpiresInPath)
+		} else {
+			tok.ExpiresIn = int64(n)
 		}
-		tok.ExpiresIn = int64(n)
 	}
 	for i, m := range cfg.Mappings {
 		v, ok, err := lookupString(m.Path, doc)
-		if err != nil || !ok {
-			return Token{}, upstream(re, "mappings[%d]: the token response has no value at %s", i, m.Path)
+		switch {
+		case err != nil:
+			problem("mappings[%d]: %v", i, err)
+		case ok:
+			tok.Extra[m.Setting] = v
+		case m.Required && !refresh:
+			problem("mappings[%d]: the token response has no value at %s", i, m.Path)
 		}
-		tok.Extra[m.Setting] = v
 	}
 	return tok, nil
 }

@@ -27,20 +27,20 @@ func TestParseResponse(t *testing.T) {
 	}{
 		{"json", "application/json", `{"access_token":"a","expires_in":60,"user":{"id":7}}`, 200, "a", 60, ""},
 		{"expires as string", "application/json; charset=utf-8", `{"access_token":"a","expires_in":"3600","user":{"id":"u"}}`, 200, "a", 3600, ""},
-		{"form", "application/x-www-form-urlencoded", `access_token=a&expires_in=5&user=x`, 200, "", 0, "mappings[0]"},
+		{"form", "application/x-www-form-urlencoded", `access_token=a&expires_in=5&user=x`, 200, "a", 5, ""},
 		{"error in 200", "application/json", `{"error":"invalid_grant"}`, 200, "", 0, "invalid_grant"},
 		{"error 400", "application/json", `{"error":"invalid_client","error_description":"bad secret"}`, 400, "", 0, "invalid_client (bad secret)"},
 		{"html", "text/html", `<html>`, 200, "", 0, "HTML page"},
 		{"bad json", "application/json", `{"a":`, 200, "", 0, "not valid JSON"},
 		{"array", "application/json", `[1]`, 200, "", 0, "not an object"},
-		{"negative expiry", "application/json", `{"access_token":"a","expires_in":-5,"user":{"id":1}}`, 200, "", 0, "not a number of seconds"},
+		{"negative expiry: a problem, not a lost token", "application/json", `{"access_token":"a","expires_in":-5,"user":{"id":1}}`, 200, "a", 0, ""},
 		{"object token", "application/json", `{"access_token":{"x":1},"user":{"id":1}}`, 200, "", 0, "no access token"},
 		{"503", "text/plain", `down`, 503, "", 0, "answered 503"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			resp := &http.Response{StatusCode: tt.status, Header: http.Header{"Content-Type": {tt.ctype}}}
-			tok, err := parseResponse(testConfig(), resp, []byte(tt.body))
+			tok, err := parseResponse(testConfig(), resp, []byte(tt.body), false)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want %q", err, tt.wantErr)
@@ -51,6 +51,45 @@ func TestParseResponse(t *testing.T) {
 				t.Fatalf("got %+v, %v", tok, err)
 			}
 		})
+	}
+}
+
+// TestExtractKeepsTokens: once the provider issued an access token, what
+// else is wrong with its answer is a problem to report, never an error
+// that would drop the token.
+func TestExtractKeepsTokens(t *testing.T) {
+	cfg := &Config{Mappings: []Mapping{
+		{Path: "$.instance_url", Setting: "instance_url", Required: true},
+		{Path: "$.team.id", Setting: "team"},
+		{Path: "$.obj", Setting: "obj"},
+	}}
+	cfg.applyDefaults()
+	doc := map[string]any{"access_token": "at", "refresh_token": "rt", "expires_in": "soon", "obj": map[string]any{}}
+	for _, tt := range []struct {
+		refresh      bool
+		wantProblems []string
+	}{
+		{false, []string{"expires_in at $.expires_in is not a number", "mappings[0]: the token response has no value at $.instance_url", "mappings[2]:"}},
+		{true, []string{"expires_in", "mappings[2]:"}}, // a refresh keeps what it lacks
+	} {
+		tok, err := Extract(cfg, doc, tt.refresh)
+		if err != nil || tok.AccessToken != "at" || tok.RefreshToken != "rt" {
+			t.Fatalf("refresh=%v: Extract = %+v, %v; want the tokens", tt.refresh, tok, err)
+		}
+		if len(tok.Problems) != len(tt.wantProblems) {
+			t.Fatalf("refresh=%v: problems %q, want %d", tt.refresh, tok.Problems, len(tt.wantProblems))
+		}
+		for i, want := range tt.wantProblems {
+			if !strings.HasPrefix(tok.Problems[i], want) {
+				t.Errorf("refresh=%v: problem %d = %q, want %q...", tt.refresh, i, tok.Problems[i], want)
+			}
+		}
+		if _, ok := tok.Extra["instance_url"]; ok {
+			t.Errorf("a missing value was extracted: %v", tok.Extra)
+		}
+	}
+	if _, err := Extract(cfg, map[string]any{"refresh_token": "rt"}, true); err == nil {
+		t.Error("an answer without an access token is not an error")
 	}
 }
 
@@ -92,7 +131,7 @@ func FuzzCallbackParsing(f *testing.F) {
 	f.Fuzz(func(t *testing.T, ctype, body, query string, status int) {
 		cfg := testConfig()
 		resp := &http.Response{StatusCode: status, Header: http.Header{"Content-Type": {ctype}}}
-		tok, err := parseResponse(cfg, resp, []byte(body))
+		tok, err := parseResponse(cfg, resp, []byte(body), false)
 		if err == nil && tok.AccessToken == "" {
 			t.Fatalf("accepted a response without an access token: %q", body)
 		}

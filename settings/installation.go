@@ -2,7 +2,10 @@ package settings
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"sort"
 	"strings"
 	"time"
@@ -254,6 +257,65 @@ func (s *Store) set(ctx context.Context, inst Installation, userID string, level
 	return errs.From(err, "storing values")
 }
 
+// SetFromProvider stores values a provider sent for userID ("" for the
+// installation's organization-level values): tokens and mapped values. A
+// provider's answer is not an installer's input, and tokens it has issued
+// must never be dropped: the keys in always are stored even when they do
+// not fit their definition's pattern; any other value that does not fit is
+// left out. Each such mismatch is returned as a problem naming the key,
+// never the value. It stores all or nothing only for database errors.
+func (s *Store) SetFromProvider(ctx context.Context, inst Installation, userID string, changes map[string]*string, always map[string]bool) ([]string, error) {
+	level := User
+	if userID == "" {
+		level = Organization
+	}
+	var problems []string
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		defs, err := s.with(tx).Definitions(ctx, inst.AppID, "")
+		if err != nil {
+			return err
+		}
+		byKey := make(map[string]*Definition, len(defs))
+		for i := range defs {
+			byKey[defs[i].Key] = &defs[i]
+		}
+		keys := make([]string, 0, len(changes))
+		for k := range changes {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		fit := make(map[string]*string, len(changes))
+		for _, k := range keys {
+			d, ok := byKey[k]
+			var msg string
+			switch {
+			case !ok:
+				msg = "the app has no such setting"
+			case d.Fixed():
+				msg = fmt.Sprintf("is fixed by the app developer (%s)", d.visibility())
+			case d.Level != level:
+				msg = fmt.Sprintf("is a %s-level setting, not %s-level", d.Level, level)
+			case changes[k] != nil && *changes[k] != "":
+				msg = d.checkValue(*changes[k])
+			}
+			if msg != "" && (always[k] && ok && !d.Fixed() && d.Level == level) {
+				problems = append(problems, fmt.Sprintf("setting %q: the provider's value %s; stored anyway", k, msg))
+				msg = ""
+			}
+			if msg != "" {
+				problems = append(problems, fmt.Sprintf("setting %q: the provider's value %s; not stored", k, msg))
+				continue
+			}
+			fit[k] = changes[k]
+		}
+		if err := s.with(tx).write(inst, userID, defs, level, fit); err != nil {
+			return err
+		}
+		return tx.Model(&Installation{}).Where("id = ?", inst.ID).Update("updated_at", s.now()).Error
+	})
+	return problems, errs.From(err, "storing values")
+}
+
 // checkChanges validates changes against the definitions of level. When
 // installing, every required setting must be given; later, a required
 // setting may not be removed. Messages name keys, never values.
@@ -342,6 +404,22 @@ func (s *Store) write(inst Installation, userID string, defs []Definition, level
 type Resolved struct {
 	Values map[string]string
 	Secret map[string]bool
+
+	orgKeys []string // organization-level keys with a value, sorted
+}
+
+// OrganizationKeys returns the organization-level settings with a value.
+func (r Resolved) OrganizationKeys() []string { return r.orgKeys }
+
+// OrganizationDigest is a hash of the organization-level values: it
+// changes when an organization changes its settings (or the app developer
+// a default), which is when a configuration error may be fixed.
+func (r Resolved) OrganizationDigest() string {
+	h := sha256.New()
+	for _, k := range r.orgKeys {
+		fmt.Fprintf(h, "%d:%s=%d:%s;", len(k), k, len(r.Values[k]), r.Values[k])
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // Resolve reads and decrypts the installation's organization values and, if
@@ -395,5 +473,11 @@ func (s *Store) Resolve(ctx context.Context, inst Installation, userID string) (
 			r.Values[d.Key] = *d.DefaultValue
 		}
 	}
+	for _, d := range defs {
+		if _, ok := r.Values[d.Key]; ok && d.Level == Organization {
+			r.orgKeys = append(r.orgKeys, d.Key)
+		}
+	}
+	sort.Strings(r.orgKeys)
 	return r, nil
 }

@@ -94,9 +94,11 @@ func TestPastedCodeAndIdentity(t *testing.T) {
 	}
 }
 
-// TestIdentityFailureStoresNothing: when the identity request fails after
-// an exchange, the tokens are not stored and the connection says why.
-func TestIdentityFailureStoresNothing(t *testing.T) {
+// TestIdentityFailureKeepsTokens: when the identity request fails after
+// an exchange, the exchange's tokens are stored all the same (the code is
+// spent: they could never be had again), the end user sees the failure and
+// the connection says why.
+func TestIdentityFailureKeepsTokens(t *testing.T) {
 	e := newEnv(t)
 	tokens := oauthtest.NewFaultProvider(t)
 	identity := oauthtest.NewFaultProvider(t)
@@ -122,11 +124,11 @@ func TestIdentityFailureStoresNothing(t *testing.T) {
 			if status != http.StatusBadGateway || !strings.Contains(page, tt.message) {
 				t.Errorf("callback: %d, want 502 with %q\n%s", status, tt.message, page)
 			}
-			if v := f.resolve("user-1").Values; v["access_token"] != "" || v["provider_user"] != "" {
-				t.Errorf("values stored after a failed identity request: %q %q", v["access_token"], v["provider_user"])
+			if v := f.resolve("user-1").Values; v["access_token"] != "at-1" || v["refresh_token"] != "rt-1" || v["provider_user"] != "" {
+				t.Errorf("after a failed identity request: tokens %q %q, identity %q; want the tokens and no identity", v["access_token"], v["refresh_token"], v["provider_user"])
 			}
 			conns := e.must(200, "GET", "/v1/installations/"+f.instID+"/connections?user_id=user-1", e.key, nil)["connections"].([]any)
-			if c := conns[0].(map[string]any); c["status"] != "not_connected" || !strings.Contains(c["last_error"].(string), tt.message) {
+			if c := conns[0].(map[string]any); c["status"] != "connected" || !strings.Contains(c["last_error"].(string), "identity request failed") || !strings.Contains(c["last_error"].(string), tt.message) {
 				t.Errorf("connection = %v", c)
 			}
 			last := identity.Requests()[len(identity.Requests())-1]

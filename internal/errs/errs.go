@@ -24,12 +24,15 @@ const (
 	NotFound     Code = "not_found"                // 404: missing, or owned by another account
 	Conflict     Code = "conflict"                 // 409: the change clashes with stored state
 	Reauthorize  Code = "reauthorization_required" // 409: the user must connect the account again
-	NotAllowed   Code = "method_not_allowed"       // 405: the API does not allow this method
-	Gone         Code = "gone"                     // 410: expired or already used (links, states)
-	Upstream     Code = "upstream"                 // 502: a provider answered wrongly
-	Timeout      Code = "timeout"                  // 504: a provider did not answer in time
-	Unavailable  Code = "unavailable"              // 503: a dependency (the database) is down
-	Internal     Code = "internal"                 // 500: a bug or an unexpected failure
+	// ConfigurationError, 409: the provider refused the installation's
+	// client credentials; its organization must fix its settings.
+	ConfigurationError Code = "configuration_error"
+	NotAllowed         Code = "method_not_allowed" // 405: the API does not allow this method
+	Gone               Code = "gone"               // 410: expired or already used (links, states)
+	Upstream           Code = "upstream"           // 502: a provider answered wrongly
+	Timeout            Code = "timeout"            // 504: a provider did not answer in time
+	Unavailable        Code = "unavailable"        // 503: a dependency (the database) is down
+	Internal           Code = "internal"           // 500: a bug or an unexpected failure
 )
 
 // FieldError names one bad input field. Field is a dotted path into the

@@ -47,20 +47,21 @@ type Problem struct {
 }
 
 var statusOf = map[errs.Code]int{
-	errs.Invalid:      http.StatusUnprocessableEntity,
-	errs.BadRequest:   http.StatusBadRequest,
-	errs.TooLarge:     http.StatusRequestEntityTooLarge,
-	errs.Unauthorized: http.StatusUnauthorized,
-	errs.Forbidden:    http.StatusForbidden,
-	errs.NotFound:     http.StatusNotFound,
-	errs.Conflict:     http.StatusConflict,
-	errs.Reauthorize:  http.StatusConflict,
-	errs.NotAllowed:   http.StatusMethodNotAllowed,
-	errs.Gone:         http.StatusGone,
-	errs.Upstream:     http.StatusBadGateway,
-	errs.Timeout:      http.StatusGatewayTimeout,
-	errs.Unavailable:  http.StatusServiceUnavailable,
-	errs.Internal:     http.StatusInternalServerError,
+	errs.Invalid:            http.StatusUnprocessableEntity,
+	errs.BadRequest:         http.StatusBadRequest,
+	errs.TooLarge:           http.StatusRequestEntityTooLarge,
+	errs.Unauthorized:       http.StatusUnauthorized,
+	errs.Forbidden:          http.StatusForbidden,
+	errs.NotFound:           http.StatusNotFound,
+	errs.Conflict:           http.StatusConflict,
+	errs.Reauthorize:        http.StatusConflict,
+	errs.ConfigurationError: http.StatusConflict,
+	errs.NotAllowed:         http.StatusMethodNotAllowed,
+	errs.Gone:               http.StatusGone,
+	errs.Upstream:           http.StatusBadGateway,
+	errs.Timeout:            http.StatusGatewayTimeout,
+	errs.Unavailable:        http.StatusServiceUnavailable,
+	errs.Internal:           http.StatusInternalServerError,
 }
 
 // Status returns the HTTP status for an error code.
