@@ -132,6 +132,27 @@ func (r response) json(t *testing.T) map[string]any {
 // marshalled as JSON unless it is a string, which is sent as is.
 func (e *env) call(method, path, key string, body any) response {
 	e.t.Helper()
+	req := e.request(method, path, key, body)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.mu.Lock()
+	e.bodies.Write(raw)
+	e.bodies.WriteByte('\n')
+	e.mu.Unlock()
+	checkSpec(e.t, req, resp, raw)
+	return response{status: resp.StatusCode, header: resp.Header, body: raw}
+}
+
+// request makes the request that call sends.
+func (e *env) request(method, path, key string, body any) *http.Request {
+	e.t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -154,21 +175,18 @@ func (e *env) call(method, path, key string, body any) response {
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.mu.Lock()
-	e.bodies.Write(raw)
-	e.bodies.WriteByte('\n')
-	e.mu.Unlock()
-	checkSpec(e.t, req, resp, raw)
-	return response{status: resp.StatusCode, header: resp.Header, body: raw}
+	return req
+}
+
+// specAccepts reports whether openapi.yaml accepts the request that call
+// would send, without sending it.
+func (e *env) specAccepts(method, path, key string, body any) bool {
+	e.t.Helper()
+	v, _ := loadSpec(e.t)
+	specMu.Lock()
+	defer specMu.Unlock()
+	ok, _ := v.ValidateHttpRequestSync(e.request(method, path, key, body))
+	return ok
 }
 
 // must calls and fails the test unless the status is want; it returns the
