@@ -19,7 +19,7 @@ import (
 type LogMeta struct {
 	InstallationID string
 	UserID         string
-	Kind           string // exchange or refresh
+	Kind           string // exchange, refresh or identity
 
 	// Recorded, if set, is told the id of the entry a logged request got,
 	// so that a page can show it as a reference (see LogFilter.ID).

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +20,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/pb33f/libopenapi"
 	validator "github.com/pb33f/libopenapi-validator"
+	oaconfig "github.com/pb33f/libopenapi-validator/config"
 	oaerrors "github.com/pb33f/libopenapi-validator/errors"
 
 	"github.com/latchkey/latchkey/app"
@@ -130,6 +132,27 @@ func (r response) json(t *testing.T) map[string]any {
 // marshalled as JSON unless it is a string, which is sent as is.
 func (e *env) call(method, path, key string, body any) response {
 	e.t.Helper()
+	req := e.request(method, path, key, body)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.mu.Lock()
+	e.bodies.Write(raw)
+	e.bodies.WriteByte('\n')
+	e.mu.Unlock()
+	checkSpec(e.t, req, resp, raw)
+	return response{status: resp.StatusCode, header: resp.Header, body: raw}
+}
+
+// request makes the request that call sends.
+func (e *env) request(method, path, key string, body any) *http.Request {
+	e.t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -152,21 +175,18 @@ func (e *env) call(method, path, key string, body any) response {
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.mu.Lock()
-	e.bodies.Write(raw)
-	e.bodies.WriteByte('\n')
-	e.mu.Unlock()
-	checkSpec(e.t, req, resp, raw)
-	return response{status: resp.StatusCode, header: resp.Header, body: raw}
+	return req
+}
+
+// specAccepts reports whether openapi.yaml accepts the request that call
+// would send, without sending it.
+func (e *env) specAccepts(method, path, key string, body any) bool {
+	e.t.Helper()
+	v, _ := loadSpec(e.t)
+	specMu.Lock()
+	defer specMu.Unlock()
+	ok, _ := v.ValidateHttpRequestSync(e.request(method, path, key, body))
+	return ok
 }
 
 // must calls and fails the test unless the status is want; it returns the
@@ -210,7 +230,12 @@ func loadSpec(t testing.TB) (validator.Validator, libopenapi.Document) {
 			spec.err = err
 			return
 		}
-		v, errs := validator.NewValidator(spec.doc)
+		v, errs := validator.NewValidator(spec.doc,
+			// Requests are checked too (see checkSpec): the install
+			// form is posted form-encoded, and a body sent to a route
+			// that takes none is as much a drift as a bad one.
+			oaconfig.WithURLEncodedBodyValidation(),
+			oaconfig.WithRejectUndeclaredRequestBody())
 		if len(errs) > 0 {
 			spec.err = fmt.Errorf("openapi.yaml: %v", errs)
 			return
@@ -229,7 +254,21 @@ func loadSpec(t testing.TB) (validator.Validator, libopenapi.Document) {
 
 var specMu sync.Mutex
 
-// checkSpec fails the test when a response does not match openapi.yaml.
+// checkSpec fails the test when an exchange does not match openapi.yaml.
+// Every response must match. Whether the request must match depends on the
+// server's answer, which says whether it took the request in:
+//
+//   - 400, 413 and 422 are the server refusing the request's input. Tests
+//     send malformed requests on purpose to see these answers, so the spec
+//     need not refuse the same requests; but a 422 that names fields with
+//     a constraint a schema can say (see schemaFieldError) for a request
+//     the spec accepts means the spec is looser than the server.
+//   - 401 and 403 are about credentials (the API key, the install form's
+//     CSRF token), which tests leave out or forge on purpose.
+//   - Any other answer (2xx, 3xx, 404 for a missing thing, 409, 5xx...)
+//     comes after the server read the request and found its input fine,
+//     so the spec must accept it: a spec stricter than the server would
+//     refuse requests that work.
 func checkSpec(t *testing.T, req *http.Request, resp *http.Response, body []byte) {
 	t.Helper()
 	v, _ := loadSpec(t)
@@ -244,7 +283,58 @@ func checkSpec(t *testing.T, req *http.Request, resp *http.Response, body []byte
 	if !ok {
 		t.Errorf("%s %s: response %d does not match openapi.yaml: %s\n%s", req.Method, req.URL.Path, resp.StatusCode, describe(verrs), body)
 	}
+	checkRequest(t, v, req, resp.StatusCode, body)
 }
+
+// checkRequest checks req against openapi.yaml as checkSpec says; status and
+// body are the server's answer.
+func checkRequest(t *testing.T, v validator.Validator, req *http.Request, status int, body []byte) {
+	t.Helper()
+	switch status {
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnauthorized, http.StatusForbidden:
+		return
+	}
+	// The client has sent (and closed) req's body; validate a copy.
+	r := req.Clone(req.Context())
+	if req.GetBody != nil {
+		var err error
+		if r.Body, err = req.GetBody(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	specMu.Lock()
+	ok, verrs := v.ValidateHttpRequestSync(r)
+	specMu.Unlock()
+	if status != http.StatusUnprocessableEntity {
+		if !ok {
+			t.Errorf("%s %s: openapi.yaml refuses a request that the server answered %d: %s", req.Method, req.URL.Path, status, describe(verrs))
+		}
+		return
+	}
+	if !ok {
+		return // both refuse it
+	}
+	var p struct {
+		Errors []struct{ Field, Message string }
+	}
+	json.Unmarshal(body, &p)
+	for _, fe := range p.Errors {
+		if schemaFieldError(fe.Message) {
+			t.Errorf("%s %s: openapi.yaml accepts a request that the server refuses (422) for %s: %s", req.Method, req.URL.Path, fe.Field, fe.Message)
+		}
+	}
+}
+
+// schemaFieldError reports whether a server's field error is one that a
+// JSON schema can express: an unknown field or a wrong JSON type (from
+// httpapi.Bind), or a length, count or range bound. The other field errors
+// (templates that do not parse, unknown settings, URLs that are not
+// absolute...) depend on more than the request, or are beyond a schema.
+func schemaFieldError(msg string) bool {
+	return msg == "unknown field" || schemaMessage.MatchString(msg)
+}
+
+var schemaMessage = regexp.MustCompile(`^must be (a string|a number|a boolean|an array|an object), not |at most \d+|\d+ to \d+|\d+-\d+ `)
 
 func unknownRoute(status int, verrs []*oaerrors.ValidationError) bool {
 	if status != http.StatusNotFound && status != http.StatusMethodNotAllowed {

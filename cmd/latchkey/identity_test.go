@@ -38,6 +38,7 @@ func TestPastedCodeAndIdentity(t *testing.T) {
 	cfg["identity_url"] = p.MeURL()
 	cfg["identity_headers"] = map[string]string{"Authorization": "Bearer <<access_token>>"}
 	cfg["identity_mappings"] = []map[string]string{{"path": "$.id", "setting": "provider_user"}}
+	cfg["log_requests"] = true
 	f := newFlowApp(t, e, cfg)
 	path := "/v1/installations/" + f.instID + "/oauth-configs/" + f.configID
 
@@ -58,6 +59,14 @@ func TestPastedCodeAndIdentity(t *testing.T) {
 	checked := e.must(200, "POST", path+"/check", e.key, map[string]any{"user_id": "user-1"})
 	if checked["identity"].(map[string]any)["provider_user"] != "alice" || f.resolve("user-1").Values["provider_user"] != "alice" {
 		t.Errorf("check: %v", checked)
+	}
+	// The request log keeps identity requests apart from token requests.
+	kinds := map[any]int{}
+	for _, r := range e.must(200, "GET", "/v1/installations/"+f.instID+"/oauth-requests", e.key, nil)["requests"].([]any) {
+		kinds[r.(map[string]any)["kind"]]++
+	}
+	if kinds["exchange"] != 1 || kinds["identity"] != 2 {
+		t.Errorf("request log kinds = %v, want 1 exchange and 2 identity", kinds)
 	}
 
 	// The same code again: the provider refuses it, nothing changes.
