@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/latchkey/latchkey/internal/oauthtest"
 )
@@ -94,5 +95,298 @@ func TestProviderEchoIsRedacted(t *testing.T) {
 	}
 	if !strings.Contains(e.storedText(t), "[REDACTED]") {
 		t.Error("nothing was redacted: did the provider echo at all?")
+	}
+}
+
+// connectWith runs the callback for user against a fault provider that
+// answers the exchange with answer, and returns the callback's status.
+func (f *flowApp) connectWith(t *testing.T, fault *oauthtest.FaultProvider, user string, answer oauthtest.Response) (int, string) {
+	t.Helper()
+	fault.Then(answer)
+	b := newBrowser(t)
+	_, hdr, _ := b.get(f.link(user, ""))
+	state := mustURL(t, hdr.Get("Location")).Query().Get("state")
+	status, _, page := b.get(f.e.url + "/oauth/callback?code=c&state=" + url.QueryEscape(state))
+	return status, page
+}
+
+// connection returns user's connection as the REST API shows it.
+func (f *flowApp) connection(t *testing.T, user string) map[string]any {
+	t.Helper()
+	conns := f.e.must(200, "GET", "/v1/installations/"+f.instID+"/connections?user_id="+user, f.e.key, nil)["connections"].([]any)
+	if len(conns) != 1 {
+		t.Fatalf("%d connections for %s", len(conns), user)
+	}
+	return conns[0].(map[string]any)
+}
+
+// events lists the webhook events queued so far, oldest first.
+func (e *env) events(t *testing.T) []string {
+	t.Helper()
+	var out []string
+	if err := e.db.Raw("SELECT event FROM webhook_deliveries ORDER BY created_at, id").Scan(&out).Error; err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func count(list []string, s string) int {
+	n := 0
+	for _, x := range list {
+		if x == s {
+			n++
+		}
+	}
+	return n
+}
+
+// TestRefreshAnswerWithoutMappedValue: a refresh answer that lacks a value
+// the exchange had (Salesforce's instance_url) or carries one that does
+// not fit its setting still has its tokens stored, and the next refresh
+// sends the rotated refresh token.
+func TestRefreshAnswerWithoutMappedValue(t *testing.T) {
+	e := newEnv(t)
+	fault := oauthtest.NewFaultProvider(t)
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(r.Header.Get("Authorization"))) }))
+	t.Cleanup(api.Close)
+	f := newFlowApp(t, e, map[string]any{"link_url": fault.URL() + "/authorize", "token_url": fault.URL() + "/token"})
+	e.must(201, "POST", "/v1/apps/acme/settings", e.key, map[string]any{"key": "instance_url", "level": "user", "pattern": "https://[a-z.]+"})
+	e.must(200, "PATCH", "/v1/apps/acme/oauth-configs/"+f.configID, e.key, map[string]any{
+		"mappings": []map[string]any{{"path": "$.instance_url", "setting": "instance_url", "required": true}}})
+	f.addAPI(t, "api", api.URL)
+
+	// An exchange without the required value stores the tokens and says so.
+	status, page := f.connectWith(t, fault, "user-1", oauthtest.TokenJSON(map[string]any{"access_token": "at-0", "refresh_token": "rt-0", "expires_in": 3600}))
+	if status != http.StatusBadGateway || !strings.Contains(page, "no value at $.instance_url") {
+		t.Errorf("exchange without instance_url: %d\n%s", status, page)
+	}
+	if v := f.resolve("user-1").Values; v["access_token"] != "at-0" || v["refresh_token"] != "rt-0" {
+		t.Errorf("tokens of an exchange without a required value: %q %q", v["access_token"], v["refresh_token"])
+	}
+
+	status, page = f.connectWith(t, fault, "user-1", oauthtest.TokenJSON(map[string]any{"access_token": "at-1", "refresh_token": "rt-1", "expires_in": 3600, "instance_url": "https://eu.example"}))
+	if status != http.StatusOK {
+		t.Fatalf("exchange: %d\n%s", status, page)
+	}
+	call := func() proxied {
+		return e.proxy(e.url, "GET", "/v1/installations/"+f.instID+"/users/user-1/apis/api/proxy/x", nil, "")
+	}
+	for i, tt := range []struct {
+		answer    map[string]any
+		wantError string
+	}{
+		{map[string]any{"access_token": "at-2", "refresh_token": "rt-2", "expires_in": 3600}, ""},
+		{map[string]any{"access_token": "at-3", "refresh_token": "rt-3", "expires_in": 3600, "instance_url": "not a URL"}, `setting "instance_url"`},
+	} {
+		f.expire(t)
+		fault.Then(oauthtest.TokenJSON(tt.answer))
+		if r := call(); r.status != 200 || r.body != "Bearer "+tt.answer["access_token"].(string) {
+			t.Fatalf("refresh %d: call %d %s", i, r.status, r.body)
+		}
+		v := f.resolve("user-1").Values
+		if v["access_token"] != tt.answer["access_token"] || v["refresh_token"] != tt.answer["refresh_token"] || v["instance_url"] != "https://eu.example" {
+			t.Errorf("refresh %d stored %q %q %q", i, v["access_token"], v["refresh_token"], v["instance_url"])
+		}
+		c := f.connection(t, "user-1")
+		if c["status"] != "connected" || !strings.Contains(c["last_error"].(string), tt.wantError) || (tt.wantError == "") != (c["last_error"] == "") {
+			t.Errorf("refresh %d: connection %v", i, c)
+		}
+	}
+	// The rotated refresh token was the one sent.
+	reqs := fault.Requests()
+	if got := reqs[len(reqs)-1].Form.Get("refresh_token"); got != "rt-2" {
+		t.Errorf("the second refresh sent %q, want the rotated rt-2", got)
+	}
+	// The request log says what did not fit.
+	logged := e.must(200, "GET", "/v1/installations/"+f.instID+"/oauth-requests", e.key, nil)["requests"].([]any)
+	if msg, _ := logged[0].(map[string]any)["error"].(string); !strings.Contains(msg, `setting "instance_url"`) || strings.Contains(msg, "not a URL") {
+		t.Errorf("newest request log entry's error = %q", msg)
+	}
+}
+
+// TestWrongClientSecretIsAConfigurationError: invalid_client at a refresh
+// blocks the installation's config, not its users: tokens and states are
+// kept, calls say which settings to fix, nothing is sent until they
+// change, and the first call after the fix recovers.
+func TestWrongClientSecretIsAConfigurationError(t *testing.T) {
+	e := newEnv(t)
+	fault := oauthtest.NewFaultProvider(t)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	t.Cleanup(hook.Close)
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(r.Header.Get("Authorization"))) }))
+	t.Cleanup(api.Close)
+	f := newFlowApp(t, e, map[string]any{"link_url": fault.URL() + "/authorize", "token_url": fault.URL() + "/token"})
+	f.addAPI(t, "api", api.URL)
+	e.must(201, "POST", "/v1/apps/acme/webhooks", e.key, map[string]any{"url": hook.URL})
+	for _, u := range []string{"user-1", "user-2"} {
+		if status, page := f.connectWith(t, fault, u, oauthtest.TokenJSON(map[string]any{"access_token": "at-" + u, "refresh_token": "rt-" + u, "expires_in": 3600})); status != 200 {
+			t.Fatalf("connect %s: %d %s", u, status, page)
+		}
+	}
+	call := func(u string) proxied {
+		return e.proxy(e.url, "GET", "/v1/installations/"+f.instID+"/users/"+u+"/apis/api/proxy/x", nil, "")
+	}
+	f.expire(t)
+	fault.Then(oauthtest.Response{Status: 401, Body: `{"error":"invalid_client","error_description":"bad client secret"}`})
+	sent := len(fault.Requests())
+	for _, u := range []string{"user-1", "user-2", "user-1"} {
+		r := call(u)
+		if r.status != http.StatusConflict || r.problemCode(t) != "configuration_error" || !strings.Contains(r.body, "client_secret") {
+			t.Fatalf("call for %s: %d %s", u, r.status, r.body)
+		}
+	}
+	if n := len(fault.Requests()) - sent; n != 1 {
+		t.Errorf("%d token requests with the refused credentials, want 1", n)
+	}
+	for _, u := range []string{"user-1", "user-2"} {
+		if v := f.resolve(u).Values; v["access_token"] != "at-"+u || v["refresh_token"] != "rt-"+u {
+			t.Errorf("%s's tokens changed: %q %q", u, v["access_token"], v["refresh_token"])
+		}
+		if c := f.connection(t, u); c["status"] != "configuration_error" || c["ended_by"] != "" {
+			t.Errorf("%s's connection = %v", u, c)
+		}
+	}
+	if n := count(e.events(t), "connection.configuration_error"); n != 1 {
+		t.Errorf("%d configuration_error events, want 1: %v", n, e.events(t))
+	}
+	if n := count(e.events(t), "connection.reauthorization_required"); n != 0 {
+		t.Errorf("a user was sent back to sign in: %v", e.events(t))
+	}
+
+	// The organization fixes its secret: the next call tries again.
+	e.must(200, "PATCH", "/v1/installations/"+f.instID+"/settings", e.key, map[string]any{"values": map[string]any{"client_secret": "the-right-secret"}})
+	fault.Then(oauthtest.TokenJSON(map[string]any{"access_token": "at-new", "refresh_token": "rt-new", "expires_in": 3600}))
+	if r := call("user-1"); r.status != 200 || r.body != "Bearer at-new" {
+		t.Fatalf("call after the fix: %d %s", r.status, r.body)
+	}
+	if got := fault.Requests()[len(fault.Requests())-1].Form.Get("client_secret"); got != "the-right-secret" {
+		t.Errorf("the retry sent client_secret %q", got)
+	}
+	if c := f.connection(t, "user-1"); c["status"] != "connected" || c["last_error"] != "" {
+		t.Errorf("user-1 after the fix: %v", c)
+	}
+	if c := f.connection(t, "user-2"); c["status"] != "connected" {
+		t.Errorf("user-2 after the fix: %v", c)
+	}
+	ev := e.events(t)
+	if count(ev, "connection.configuration_recovered") != 1 || count(ev, "connection.recovered") != 1 {
+		t.Errorf("events after recovery: %v", ev)
+	}
+}
+
+// TestNonStandardRefusalEndsTheGrant: Dex answers a spent refresh token
+// with 400 invalid_request. A config may say so (grant_gone_errors, or a
+// condition on the body); without a rule, three refusals in a row a
+// minute apart end the grant. Each time the connection says which rule.
+func TestNonStandardRefusalEndsTheGrant(t *testing.T) {
+	dex := oauthtest.Response{Status: 400, Body: `{"error":"invalid_request","error_description":"Refresh token is invalid or has already been claimed by another client."}`}
+	for _, tt := range []struct {
+		name     string
+		cfg      map[string]any
+		calls    int // refused calls before the grant ends
+		wantRule string
+	}{
+		{"error code", map[string]any{"grant_gone_errors": []string{"invalid_request"}}, 1, "grant_gone_errors"},
+		{"body condition", map[string]any{"grant_gone_body_path": "$.error_description", "grant_gone_body_value": "Refresh token is invalid or has already been claimed by another client."}, 1, "grant_gone_body_path"},
+		{"three refusals", nil, 3, "repeated_refusals"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			fault := oauthtest.NewFaultProvider(t)
+			api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+			t.Cleanup(api.Close)
+			cfg := map[string]any{"link_url": fault.URL() + "/authorize", "token_url": fault.URL() + "/token"}
+			for k, v := range tt.cfg {
+				cfg[k] = v
+			}
+			f := newFlowApp(t, e, cfg)
+			f.addAPI(t, "api", api.URL)
+			if status, page := f.connectWith(t, fault, "user-1", oauthtest.TokenJSON(map[string]any{"access_token": "at-1", "refresh_token": "rt-1", "expires_in": 3600})); status != 200 {
+				t.Fatalf("connect: %d %s", status, page)
+			}
+			fault.Then(dex)
+			for i := 1; i <= tt.calls; i++ {
+				f.expire(t)
+				r := e.proxy(e.url, "GET", "/v1/installations/"+f.instID+"/users/user-1/apis/api/proxy/x", nil, "")
+				if i < tt.calls {
+					if r.status != http.StatusBadGateway {
+						t.Fatalf("refusal %d: %d %s", i, r.status, r.body)
+					}
+					// A second call at once is not a second refusal.
+					again := e.proxy(e.url, "GET", "/v1/installations/"+f.instID+"/users/user-1/apis/api/proxy/x", nil, "")
+					if c := f.connection(t, "user-1"); again.status != http.StatusBadGateway || c["refusals"] != float64(i) || c["status"] != "connected" {
+						t.Fatalf("after refusal %d: call %d, connection %v", i, again.status, c)
+					}
+					// A minute passes.
+					if err := e.db.Exec("UPDATE connections SET last_refusal_at = ?", time.Now().Add(-2*time.Minute).UTC()).Error; err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
+				if r.status != http.StatusConflict || r.problemCode(t) != "reauthorization_required" || !strings.Contains(r.body, "authorize_url") {
+					t.Fatalf("the refusal that ends the grant: %d %s", r.status, r.body)
+				}
+			}
+			if c := f.connection(t, "user-1"); c["status"] != "reauthorization_required" || c["ended_by"] != tt.wantRule || !strings.Contains(c["last_error"].(string), "invalid_request") {
+				t.Errorf("connection = %v", c)
+			}
+			if v := f.resolve("user-1").Values; v["refresh_token"] != "rt-1" {
+				t.Errorf("refresh token %q was not kept", v["refresh_token"])
+			}
+		})
+	}
+}
+
+// TestLostRefreshIsReported: a refresh whose answer was never stored (the
+// process died after sending it) leaves its intent record; when the
+// provider then refuses the old refresh token, the connection says that a
+// token was lost, not merely that the user must sign in again.
+func TestLostRefreshIsReported(t *testing.T) {
+	e := newEnv(t)
+	fault := oauthtest.NewFaultProvider(t)
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	t.Cleanup(api.Close)
+	f := newFlowApp(t, e, map[string]any{"link_url": fault.URL() + "/authorize", "token_url": fault.URL() + "/token"})
+	f.addAPI(t, "api", api.URL)
+	if status, page := f.connectWith(t, fault, "user-1", oauthtest.TokenJSON(map[string]any{"access_token": "at-1", "refresh_token": "rt-1", "expires_in": 3600})); status != 200 {
+		t.Fatalf("connect: %d %s", status, page)
+	}
+	// What a crash between the provider's answer and the write leaves.
+	crash := time.Now().Add(-time.Hour).UTC()
+	if err := e.db.Exec("UPDATE connections SET refresh_started_at = ?", crash).Error; err != nil {
+		t.Fatal(err)
+	}
+	f.expire(t)
+	fault.Then(oauthtest.Response{Status: 400, Body: `{"error":"invalid_grant"}`})
+	if r := e.proxy(e.url, "GET", "/v1/installations/"+f.instID+"/users/user-1/apis/api/proxy/x", nil, ""); r.status != http.StatusConflict {
+		t.Fatalf("call: %d %s", r.status, r.body)
+	}
+	c := f.connection(t, "user-1")
+	if c["ended_by"] != "lost_refresh" || !strings.Contains(c["last_error"].(string), crash.Format(time.RFC3339)) || !strings.Contains(c["last_error"].(string), "lost") {
+		t.Errorf("connection = %v", c)
+	}
+	if !strings.Contains(e.output(), "LOST TOKEN") {
+		t.Error("the lost token was not logged loudly")
+	}
+
+	// A normal refresh clears the record: a later invalid_grant is an
+	// ordinary one.
+	if status, _ := f.connectWith(t, fault, "user-1", oauthtest.TokenJSON(map[string]any{"access_token": "at-2", "refresh_token": "rt-2", "expires_in": 3600})); status != 200 {
+		t.Fatal("reconnect failed")
+	}
+	f.expire(t)
+	fault.Then(oauthtest.TokenJSON(map[string]any{"access_token": "at-3", "refresh_token": "rt-3", "expires_in": 3600}))
+	if r := e.proxy(e.url, "GET", "/v1/installations/"+f.instID+"/users/user-1/apis/api/proxy/x", nil, ""); r.status != 200 {
+		t.Fatalf("call: %d %s", r.status, r.body)
+	}
+	var left int
+	if err := e.db.Raw("SELECT count(*) FROM connections WHERE refresh_started_at IS NOT NULL").Scan(&left).Error; err != nil || left != 0 {
+		t.Errorf("%d intent records left after a stored refresh (%v)", left, err)
+	}
+	f.expire(t)
+	fault.Then(oauthtest.Response{Status: 400, Body: `{"error":"invalid_grant"}`})
+	e.proxy(e.url, "GET", "/v1/installations/"+f.instID+"/users/user-1/apis/api/proxy/x", nil, "")
+	if c := f.connection(t, "user-1"); c["ended_by"] != "invalid_grant" {
+		t.Errorf("an ordinary invalid_grant: %v", c)
 	}
 }
