@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -49,6 +50,17 @@ type Refresher struct {
 	Attempts      int
 	Backoff       time.Duration
 	MaxRetryAfter time.Duration
+
+	// PendingFor is how long a renewed token the database did not take is
+	// kept in memory and retried (see keep); PendingRetry the first wait
+	// between writes, doubled each time up to 30 seconds.
+	PendingFor   time.Duration
+	PendingRetry time.Duration
+
+	pendingMu sync.Mutex
+	pending   map[string]*pendingWrite
+	stop      chan struct{}
+	stopOnce  sync.Once
 }
 
 // NewRefresher returns a Refresher. links may be nil until SetLinker.
@@ -57,6 +69,8 @@ func NewRefresher(db *gorm.DB, s *settings.Store, conns *Connections, tokens *To
 		db: db, settings: s, conns: conns, tokens: tokens, redirectURI: redirectURI, log: log,
 		now:      func() time.Time { return time.Now().UTC() },
 		Attempts: 3, Backoff: 200 * time.Millisecond, MaxRetryAfter: 10 * time.Second,
+		PendingFor: 15 * time.Minute, PendingRetry: time.Second,
+		pending: make(map[string]*pendingWrite), stop: make(chan struct{}),
 	}
 }
 
@@ -112,7 +126,7 @@ func (rf *Refresher) KeepAlive(ctx context.Context, inst settings.Installation, 
 // renew runs one renewal per user and config at a time in this process,
 // unless fresh says the stored token needs none.
 func (rf *Refresher) renew(ctx context.Context, inst settings.Installation, userID string, cfg *Config, fresh func(settings.Resolved, Connection) bool, refused bool) (settings.Resolved, error) {
-	key := inst.ID + "\x00" + cfg.Owner(userID) + "\x00" + cfg.ID
+	key := connKey(inst, userID, cfg)
 	ch := rf.group.DoChan(key, func() (any, error) {
 		// Shared by every waiter: one caller going away must not fail
 		// the renewal the others wait for. Each attempt is bounded by
@@ -130,9 +144,15 @@ func (rf *Refresher) renew(ctx context.Context, inst settings.Installation, user
 	}
 }
 
+// connKey names a connection, for single-flight, locks and kept tokens.
+func connKey(inst settings.Installation, userID string, cfg *Config) string {
+	return inst.ID + "\x00" + cfg.Owner(userID) + "\x00" + cfg.ID
+}
+
 func (rf *Refresher) renewLocked(ctx context.Context, key string, inst settings.Installation, userID string, cfg *Config, fresh func(settings.Resolved, Connection) bool, refused bool) (settings.Resolved, error) {
 	var out settings.Resolved
 	var failure error // kept out of the transaction's error so that Fail is committed
+	var kept bool     // the answer is kept in memory: the database did not take it
 	err := rf.withLock(ctx, key, func(db *gorm.DB) error {
 		r, conn, err := rf.read(ctx, db, inst, userID, cfg)
 		if err != nil {
@@ -174,8 +194,15 @@ func (rf *Refresher) renewLocked(ctx context.Context, key string, inst settings.
 		}
 		tok, entryID, err := rf.request(ctx, inst, userID, cfg, r)
 		if err == nil {
+			// The provider has issued tokens: from here on they must not
+			// be lost. If the database does not take them, they are kept
+			// in memory, served, and written when it is back.
+			rf.supersede(key)
 			problems, err := rf.conns.WithTx(db).SaveRefreshed(ctx, inst, userID, cfg, tok)
 			if err != nil {
+				rf.keep(key, inst, userID, cfg, tok)
+				out, _ = rf.overlay(key, cfg, r, conn)
+				kept = true
 				return err
 			}
 			if later := problems[len(tok.Problems):]; len(later) > 0 {
@@ -187,6 +214,9 @@ func (rf *Refresher) renewLocked(ctx context.Context, key string, inst settings.
 		out, failure = rf.failed(ctx, db, inst, userID, cfg, r, conn, leftover, refused, err)
 		return nil
 	})
+	if kept {
+		return out, nil
+	}
 	if err != nil {
 		return settings.Resolved{}, errs.From(err, "renewing the token")
 	}
@@ -447,6 +477,8 @@ func (rf *Refresher) reauthorize(ctx context.Context, inst settings.Installation
 
 // read resolves the settings and the connection through db, which may be
 // a transaction holding the renewal lock.
+// Tokens kept in memory (see keep) are newer than the stored ones and
+// overlay them.
 func (rf *Refresher) read(ctx context.Context, db *gorm.DB, inst settings.Installation, userID string, cfg *Config) (settings.Resolved, Connection, error) {
 	r, err := rf.settings.WithTx(db).Resolve(ctx, inst, userID)
 	if err != nil {
@@ -454,9 +486,13 @@ func (rf *Refresher) read(ctx context.Context, db *gorm.DB, inst settings.Instal
 	}
 	conn, err := rf.conns.WithTx(db).Get(ctx, inst.ID, cfg.Owner(userID), cfg.ID)
 	if errs.Is(err, errs.NotFound) {
-		return r, Connection{}, nil
+		conn, err = Connection{}, nil
 	}
-	return r, conn, err
+	if err != nil {
+		return settings.Resolved{}, Connection{}, err
+	}
+	r, conn = rf.overlay(connKey(inst, userID, cfg), cfg, r, conn)
+	return r, conn, nil
 }
 
 // withLock runs fn holding the renewal lock of key. On PostgreSQL that is

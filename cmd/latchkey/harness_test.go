@@ -22,6 +22,7 @@ import (
 	validator "github.com/pb33f/libopenapi-validator"
 	oaconfig "github.com/pb33f/libopenapi-validator/config"
 	oaerrors "github.com/pb33f/libopenapi-validator/errors"
+	"gorm.io/gorm"
 
 	"github.com/latchkey/latchkey/app"
 	"github.com/latchkey/latchkey/internal/config"
@@ -59,7 +60,19 @@ func newEnv(t *testing.T) *env {
 // newEnvWith is newEnv with a chance to change the server's configuration.
 func newEnvWith(t *testing.T, configure func(*config.Config)) *env {
 	t.Helper()
+	return newEnvOn(t, configure, nil)
+}
+
+// newEnvOn is newEnvWith with the server on the pool that serve returns
+// for the test database (nil: the test's own pool), e.g. one through a
+// relay the test can cut.
+func newEnvOn(t *testing.T, configure func(*config.Config), serve func(*dbtest.DB) *gorm.DB) *env {
+	t.Helper()
 	e := &env{t: t, db: dbtest.Open(t)}
+	serverDB := e.db.DB
+	if serve != nil {
+		serverDB = serve(e.db)
+	}
 	var err error
 	if e.cipher, err = secret.New(testKeys); err != nil {
 		t.Fatal(err)
@@ -78,7 +91,7 @@ func newEnvWith(t *testing.T, configure func(*config.Config)) *env {
 		configure(&cfg)
 	}
 	e.cfg = cfg
-	e.echo, e.jobs = newServer(cfg, e.db.DB, e.cipher, log)
+	e.echo, e.jobs = newServer(cfg, serverDB, e.cipher, log)
 	srv.Config.Handler = e.echo
 	srv.Start()
 	t.Cleanup(srv.Close)

@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"gorm.io/gorm"
+
+	"github.com/latchkey/latchkey/internal/dbtest"
 	"github.com/latchkey/latchkey/internal/oauthtest"
 )
 
@@ -388,5 +391,75 @@ func TestLostRefreshIsReported(t *testing.T) {
 	e.proxy(e.url, "GET", "/v1/installations/"+f.instID+"/users/user-1/apis/api/proxy/x", nil, "")
 	if c := f.connection(t, "user-1"); c["ended_by"] != "invalid_grant" {
 		t.Errorf("an ordinary invalid_grant: %v", c)
+	}
+}
+
+// TestDatabaseDiesAfterTheProviderAnswered: PostgreSQL goes away between
+// a rotating provider's answer to a refresh and the write. The renewed
+// tokens are kept in memory and serve the call, are written once the
+// database is back, and the next refresh sends the rotated refresh token:
+// no reauthorization.
+func TestDatabaseDiesAfterTheProviderAnswered(t *testing.T) {
+	var relay *dbtest.Relay
+	e := newEnvOn(t, nil, func(d *dbtest.DB) *gorm.DB {
+		var db *gorm.DB
+		relay, db = d.NewRelay(t)
+		return db
+	})
+	fault := oauthtest.NewFaultProvider(t)
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(r.Header.Get("Authorization"))) }))
+	t.Cleanup(api.Close)
+	f := newFlowApp(t, e, map[string]any{"link_url": fault.URL() + "/authorize", "token_url": fault.URL() + "/token"})
+	f.addAPI(t, "api", api.URL)
+	if status, page := f.connectWith(t, fault, "user-1", oauthtest.TokenJSON(map[string]any{"access_token": "at-1", "refresh_token": "rt-1", "expires_in": 3600})); status != 200 {
+		t.Fatalf("connect: %d %s", status, page)
+	}
+	f.expire(t)
+	answer := oauthtest.TokenJSON(map[string]any{"access_token": "at-2", "refresh_token": "rt-2", "expires_in": 3600})
+	answer.Before = relay.Cut // the database dies while the provider answers
+	fault.Then(answer)
+	call := func() proxied {
+		return e.proxy(e.url, "GET", "/v1/installations/"+f.instID+"/users/user-1/apis/api/proxy/x", nil, "")
+	}
+	if r := call(); r.status != 200 || r.body != "Bearer at-2" {
+		t.Fatalf("the call that renewed: %d %s", r.status, r.body)
+	}
+	// While the database is away, calls answer 503 (they need it to find
+	// the installation); nothing is marked dead.
+	if r := call(); r.status != http.StatusServiceUnavailable && r.status != http.StatusInternalServerError {
+		t.Logf("a call while the database is away: %d %s", r.status, r.body)
+	}
+	relay.Restore()
+
+	// The kept tokens reach the database.
+	deadline := time.Now().Add(20 * time.Second)
+	for f.resolve("user-1").Values["refresh_token"] != "rt-2" {
+		if time.Now().After(deadline) {
+			t.Fatalf("the renewed tokens were not written after the database came back; stored: %v", f.resolve("user-1").Values)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if v := f.resolve("user-1").Values; v["access_token"] != "at-2" {
+		t.Errorf("access token %q, want at-2", v["access_token"])
+	}
+	if r := call(); r.status != 200 || r.body != "Bearer at-2" {
+		t.Fatalf("a call after the database is back: %d %s", r.status, r.body)
+	}
+	// The next refresh sends the rotated refresh token.
+	f.expire(t)
+	fault.Then(oauthtest.TokenJSON(map[string]any{"access_token": "at-3", "refresh_token": "rt-3", "expires_in": 3600}))
+	if r := call(); r.status != 200 || r.body != "Bearer at-3" {
+		t.Fatalf("the next refresh: %d %s", r.status, r.body)
+	}
+	reqs := fault.Requests()
+	if got := reqs[len(reqs)-1].Form.Get("refresh_token"); got != "rt-2" {
+		t.Errorf("the next refresh sent %q, want rt-2", got)
+	}
+	c := f.connection(t, "user-1")
+	if c["status"] != "connected" || c["ended_by"] != "" {
+		t.Errorf("connection = %v", c)
+	}
+	if n := count(e.events(t), "connection.reauthorization_required"); n != 0 {
+		t.Errorf("%d reauthorizations", n)
 	}
 }

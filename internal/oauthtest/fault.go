@@ -27,6 +27,10 @@ type Response struct {
 	// connection is dropped with no answer at all.
 	Delay time.Duration
 
+	// Before, if set, runs when the request has been read and before the
+	// answer is written: a test's way to break something in between.
+	Before func()
+
 	// Echo, if set, answers a 400 invalid_request whose error_description
 	// quotes the request's body and Authorization header, as some real
 	// token endpoints do ("got client_secret=...").
@@ -136,6 +140,9 @@ func (p *FaultProvider) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
+	if resp.Before != nil {
+		resp.Before()
+	}
 	if resp.Echo {
 		desc := "got " + string(body) + " with Authorization: " + r.Header.Get("Authorization")
 		resp.Status = http.StatusBadRequest

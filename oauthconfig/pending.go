@@ -1,0 +1,144 @@
+package oauthconfig
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/latchkey/latchkey/settings"
+)
+
+// pendingWrite is a renewal's answer that could not be stored: the
+// provider has issued the tokens (and, if it rotates refresh tokens, spent
+// the old one), so they are kept in memory, used by calls, and written as
+// soon as the database takes them.
+type pendingWrite struct {
+	inst    settings.Installation
+	userID  string
+	cfg     Config
+	tok     Token
+	issued  time.Time
+	expires time.Time
+
+	mu         sync.Mutex // held while a write of this answer is in flight
+	superseded bool       // a newer answer was stored or kept: do not write this one
+}
+
+// keep holds tok in memory for the connection of key and starts writing it
+// in the background, with backoff, for at most rf.PendingFor; then the
+// token is logged as lost.
+func (rf *Refresher) keep(key string, inst settings.Installation, userID string, cfg *Config, tok Token) {
+	now := rf.now()
+	lifetime := tok.ExpiresIn
+	if lifetime <= 0 {
+		lifetime = int64(cfg.DefaultExpiresIn)
+	}
+	p := &pendingWrite{inst: inst, userID: userID, cfg: *cfg, tok: tok, issued: now,
+		expires: now.Add(time.Duration(lifetime) * time.Second)}
+	if tok.RefreshToken == "" {
+		// Kept tokens overlay the stored ones; a refresh token the
+		// answer did not renew is the one already stored.
+		if old := rf.pendingFor(key); old != nil {
+			p.tok.RefreshToken = old.tok.RefreshToken
+		}
+	}
+	rf.supersede(key)
+	rf.pendingMu.Lock()
+	rf.pending[key] = p
+	rf.pendingMu.Unlock()
+	rf.log.Error("the database did not take a renewed token; it is kept in memory and written when the database is back",
+		"installation_id", inst.ID, "config_id", cfg.ID, "user_id", cfg.Owner(userID))
+	go rf.writeLater(key, p)
+}
+
+// pendingFor returns the kept answer of key, or nil.
+func (rf *Refresher) pendingFor(key string) *pendingWrite {
+	rf.pendingMu.Lock()
+	defer rf.pendingMu.Unlock()
+	return rf.pending[key]
+}
+
+// supersede stops the write of key's kept answer, if any, waiting for one
+// in flight: a newer answer is about to be stored.
+func (rf *Refresher) supersede(key string) {
+	rf.pendingMu.Lock()
+	p := rf.pending[key]
+	delete(rf.pending, key)
+	rf.pendingMu.Unlock()
+	if p != nil {
+		p.mu.Lock()
+		p.superseded = true
+		p.mu.Unlock()
+	}
+}
+
+// overlay puts key's kept answer, if any, over what the database holds.
+func (rf *Refresher) overlay(key string, cfg *Config, r settings.Resolved, conn Connection) (settings.Resolved, Connection) {
+	p := rf.pendingFor(key)
+	if p == nil {
+		return r, conn
+	}
+	r.Values[cfg.AccessTokenSetting] = p.tok.AccessToken
+	if cfg.RefreshTokenSetting != "" && p.tok.RefreshToken != "" {
+		r.Values[cfg.RefreshTokenSetting] = p.tok.RefreshToken
+	}
+	for k, v := range p.tok.Extra {
+		r.Values[k] = v
+	}
+	issued, expires := p.issued, p.expires
+	conn.Status, conn.IssuedAt, conn.ExpiresAt = Connected, &issued, &expires
+	return r, conn
+}
+
+// writeLater writes p until the database takes it, p is superseded, or
+// rf.PendingFor has passed.
+func (rf *Refresher) writeLater(key string, p *pendingWrite) {
+	log := rf.log.With("installation_id", p.inst.ID, "config_id", p.cfg.ID, "user_id", p.cfg.Owner(p.userID))
+	deadline := time.Now().Add(rf.PendingFor)
+	wait := rf.PendingRetry
+	for {
+		select {
+		case <-time.After(wait):
+		case <-rf.stop:
+			log.Error("LOST TOKEN: shutting down with a renewed token the database never took; the user may have to connect again")
+			return
+		}
+		p.mu.Lock()
+		if p.superseded {
+			p.mu.Unlock()
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := rf.conns.SaveRefreshed(ctx, p.inst, p.userID, &p.cfg, p.tok)
+		cancel()
+		if err == nil {
+			p.superseded = true
+			p.mu.Unlock()
+			rf.pendingMu.Lock()
+			if rf.pending[key] == p {
+				delete(rf.pending, key)
+			}
+			rf.pendingMu.Unlock()
+			log.Info("stored a renewed token kept in memory while the database was away")
+			return
+		}
+		p.mu.Unlock()
+		if time.Now().After(deadline) {
+			rf.pendingMu.Lock()
+			if rf.pending[key] == p {
+				delete(rf.pending, key)
+			}
+			rf.pendingMu.Unlock()
+			log.Error("LOST TOKEN: the database did not take a renewed token in time; the user may have to connect again",
+				"kept_for", rf.PendingFor.String(), "error", err.Error())
+			return
+		}
+		wait = min(wait*2, 30*time.Second)
+	}
+}
+
+// Stop ends the background writes of kept tokens, logging each one left
+// as lost. Call it on shutdown, after the last call has been served.
+func (rf *Refresher) Stop() {
+	rf.stopOnce.Do(func() { close(rf.stop) })
+}
