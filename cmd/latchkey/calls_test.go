@@ -432,7 +432,11 @@ func (e *env) replicaWithJobs() (string, *background) {
 	srv := httptest.NewUnstartedServer(nil)
 	cfg := e.cfg
 	cfg.PublicURL = "http://" + srv.Listener.Addr().String()
-	handler, jobs := newServer(cfg, e.db.DB, e.cipher, log)
+	db := e.db.DB
+	if e.db.URL != "" {
+		db = e.db.Reopen(e.t) // a replica has its own connection pool
+	}
+	handler, jobs := newServer(cfg, db, e.cipher, log)
 	srv.Config.Handler = handler
 	srv.Start()
 	e.t.Cleanup(srv.Close)

@@ -84,6 +84,10 @@ type Options struct {
 	// Subject is the resource owner who consents at the authorize
 	// endpoint. Default "alice".
 	Subject string
+
+	// TokenDelay makes the token endpoint wait this long before it
+	// answers, so that clients racing for one refresh overlap.
+	TokenDelay time.Duration
 }
 
 // TokenRequest records one request to the token endpoint, as received:
@@ -113,6 +117,8 @@ type Server struct {
 	// under test.
 	fositeMu sync.Mutex
 	store    *memoryStore
+
+	tokenDelay time.Duration
 
 	mu       sync.Mutex
 	requests []TokenRequest
@@ -159,10 +165,11 @@ func NewServer(tb testing.TB, opts Options, clients ...Client) *Server {
 	}
 
 	s := &Server{
-		tb:      tb,
-		subject: opts.Subject,
-		hasher:  cfg.ClientSecretsHasher,
-		store:   st,
+		tb:         tb,
+		subject:    opts.Subject,
+		tokenDelay: opts.TokenDelay,
+		hasher:     cfg.ClientSecretsHasher,
+		store:      st,
 		provider: compose.Compose(cfg, st, compose.NewOAuth2HMACStrategy(cfg),
 			compose.OAuth2AuthorizeExplicitFactory,
 			compose.OAuth2RefreshTokenGrantFactory,
@@ -292,6 +299,9 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		BasicAuth: basic,
 		Form:      cloneValues(r.PostForm),
 		Time:      time.Now(),
+	}
+	if s.tokenDelay > 0 {
+		time.Sleep(s.tokenDelay)
 	}
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 	defer func() {
