@@ -4,11 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
 	"net/netip"
+	"net/url"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,35 +23,54 @@ import (
 	"github.com/latchkey/latchkey/internal/secret"
 )
 
-// BenchmarkProxy measures a call through the proxy (API key check, API and
-// installation lookup, settings decrypted, templates rendered, the request
-// relayed and the response streamed back) against the same call made
-// directly; the ratio of the two is the proxy's overhead.
-func BenchmarkProxy(b *testing.B) {
+// hotPath is a Latchkey server with one app, installation, user token and
+// API, and the same upstream reached four ways: directly, through a plain
+// httputil.ReverseProxy that adds the header (the baseline Latchkey is
+// measured against), through Latchkey's proxy, and through Latchkey's
+// headers route (which answers the header for the caller to use).
+type hotPath struct {
+	direct, reverse, proxy, headers string
+	key                             string
+	header                          http.Header // the caller's Authorization
+}
+
+// upstreamBody is ~1 KiB of JSON, like a small API answer.
+var upstreamBody = bytes.Repeat([]byte(`{"id":"item-000001","ok":true},`), 32)
+
+func newHotPath(tb testing.TB) *hotPath {
+	tb.Helper()
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "Bearer tok-123" {
 			w.WriteHeader(401)
 			return
 		}
-		io.WriteString(w, `{"ok":true}`)
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(upstreamBody)
 	}))
-	defer upstream.Close()
+	tb.Cleanup(upstream.Close)
+	target, _ := url.Parse(upstream.URL)
+	rp := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(target)
+		r.Out.Header.Set("Authorization", "Bearer tok-123")
+	}}
+	reverse := httptest.NewServer(rp)
+	tb.Cleanup(reverse.Close)
 
-	db := dbtest.Open(b)
+	db := dbtest.Open(tb)
 	cipher, err := secret.New(testKeys)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	cfg := config.Config{PublicURL: "http://latchkey.test", OutboundTimeout: 5 * time.Second,
 		OutboundAllow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
 	handler, _ := newServer(cfg, db.DB, cipher, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	srv := httptest.NewServer(handler)
-	defer srv.Close()
+	tb.Cleanup(srv.Close)
 	apps := app.NewStore(db.DB)
 	acct, _ := apps.EnsureAccount(context.Background(), "bench")
 	key, _, err := apps.CreateKey(context.Background(), acct.ID, "bench")
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	post := func(method, path string, body any) map[string]any {
 		raw, _ := json.Marshal(body)
@@ -55,13 +79,13 @@ func BenchmarkProxy(b *testing.B) {
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
-			b.Fatal(err)
+			tb.Fatal(err)
 		}
 		defer resp.Body.Close()
 		var m map[string]any
 		json.NewDecoder(resp.Body).Decode(&m)
 		if resp.StatusCode >= 300 {
-			b.Fatalf("%s %s: %d %v", method, path, resp.StatusCode, m)
+			tb.Fatalf("%s %s: %d %v", method, path, resp.StatusCode, m)
 		}
 		return m
 	}
@@ -71,28 +95,159 @@ func BenchmarkProxy(b *testing.B) {
 	post("PATCH", "/v1/installations/"+inst+"/users/u1/settings", map[string]any{"values": map[string]any{"access_token": "tok-123"}})
 	post("POST", "/v1/apps/bench/apis", map[string]any{"name": "up", "base_url": upstream.URL,
 		"headers": map[string]string{"Authorization": "Bearer <<access_token>>"}})
-
-	run := func(b *testing.B, url string, header http.Header) {
-		client := &http.Client{}
-		b.ReportAllocs()
-		for b.Loop() {
-			req, _ := http.NewRequest("GET", url, nil)
-			req.Header = header
-			resp, err := client.Do(req)
-			if err != nil {
-				b.Fatal(err)
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				b.Fatalf("status %d", resp.StatusCode)
-			}
-		}
+	return &hotPath{
+		direct:  upstream.URL + "/items",
+		reverse: reverse.URL + "/items",
+		proxy:   srv.URL + "/v1/installations/" + inst + "/users/u1/apis/up/proxy/items",
+		headers: srv.URL + "/v1/installations/" + inst + "/users/u1/apis/up/headers",
+		key:     key,
+		header:  http.Header{"Authorization": {"Bearer " + key}},
 	}
-	b.Run("direct", func(b *testing.B) {
-		run(b, upstream.URL+"/items", http.Header{"Authorization": {"Bearer tok-123"}})
-	})
-	b.Run("proxy", func(b *testing.B) {
-		run(b, srv.URL+"/v1/installations/"+inst+"/users/u1/apis/up/proxy/items", http.Header{"Authorization": {"Bearer " + key}})
-	})
 }
+
+// get makes one call and reports an error unless it answers 200. It may
+// run on any goroutine.
+func get(tb testing.TB, client *http.Client, u string, header http.Header) bool {
+	req, _ := http.NewRequest("GET", u, nil)
+	req.Header = header
+	resp, err := client.Do(req)
+	if err != nil {
+		tb.Error(err)
+		return false
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		tb.Errorf("GET %s: status %d", u, resp.StatusCode)
+		return false
+	}
+	return true
+}
+
+// BenchmarkProxy measures one call at a time, with allocations (client
+// and server, both in this process): directly, through a plain reverse
+// proxy adding the header, through Latchkey's proxy and headers route.
+func BenchmarkProxy(b *testing.B) {
+	h := newHotPath(b)
+	for _, tt := range []struct {
+		name, url string
+		header    http.Header
+	}{
+		{"direct", h.direct, http.Header{"Authorization": {"Bearer tok-123"}}},
+		{"reverseproxy", h.reverse, http.Header{}},
+		{"proxy", h.proxy, h.header},
+		{"headers", h.headers, h.header},
+	} {
+		b.Run(tt.name, func(b *testing.B) {
+			client := &http.Client{}
+			b.ReportAllocs()
+			for b.Loop() {
+				if !get(b, client, tt.url, tt.header) {
+					b.FailNow()
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkHotPath is a small load driver: in each of 9 rounds it sends
+// the same number of calls to each target, interleaved so that a busy
+// machine slows all alike, from 1 and from 32 concurrent callers, and
+// reports the median round's p50 and p99 latency and throughput of
+// Latchkey's proxy and headers route as ratios to the plain reverse
+// proxy's in the same run. Run it with -benchtime=1x; on PostgreSQL set
+// LATCHKEY_TEST_DATABASE_URL.
+func BenchmarkHotPath(b *testing.B) {
+	h := newHotPath(b)
+	targets := []struct {
+		name, url string
+		header    http.Header
+	}{
+		{"direct", h.direct, http.Header{"Authorization": {"Bearer tok-123"}}},
+		{"reverseproxy", h.reverse, http.Header{}},
+		{"proxy", h.proxy, h.header},
+		{"headers", h.headers, h.header},
+	}
+	for _, callers := range []int{1, 32} {
+		b.Run(fmt.Sprintf("callers=%d", callers), func(b *testing.B) {
+			transport := &http.Transport{MaxIdleConnsPerHost: callers, MaxConnsPerHost: callers}
+			client := &http.Client{Transport: transport}
+			defer transport.CloseIdleConnections()
+			calls := 100 * callers
+			if callers == 1 {
+				calls = 500
+			}
+			type stats struct{ p50, p99, rps float64 }
+			results := make(map[string][]stats)
+			for b.Loop() {
+				for round := 0; round < 9; round++ {
+					for _, t := range targets {
+						load(b, client, t.url, t.header, callers, calls/10) // warm up
+						start := time.Now()
+						lat := load(b, client, t.url, t.header, callers, calls)
+						if b.Failed() {
+							b.FailNow()
+						}
+						rps := float64(calls) / time.Since(start).Seconds()
+						slices.Sort(lat)
+						results[t.name] = append(results[t.name], stats{
+							p50: ms(lat[len(lat)/2]), p99: ms(lat[len(lat)*99/100]), rps: rps})
+					}
+				}
+			}
+			median := func(name string, f func(stats) float64) float64 {
+				var v []float64
+				for _, s := range results[name] {
+					v = append(v, f(s))
+				}
+				slices.Sort(v)
+				return v[len(v)/2]
+			}
+			p50 := func(s stats) float64 { return s.p50 }
+			p99 := func(s stats) float64 { return s.p99 }
+			rps := func(s stats) float64 { return s.rps }
+			for _, t := range targets {
+				b.Logf("%-12s p50 %.3f ms  p99 %.3f ms  %8.0f req/s", t.name, median(t.name, p50), median(t.name, p99), median(t.name, rps))
+			}
+			base := "reverseproxy"
+			b.ReportMetric(median("proxy", p50)/median(base, p50), "proxy-p50/rp")
+			b.ReportMetric(median("proxy", rps)/median(base, rps), "proxy-rps/rp")
+			b.ReportMetric(median("headers", p99), "headers-p99-ms")
+			b.ReportMetric(median("proxy", p50), "proxy-p50-ms")
+			b.ReportMetric(median(base, p50), "rp-p50-ms")
+		})
+	}
+}
+
+// load sends n calls from callers goroutines and returns each call's
+// latency.
+func load(tb testing.TB, client *http.Client, u string, header http.Header, callers, n int) []time.Duration {
+	lat := make([]time.Duration, n)
+	var next sync.Mutex
+	i := 0
+	var wg sync.WaitGroup
+	for range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				next.Lock()
+				k := i
+				i++
+				next.Unlock()
+				if k >= n {
+					return
+				}
+				start := time.Now()
+				if !get(tb, client, u, header) {
+					return
+				}
+				lat[k] = time.Since(start)
+			}
+		}()
+	}
+	wg.Wait()
+	return lat
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
