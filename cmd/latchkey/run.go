@@ -215,7 +215,8 @@ func sweep(ctx context.Context, s *callback.Store, log *slog.Logger) {
 	}
 }
 
-// loadCipher builds the cipher from LATCHKEY_ENCRYPTION_KEYS. Without keys
+// loadCipher builds the cipher from LATCHKEY_ENCRYPTION_KEYS, sealing with
+// LATCHKEY_SEALING_KEY (config defaults it to the first key). Without keys
 // the server refuses to start, except in dev mode, where a key is generated
 // once and kept in a file beside the SQLite database.
 func loadCipher(cfg config.Config, log *slog.Logger) (*secret.Cipher, error) {
@@ -227,6 +228,12 @@ func loadCipher(cfg config.Config, log *slog.Logger) (*secret.Cipher, error) {
 		c, err := secret.New(keys)
 		if err != nil {
 			return nil, fmt.Errorf("LATCHKEY_ENCRYPTION_KEYS: %w", err)
+		}
+		if cfg.SealingKey == "" {
+			return c, nil
+		}
+		if c, err = c.WithSealingKey(cfg.SealingKey); err != nil {
+			return nil, fmt.Errorf("LATCHKEY_SEALING_KEY: %w", err)
 		}
 		return c, nil
 	}
