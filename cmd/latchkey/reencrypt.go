@@ -13,6 +13,7 @@ import (
 	"github.com/latchkey/latchkey/callback"
 	"github.com/latchkey/latchkey/internal/config"
 	"github.com/latchkey/latchkey/internal/database"
+	"github.com/latchkey/latchkey/internal/keycheck"
 	"github.com/latchkey/latchkey/internal/rotation"
 	"github.com/latchkey/latchkey/settings"
 )
@@ -57,6 +58,21 @@ func reencrypt(ctx context.Context, cfg config.Config, args []string, stdout, st
 		return err
 	}
 	defer database.Close(db)
+	// Re-sealing with a key whose bytes are not those the servers have
+	// would make values no server can open: check the keys first. A dry
+	// run writes nothing, so it only checks the keys that have a check
+	// value.
+	if *dryRun {
+		unchecked, err := keycheck.VerifyStored(ctx, db, cipher)
+		if err != nil {
+			return fmt.Errorf("reencrypt: %w", err)
+		}
+		for _, id := range unchecked {
+			fmt.Fprintf(stdout, "key %q has not been used by a server yet: its check value will be stored by a server, or by a run without -dry-run\n", id)
+		}
+	} else if err := keycheck.Verify(ctx, db, cipher, nil); err != nil {
+		return fmt.Errorf("reencrypt: %w", err)
+	}
 
 	r := &rotation.Rotator{
 		DB: db, Cipher: cipher, BatchSize: *batch, DryRun: *dryRun,
