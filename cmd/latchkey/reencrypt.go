@@ -13,6 +13,7 @@ import (
 	"github.com/latchkey/latchkey/callback"
 	"github.com/latchkey/latchkey/internal/config"
 	"github.com/latchkey/latchkey/internal/database"
+	"github.com/latchkey/latchkey/internal/keycheck"
 	"github.com/latchkey/latchkey/internal/rotation"
 	"github.com/latchkey/latchkey/settings"
 )
@@ -24,11 +25,12 @@ func sealedColumns() []rotation.Column {
 	return slices.Concat(settings.SealedColumns(), callback.SealedColumns(), app.SealedColumns())
 }
 
-// reencrypt re-seals every stored secret that was not sealed with the first
-// key of LATCHKEY_ENCRYPTION_KEYS with that key (see rotation.Rotator). It
+// reencrypt re-seals every stored secret that was not sealed with the
+// sealing key (LATCHKEY_SEALING_KEY, by default the first key of
+// LATCHKEY_ENCRYPTION_KEYS) with that key (see rotation.Rotator). It
 // prints counts, never values, and fails when it is interrupted, when
 // values cannot be decrypted, or when values are still not sealed with the
-// first key at the end, so that success means the old keys can go.
+// sealing key at the end, so that success means the old keys can go.
 //
 // It is named reencrypt rather than "keys rotate": the keys command manages
 // API keys, and this changes no key, only the stored data.
@@ -44,7 +46,8 @@ func reencrypt(ctx context.Context, cfg config.Config, args []string, stdout, st
 		return errors.New("reencrypt: -batch-size must be at least 1")
 	}
 	if cfg.EncryptionKeys == "" {
-		return errors.New("reencrypt: LATCHKEY_ENCRYPTION_KEYS is not set: list the new key first, then the old ones")
+		return errors.New("reencrypt: LATCHKEY_ENCRYPTION_KEYS is not set: give it the servers' keys, old and new, " +
+			"and LATCHKEY_SEALING_KEY the new key's id, as the servers have them")
 	}
 	cipher, err := loadCipher(cfg, nil)
 	if err != nil {
@@ -55,6 +58,21 @@ func reencrypt(ctx context.Context, cfg config.Config, args []string, stdout, st
 		return err
 	}
 	defer database.Close(db)
+	// Re-sealing with a key whose bytes are not those the servers have
+	// would make values no server can open: check the keys first. A dry
+	// run writes nothing, so it only checks the keys that have a check
+	// value.
+	if *dryRun {
+		unchecked, err := keycheck.VerifyStored(ctx, db, cipher)
+		if err != nil {
+			return fmt.Errorf("reencrypt: %w", err)
+		}
+		for _, id := range unchecked {
+			fmt.Fprintf(stdout, "key %q has not been used by a server yet: its check value will be stored by a server, or by a run without -dry-run\n", id)
+		}
+	} else if err := keycheck.Verify(ctx, db, cipher, nil); err != nil {
+		return fmt.Errorf("reencrypt: %w", err)
+	}
 
 	r := &rotation.Rotator{
 		DB: db, Cipher: cipher, BatchSize: *batch, DryRun: *dryRun,
@@ -86,7 +104,7 @@ func reencrypt(ctx context.Context, cfg config.Config, args []string, stdout, st
 		// No failures, so these were written meanwhile by a server that
 		// still seals with an old key.
 		return fmt.Errorf("reencrypt: %d value(s) were written meanwhile with another key than %q; "+
-			"restart every server with %q first in LATCHKEY_ENCRYPTION_KEYS, then run 'latchkey reencrypt' again",
+			"restart every server with LATCHKEY_SEALING_KEY=%s first, then run 'latchkey reencrypt' again",
 			rep.Remaining(), rep.KeyID, rep.KeyID)
 	}
 	if !*dryRun {

@@ -22,6 +22,7 @@ import (
 	"github.com/latchkey/latchkey/callback"
 	"github.com/latchkey/latchkey/internal/config"
 	"github.com/latchkey/latchkey/internal/database"
+	"github.com/latchkey/latchkey/internal/keycheck"
 	"github.com/latchkey/latchkey/internal/secret"
 )
 
@@ -162,6 +163,9 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 		return err
 	}
 	defer database.Close(db)
+	if err := checkKeys(ctx, db, cipher); err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -215,7 +219,16 @@ func sweep(ctx context.Context, s *callback.Store, log *slog.Logger) {
 	}
 }
 
-// loadCipher builds the cipher from LATCHKEY_ENCRYPTION_KEYS. Without keys
+// checkKeys refuses to serve with a key whose bytes are not those the
+// database knows by its id, or without a key that seals stored values (see
+// keycheck): such a server would fail every secret it reads, and seal new
+// ones that no other server can open.
+func checkKeys(ctx context.Context, db *gorm.DB, cipher *secret.Cipher) error {
+	return keycheck.Check(ctx, db, cipher, nil, sealedColumns()...)
+}
+
+// loadCipher builds the cipher from LATCHKEY_ENCRYPTION_KEYS, sealing with
+// LATCHKEY_SEALING_KEY (config defaults it to the first key). Without keys
 // the server refuses to start, except in dev mode, where a key is generated
 // once and kept in a file beside the SQLite database.
 func loadCipher(cfg config.Config, log *slog.Logger) (*secret.Cipher, error) {
@@ -227,6 +240,12 @@ func loadCipher(cfg config.Config, log *slog.Logger) (*secret.Cipher, error) {
 		c, err := secret.New(keys)
 		if err != nil {
 			return nil, fmt.Errorf("LATCHKEY_ENCRYPTION_KEYS: %w", err)
+		}
+		if cfg.SealingKey == "" {
+			return c, nil
+		}
+		if c, err = c.WithSealingKey(cfg.SealingKey); err != nil {
+			return nil, fmt.Errorf("LATCHKEY_SEALING_KEY: %w", err)
 		}
 		return c, nil
 	}

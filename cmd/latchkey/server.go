@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"log/slog"
 	"net/http"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/latchkey/latchkey/internal/database"
 	"github.com/latchkey/latchkey/internal/errs"
 	"github.com/latchkey/latchkey/internal/httpapi"
+	"github.com/latchkey/latchkey/internal/keycheck"
 	"github.com/latchkey/latchkey/internal/metrics"
 	"github.com/latchkey/latchkey/internal/outbound"
 	"github.com/latchkey/latchkey/internal/secret"
@@ -62,6 +64,15 @@ func newServer(cfg config.Config, db *gorm.DB, cipher *secret.Cipher, log *slog.
 		ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 		defer cancel()
 		if err := database.Ping(ctx, db); err != nil {
+			return errs.Wrap(errs.Unavailable, err, "the database does not answer")
+		}
+		// Stored secrets must open: the keys must still be those the
+		// database knows (see keycheck). A few rows, read and opened.
+		if _, err := keycheck.VerifyStored(ctx, db, cipher); err != nil {
+			var wrong *keycheck.WrongKeyError
+			if errors.As(err, &wrong) {
+				return errs.Wrap(errs.Unavailable, err, "an encryption key does not open the check value stored for it: stored secrets cannot be decrypted")
+			}
 			return errs.Wrap(errs.Unavailable, err, "the database does not answer")
 		}
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})

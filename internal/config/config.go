@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,7 +18,8 @@ type Config struct {
 	Addr            string         // LATCHKEY_ADDR, default ":8080"
 	DatabaseURL     string         // DATABASE_URL; empty means the embedded SQLite file
 	SQLitePath      string         // LATCHKEY_SQLITE_PATH, default "latchkey.db"
-	EncryptionKeys  string         // LATCHKEY_ENCRYPTION_KEYS, "id:base64key,..."; the first seals
+	EncryptionKeys  string         // LATCHKEY_ENCRYPTION_KEYS, "id:base64key,..."; all open, LATCHKEY_SEALING_KEY seals
+	SealingKey      string         // LATCHKEY_SEALING_KEY, default the first key's id: the key new values are sealed with
 	Dev             bool           // LATCHKEY_DEV, or serve -dev: allows running without a key
 	LogLevel        slog.Level     // LATCHKEY_LOG_LEVEL: debug, info, warn, error; default info
 	LogFormat       string         // LATCHKEY_LOG_FORMAT: json or text; default json
@@ -86,10 +88,39 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		}
 		c.OutboundTimeout = d
 	}
+	if err := c.readSealingKey(getenv("LATCHKEY_SEALING_KEY")); err != nil {
+		return Config{}, err
+	}
 	if strings.TrimSpace(c.Addr) == "" {
 		return Config{}, fmt.Errorf("LATCHKEY_ADDR is empty")
 	}
 	return c, nil
+}
+
+// readSealingKey sets SealingKey to v, or to the id of the first key of
+// EncryptionKeys, and checks that it names one of them. Only ids are read
+// here; the keys themselves are parsed, and their errors reported, where
+// the cipher is made. Errors name ids, never key material.
+func (c *Config) readSealingKey(v string) error {
+	var ids []string
+	if strings.TrimSpace(c.EncryptionKeys) != "" {
+		for _, part := range strings.Split(c.EncryptionKeys, ",") {
+			id, _, _ := strings.Cut(strings.TrimSpace(part), ":")
+			ids = append(ids, id)
+		}
+	}
+	switch {
+	case v == "" && len(ids) > 0:
+		c.SealingKey = ids[0]
+	case v == "":
+	case len(ids) == 0:
+		return fmt.Errorf("LATCHKEY_SEALING_KEY is %q but LATCHKEY_ENCRYPTION_KEYS is empty", v)
+	case !slices.Contains(ids, v):
+		return fmt.Errorf("LATCHKEY_SEALING_KEY: %q is not a key id of LATCHKEY_ENCRYPTION_KEYS (%s)", v, strings.Join(ids, ", "))
+	default:
+		c.SealingKey = v
+	}
+	return nil
 }
 
 func or(v, def string) string {

@@ -84,12 +84,17 @@ func Open(ctx context.Context, url, sqlitePath string) (*gorm.DB, error) {
 	return db, nil
 }
 
+// sqliteDSN opens path in WAL mode, waiting up to 5s for a lock. Every
+// transaction begins IMMEDIATE, taking the write lock at once: a
+// transaction that reads, then writes (most do) would otherwise fail with
+// SQLITE_BUSY, unwaited, when another process (reencrypt beside a server)
+// wrote in between.
 func sqliteDSN(path string) string {
 	sep := "?"
 	if strings.Contains(path, "?") {
 		sep = "&"
 	}
-	return "file:" + path + sep + "_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=synchronous(NORMAL)"
+	return "file:" + path + sep + "_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 }
 
 // redact keeps a connection URL (and the password in it) out of an error.

@@ -306,18 +306,31 @@ func (r *Rotator) column(ctx context.Context, c Column, elapsed func() time.Dura
 }
 
 // stale is the condition selecting the column's sealed values that were
-// not sealed with the current key, with its arguments. The prefix is
+// not sealed with the current key, with its arguments.
+func (r *Rotator) stale(c Column) (string, []any) {
+	return c.notSealedWith(r.Cipher.CurrentKeyID())
+}
+
+// notSealedWith is the condition selecting the column's sealed values that
+// were sealed with none of the keys ids, with its arguments. Prefixes are
 // compared exactly: LIKE treats '_', which key ids may hold, as a wildcard,
 // and in SQLite ignores case.
-func (r *Rotator) stale(c Column) (string, []any) {
-	prefix := r.Cipher.CurrentPrefix()
-	cond := "substr(" + c.Value + ", 1, " + strconv.Itoa(len(prefix)) + ") <> ?"
-	args := []any{prefix}
+func (c Column) notSealedWith(ids ...string) (string, []any) {
+	var conds []string
+	var args []any
 	if c.Where != "" {
-		cond = "(" + c.Where + ") AND " + cond
-		args = append(append([]any{}, c.Args...), args...)
+		conds = append(conds, "("+c.Where+")")
+		args = append(args, c.Args...)
 	}
-	return cond, args
+	for _, id := range ids {
+		prefix := secret.Prefix(id)
+		conds = append(conds, "substr("+c.Value+", 1, "+strconv.Itoa(len(prefix))+") <> ?")
+		args = append(args, prefix)
+	}
+	if len(conds) == 0 {
+		return "1 = 1", nil
+	}
+	return strings.Join(conds, " AND "), args
 }
 
 func (r *Rotator) count(ctx context.Context, c Column) (int64, error) {
@@ -330,6 +343,12 @@ func (r *Rotator) count(ctx context.Context, c Column) (int64, error) {
 // read returns up to limit stale rows after cursor in primary key order.
 func (r *Rotator) read(ctx context.Context, c Column, cursor []string, limit int) ([]row, error) {
 	cond, args := r.stale(c)
+	return readRows(ctx, r.DB, c, cond, args, cursor, limit)
+}
+
+// readRows returns up to limit rows of c that match cond, after cursor in
+// primary key order.
+func readRows(ctx context.Context, db *gorm.DB, c Column, cond string, args []any, cursor []string, limit int) ([]row, error) {
 	keys := strings.Join(c.Keys, ", ")
 	if cursor != nil {
 		// A row-value comparison, which PostgreSQL and SQLite (3.15+) both
@@ -341,7 +360,7 @@ func (r *Rotator) read(ctx context.Context, c Column, cursor []string, limit int
 	}
 	q := "SELECT " + keys + ", " + c.Value + " FROM " + c.Table + " WHERE " + cond +
 		" ORDER BY " + keys + " LIMIT " + strconv.Itoa(limit)
-	rs, err := r.DB.WithContext(ctx).Raw(q, args...).Rows()
+	rs, err := db.WithContext(ctx).Raw(q, args...).Rows()
 	if err != nil {
 		return nil, err
 	}

@@ -4,7 +4,10 @@ package secret
 // ("v1:<current key id>:"). A store finds the values that still need
 // re-sealing by comparing this prefix exactly (not with LIKE: '_' is a
 // LIKE wildcard and may appear in key ids).
-func (c *Cipher) CurrentPrefix() string { return version + ":" + c.current + ":" }
+func (c *Cipher) CurrentPrefix() string { return Prefix(c.current) }
+
+// Prefix is how every value sealed with the key id begins ("v1:<id>:").
+func Prefix(id string) string { return version + ":" + id + ":" }
 
 // IsCurrent reports whether sealed was sealed with the current key. It does
 // not check that the value opens.

@@ -1,8 +1,8 @@
 // Package secret encrypts setting values at rest with AES-256-GCM.
 //
 // A sealed value reads "v1:<key id>:<base64url(nonce || ciphertext)>". The key
-// id lets keys rotate: new values are sealed with the current key, and any
-// key still in the ring opens old ones. The caller passes associated data
+// id lets keys rotate: new values are sealed with the current (sealing) key,
+// and any key still in the ring opens old ones. The caller passes associated data
 // naming the row a value belongs to (installation, user, setting key), so a
 // ciphertext copied into another row, or another tenant's, fails to open.
 package secret
@@ -40,6 +40,7 @@ type Key struct {
 // Cipher seals and opens values with a ring of keys.
 type Cipher struct {
 	current string
+	ids     []string // in the order they were given
 	aeads   map[string]cipher.AEAD
 	rand    io.Reader
 }
@@ -71,9 +72,26 @@ func New(keys []Key) (*Cipher, error) {
 			return nil, err
 		}
 		c.aeads[k.ID] = aead
+		c.ids = append(c.ids, k.ID)
 	}
 	return c, nil
 }
+
+// WithSealingKey returns a Cipher with the same ring that seals with the
+// key id instead. A key can so be known to every server (it opens values)
+// before any server seals with it: the order a rolling rotation needs. It
+// returns an error naming id if the ring has no such key.
+func (c *Cipher) WithSealingKey(id string) (*Cipher, error) {
+	if _, ok := c.aeads[id]; !ok {
+		return nil, fmt.Errorf("secret: sealing key %q is not in the ring (%s)", id, strings.Join(c.ids, ", "))
+	}
+	cc := *c
+	cc.current = id
+	return &cc, nil
+}
+
+// KeyIDs returns the ids of the ring's keys, in the order they were given.
+func (c *Cipher) KeyIDs() []string { return append([]string(nil), c.ids...) }
 
 // ParseKeys reads a key ring written as "id:base64key[,id:base64key...]",
 // the first being the current key. Keys are standard or URL base64 of 32 bytes.
@@ -107,15 +125,26 @@ func decodeBase64(s string) ([]byte, error) {
 // CurrentKeyID is the id of the key new values are sealed with.
 func (c *Cipher) CurrentKeyID() string { return c.current }
 
-// Seal encrypts plaintext for the row named by aad.
+// Seal encrypts plaintext for the row named by aad with the sealing key.
 func (c *Cipher) Seal(plaintext, aad string) (string, error) {
-	aead := c.aeads[c.current]
+	return c.SealWith(c.current, plaintext, aad)
+}
+
+// SealWith is Seal with the key id rather than the sealing key: for the
+// check values that prove each key of the ring is the one the database
+// knows by its id. It returns an error if the ring has no key id, or if the
+// random source fails.
+func (c *Cipher) SealWith(id, plaintext, aad string) (string, error) {
+	aead, ok := c.aeads[id]
+	if !ok {
+		return "", fmt.Errorf("secret: no key %q in the ring", id)
+	}
 	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(plaintext)+aead.Overhead())
 	if _, err := io.ReadFull(c.rand, nonce); err != nil {
 		return "", fmt.Errorf("secret: reading random nonce: %w", err)
 	}
 	out := aead.Seal(nonce, nonce, []byte(plaintext), []byte(aad))
-	return version + ":" + c.current + ":" + base64.RawURLEncoding.EncodeToString(out), nil
+	return version + ":" + id + ":" + base64.RawURLEncoding.EncodeToString(out), nil
 }
 
 // Open decrypts a value sealed for the row named by aad. It returns ErrOpen

@@ -83,6 +83,44 @@ func TestRotation(t *testing.T) {
 	}
 }
 
+// TestSealingKey: a key can be in the ring, opening values, while another
+// key seals; which one seals is chosen by id, whatever the order.
+func TestSealingKey(t *testing.T) {
+	ring := mustCipher(t, key("k1", 1), key("k2", 2))
+	if _, err := ring.WithSealingKey("k3"); err == nil || !strings.Contains(err.Error(), `"k3"`) {
+		t.Fatalf("WithSealingKey(k3) err = %v, want an error naming k3", err)
+	}
+	k2, err := ring.WithSealingKey("k2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	byK2, _ := k2.Seal("value", "aad")
+	byK1, _ := ring.Seal("value", "aad")
+	if kid, _ := KeyID(byK2); kid != "k2" || k2.CurrentKeyID() != "k2" || !k2.IsCurrent(byK2) || k2.IsCurrent(byK1) {
+		t.Fatalf("sealed with %q, want k2", kid)
+	}
+	if kid, _ := KeyID(byK1); kid != "k1" || ring.CurrentKeyID() != "k1" {
+		t.Fatalf("the original cipher seals with %q now, want k1 still", kid)
+	}
+	for _, c := range []*Cipher{ring, k2} {
+		for _, v := range []string{byK1, byK2} {
+			if got, err := c.Open(v, "aad"); err != nil || got != "value" {
+				t.Errorf("Open = %q, %v", got, err)
+			}
+		}
+	}
+	if got := strings.Join(k2.KeyIDs(), ","); got != "k1,k2" {
+		t.Errorf("KeyIDs = %s, want k1,k2", got)
+	}
+	byK1Explicitly, err := k2.SealWith("k1", "value", "aad")
+	if kid, _ := KeyID(byK1Explicitly); err != nil || kid != "k1" {
+		t.Errorf("SealWith(k1) sealed with %q, %v", kid, err)
+	}
+	if _, err := k2.SealWith("k3", "value", "aad"); err == nil {
+		t.Error("SealWith sealed with a key not in the ring")
+	}
+}
+
 func TestParseKeys(t *testing.T) {
 	keys, err := ParseKeys("a:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=, b:AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI")
 	if err != nil {
