@@ -182,9 +182,9 @@ func BenchmarkHotPath(b *testing.B) {
 			for b.Loop() {
 				for round := 0; round < 9; round++ {
 					for _, t := range targets {
-						load(b, client, t.url, t.header, callers, calls/10) // warm up
+						drive(b, client, t.url, t.header, callers, calls/10) // warm up
 						start := time.Now()
-						lat := load(b, client, t.url, t.header, callers, calls)
+						lat := drive(b, client, t.url, t.header, callers, calls)
 						if b.Failed() {
 							b.FailNow()
 						}
@@ -219,9 +219,9 @@ func BenchmarkHotPath(b *testing.B) {
 	}
 }
 
-// load sends n calls from callers goroutines and returns each call's
+// drive sends n calls from callers goroutines and returns each call's
 // latency.
-func load(tb testing.TB, client *http.Client, u string, header http.Header, callers, n int) []time.Duration {
+func drive(tb testing.TB, client *http.Client, u string, header http.Header, callers, n int) []time.Duration {
 	lat := make([]time.Duration, n)
 	var next sync.Mutex
 	i := 0
