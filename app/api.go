@@ -11,6 +11,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/latchkey/latchkey/internal/cache"
 	"github.com/latchkey/latchkey/internal/database"
 	"github.com/latchkey/latchkey/internal/errs"
 	"github.com/latchkey/latchkey/internal/template"
@@ -188,7 +189,12 @@ func (s *Store) CreateAPI(ctx context.Context, a *API, known func(string) bool) 
 	a.ID = database.NewID()
 	a.CreatedAt = s.now()
 	a.UpdatedAt = a.CreatedAt
-	err := s.db.WithContext(ctx).Create(a).Error
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Create(a).Error; err != nil {
+			return err
+		}
+		return s.bus.Changed(tx, "api", "")
+	})
 	if errors.Is(err, gorm.ErrDuplicatedKey) {
 		return apiNameTaken(a.Name)
 	}
@@ -202,6 +208,10 @@ func apiNameTaken(name string) error {
 
 // FindAPI returns the app's API whose id or name is ref.
 func (s *Store) FindAPI(ctx context.Context, appID, ref string) (API, error) {
+	return s.apis.Load(appID+cache.Sep+ref, func() (API, error) { return s.findAPI(ctx, appID, ref) })
+}
+
+func (s *Store) findAPI(ctx context.Context, appID, ref string) (API, error) {
 	var a API
 	q := s.db.WithContext(ctx).Where("app_id = ?", appID)
 	if isUUID(ref) {
@@ -243,7 +253,10 @@ func (s *Store) UpdateAPI(ctx context.Context, appID, ref string, u APIUpdate, k
 			return err
 		}
 		a.UpdatedAt = s.now()
-		return tx.Save(&a).Error
+		if err := tx.Save(&a).Error; err != nil {
+			return err
+		}
+		return s.bus.Changed(tx, "api", "")
 	})
 	if errors.Is(err, gorm.ErrDuplicatedKey) {
 		return API{}, apiNameTaken(a.Name)
@@ -257,5 +270,11 @@ func (s *Store) DeleteAPI(ctx context.Context, appID, ref string) error {
 	if err != nil {
 		return err
 	}
-	return errs.From(s.db.WithContext(ctx).Delete(&API{}, "id = ?", a.ID).Error, "deleting API")
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Delete(&API{}, "id = ?", a.ID).Error; err != nil {
+			return err
+		}
+		return s.bus.Changed(tx, "api", "")
+	})
+	return errs.From(err, "deleting API")
 }

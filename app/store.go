@@ -6,10 +6,12 @@ import (
 	"encoding/base64"
 	"errors"
 	"strings"
+	"sync"
 	"time"
 
 	"gorm.io/gorm"
 
+	"github.com/latchkey/latchkey/internal/cache"
 	"github.com/latchkey/latchkey/internal/database"
 	"github.com/latchkey/latchkey/internal/errs"
 	"github.com/latchkey/latchkey/internal/secret"
@@ -23,6 +25,23 @@ const keyPrefix = "lk_"
 type Store struct {
 	db  *gorm.DB
 	now func() time.Time
+
+	// Caches of what every call reads (see UseCache); nil: none. Values
+	// from them are shared and must not be modified.
+	bus      *cache.Bus
+	keys     *cache.Cache[APIKey] // by key hash
+	apps     *cache.Cache[App]    // by account and ref, and by id
+	apis     *cache.Cache[API]    // by app and ref
+	lastUsed sync.Map             // key id -> time.Time this process last recorded
+}
+
+// UseCache makes s keep API keys, apps and APIs in memory, invalidated
+// through bus on every write.
+func (s *Store) UseCache(bus *cache.Bus) {
+	s.bus = bus
+	s.keys = cache.New[APIKey](bus, "api_key")
+	s.apps = cache.New[App](bus, "app")
+	s.apis = cache.New[API](bus, "api")
 }
 
 // NewStore returns a Store over db.
@@ -78,18 +97,29 @@ func (s *Store) Authenticate(ctx context.Context, key string) (APIKey, error) {
 	if !strings.HasPrefix(key, keyPrefix) || len(key) > 100 {
 		return APIKey{}, errs.New(errs.Unauthorized, "unknown API key")
 	}
-	var k APIKey
-	err := s.db.WithContext(ctx).Where("hash = ?", secret.Hash(key)).Take(&k).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return APIKey{}, errs.New(errs.Unauthorized, "unknown API key")
-	}
+	hash := secret.Hash(key)
+	k, err := s.keys.Load(hash, func() (APIKey, error) {
+		var k APIKey
+		err := s.db.WithContext(ctx).Where("hash = ?", hash).Take(&k).Error
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return APIKey{}, errs.New(errs.Unauthorized, "unknown API key")
+		}
+		if err != nil {
+			return APIKey{}, errs.Wrap(errs.Unavailable, err, "cannot check the API key now")
+		}
+		if k.LastUsedAt != nil {
+			s.lastUsed.LoadOrStore(k.ID, *k.LastUsedAt)
+		}
+		return k, nil
+	})
 	if err != nil {
-		return APIKey{}, errs.Wrap(errs.Unavailable, err, "cannot check the API key now")
+		return APIKey{}, err
 	}
-	// Record use at most once a minute: a write per request would cost more
-	// than it tells.
+	// Record use at most once a minute per process: a write per request
+	// would cost more than it tells.
 	now := s.now()
-	if k.LastUsedAt == nil || now.Sub(*k.LastUsedAt) > time.Minute {
+	if last, ok := s.lastUsed.Load(k.ID); !ok || now.Sub(last.(time.Time)) > time.Minute {
+		s.lastUsed.Store(k.ID, now)
 		s.db.WithContext(ctx).Model(&APIKey{}).Where("id = ?", k.ID).Update("last_used_at", now)
 	}
 	return k, nil
@@ -98,6 +128,10 @@ func (s *Store) Authenticate(ctx context.Context, key string) (APIKey, error) {
 // Find returns the account's app whose id or slug is ref. Another account's
 // app is not found.
 func (s *Store) Find(ctx context.Context, accountID, ref string) (App, error) {
+	return s.apps.Load(accountID+cache.Sep+ref, func() (App, error) { return s.find(ctx, accountID, ref) })
+}
+
+func (s *Store) find(ctx context.Context, accountID, ref string) (App, error) {
 	var a App
 	q := s.db.WithContext(ctx).Where("account_id = ?", accountID)
 	if isUUID(ref) {
@@ -118,6 +152,10 @@ func (s *Store) Find(ctx context.Context, accountID, ref string) (App, error) {
 // FindByID returns an app by id, whatever its account; for flows that start
 // from an installation rather than an API key.
 func (s *Store) FindByID(ctx context.Context, id string) (App, error) {
+	return s.apps.Load(id, func() (App, error) { return s.findByID(ctx, id) })
+}
+
+func (s *Store) findByID(ctx context.Context, id string) (App, error) {
 	var a App
 	err := s.db.WithContext(ctx).Where("id = ?", id).Take(&a).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
@@ -151,7 +189,15 @@ func (s *Store) Create(ctx context.Context, a *App) error {
 	a.ID = database.NewID()
 	a.CreatedAt = s.now()
 	a.UpdatedAt = a.CreatedAt
-	err := s.db.WithContext(ctx).Create(a).Error
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Create(a).Error; err != nil {
+			return err
+		}
+		// A slug lookup that missed may have been kept as "not found"
+		// by no one (errors are not cached); an id is new. Still, a
+		// new app changes what a slug names.
+		return s.bus.Changed(tx, "app", "")
+	})
 	if errors.Is(err, gorm.ErrDuplicatedKey) {
 		return slugTaken(a.Slug)
 	}
@@ -192,7 +238,10 @@ func (s *Store) Update(ctx context.Context, accountID, ref string, u Update) (Ap
 			return err
 		}
 		a.UpdatedAt = s.now()
-		return tx.Save(&a).Error
+		if err := tx.Save(&a).Error; err != nil {
+			return err
+		}
+		return s.bus.Changed(tx, "app", "")
 	})
 	if errors.Is(err, gorm.ErrDuplicatedKey) {
 		return App{}, slugTaken(a.Slug)
@@ -219,7 +268,13 @@ func (s *Store) Delete(ctx context.Context, accountID, ref string) error {
 		if n > 0 {
 			return errs.New(errs.Conflict, "app %q has %d installation(s); delete them first", a.Slug, n)
 		}
-		return tx.Delete(&App{}, "id = ?", a.ID).Error
+		if err := tx.Delete(&App{}, "id = ?", a.ID).Error; err != nil {
+			return err
+		}
+		if err := s.bus.Changed(tx, "api", ""); err != nil {
+			return err
+		}
+		return s.bus.Changed(tx, "app", "")
 	})
 	return errs.From(err, "deleting app")
 }

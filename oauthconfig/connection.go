@@ -10,6 +10,7 @@ import (
 	"gorm.io/gorm/clause"
 
 	"github.com/latchkey/latchkey/app"
+	"github.com/latchkey/latchkey/internal/cache"
 	"github.com/latchkey/latchkey/internal/errs"
 	"github.com/latchkey/latchkey/settings"
 )
@@ -107,6 +108,31 @@ type Connections struct {
 
 	// Events, if set, gets connection.* events for the app's webhooks.
 	Events EventQueue
+
+	bus   *cache.Bus
+	conns *cache.Cache[cachedConnection] // by installation, owner and config; nil in WithTx
+}
+
+// cachedConnection is a connection as read, or the fact that there is none.
+type cachedConnection struct {
+	c     Connection
+	found bool
+}
+
+// UseCache makes cs keep connections in memory, invalidated through bus
+// on every write.
+func (cs *Connections) UseCache(bus *cache.Bus) {
+	cs.bus = bus
+	cs.conns = cache.New[cachedConnection](bus, "connection")
+}
+
+func connCacheKey(installationID, owner, configID string) string {
+	return installationID + cache.Sep + owner + cache.Sep + configID
+}
+
+// changed tells every replica that the connection has changed.
+func (cs *Connections) changed(tx *gorm.DB, installationID, owner, configID string) error {
+	return cs.bus.Changed(tx, "connection", connCacheKey(installationID, owner, configID))
 }
 
 // eventData is the data of connection.* webhook events.
@@ -137,7 +163,7 @@ func NewConnections(db *gorm.DB, s *settings.Store) *Connections {
 
 // WithTx returns a Connections that works inside tx.
 func (cs *Connections) WithTx(tx *gorm.DB) *Connections {
-	return &Connections{db: tx, settings: cs.settings.WithTx(tx), now: cs.now, Events: cs.Events}
+	return &Connections{db: tx, settings: cs.settings.WithTx(tx), now: cs.now, Events: cs.Events, bus: cs.bus}
 }
 
 // Save stores a new connection's tokens; see store.
@@ -213,6 +239,9 @@ func (cs *Connections) store(ctx context.Context, inst settings.Installation, us
 		if err != nil {
 			return err
 		}
+		if err := cs.changed(tx, c.InstallationID, c.UserID, c.ConfigID); err != nil {
+			return err
+		}
 		event := "connection.created"
 		if refreshed {
 			event = "connection.refreshed"
@@ -285,6 +314,9 @@ func (cs *Connections) Fail(ctx context.Context, inst settings.Installation, use
 		if err != nil {
 			return err
 		}
+		if err := cs.changed(tx, c.InstallationID, c.UserID, c.ConfigID); err != nil {
+			return err
+		}
 		// The event reports the row as it now is (an existing connection
 		// keeps its status on a transient failure).
 		if err := tx.Where("installation_id = ? AND user_id = ? AND config_id = ?", c.InstallationID, c.UserID, c.ConfigID).Take(&c).Error; err != nil {
@@ -324,6 +356,9 @@ func (cs *Connections) Refused(ctx context.Context, inst settings.Installation, 
 		if err := tx.Save(&c).Error; err != nil {
 			return err
 		}
+		if err := cs.changed(tx, c.InstallationID, c.UserID, c.ConfigID); err != nil {
+			return err
+		}
 		return cs.emit(tx, inst, "connection.refresh_failed", c)
 	})
 	return n, errs.From(err, "recording a refused renewal")
@@ -332,9 +367,15 @@ func (cs *Connections) Refused(ctx context.Context, inst settings.Installation, 
 // BeginRefresh writes the intent record of a refresh about to be sent, in
 // its own transaction so that it survives whatever happens next.
 func (cs *Connections) BeginRefresh(ctx context.Context, inst settings.Installation, userID string, cfg *Config) error {
-	err := cs.db.WithContext(ctx).Model(&Connection{}).
-		Where("installation_id = ? AND user_id = ? AND config_id = ?", inst.ID, cfg.Owner(userID), cfg.ID).
-		Update("refresh_started_at", cs.now()).Error
+	err := cs.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		err := tx.Model(&Connection{}).
+			Where("installation_id = ? AND user_id = ? AND config_id = ?", inst.ID, cfg.Owner(userID), cfg.ID).
+			Update("refresh_started_at", cs.now()).Error
+		if err != nil {
+			return err
+		}
+		return cs.changed(tx, inst.ID, cfg.Owner(userID), cfg.ID)
+	})
 	return errs.From(err, "recording a refresh")
 }
 
@@ -379,12 +420,21 @@ func clipReason(s string) string {
 
 // Get returns a user's connection for a config.
 func (cs *Connections) Get(ctx context.Context, installationID, userID, configID string) (Connection, error) {
-	var c Connection
-	err := cs.db.WithContext(ctx).Where("installation_id = ? AND user_id = ? AND config_id = ?", installationID, userID, configID).Take(&c).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
+	got, err := cs.conns.Load(connCacheKey(installationID, userID, configID), func() (cachedConnection, error) {
+		var c Connection
+		err := cs.db.WithContext(ctx).Where("installation_id = ? AND user_id = ? AND config_id = ?", installationID, userID, configID).Take(&c).Error
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return cachedConnection{}, nil
+		}
+		return cachedConnection{c: c, found: true}, errs.From(err, "reading connection")
+	})
+	if err != nil {
+		return Connection{}, err
+	}
+	if !got.found {
 		return Connection{}, errs.NotFoundf("user %q has not connected this config", userID)
 	}
-	return c, errs.From(err, "reading connection")
+	return got.c, nil
 }
 
 // List returns an installation's connections, of one user if userID is

@@ -85,7 +85,7 @@ func (rf *Refresher) SetLinker(l Linker) { rf.links = l }
 // user must connect (again); Timeout or Upstream when a needed renewal
 // failed at the provider; Invalid when a request cannot be rendered.
 func (rf *Refresher) Fresh(ctx context.Context, inst settings.Installation, userID string, cfg *Config) (settings.Resolved, error) {
-	r, conn, err := rf.read(ctx, rf.db, inst, userID, cfg)
+	r, conn, err := rf.read(ctx, nil, inst, userID, cfg)
 	if err != nil {
 		return settings.Resolved{}, err
 	}
@@ -475,16 +475,21 @@ func (rf *Refresher) reauthorize(ctx context.Context, inst settings.Installation
 	return e
 }
 
-// read resolves the settings and the connection through db, which may be
-// a transaction holding the renewal lock.
+// read resolves the settings and the connection: from the caches with db
+// nil, else through db (the pool, or a transaction holding the renewal
+// lock), which re-reads what another worker may have stored.
 // Tokens kept in memory (see keep) are newer than the stored ones and
 // overlay them.
 func (rf *Refresher) read(ctx context.Context, db *gorm.DB, inst settings.Installation, userID string, cfg *Config) (settings.Resolved, Connection, error) {
-	r, err := rf.settings.WithTx(db).Resolve(ctx, inst, userID)
+	s, conns := rf.settings, rf.conns // cached: the hot path
+	if db != nil {
+		s, conns = s.WithTx(db), conns.WithTx(db) // the database itself, under the lock
+	}
+	r, err := s.Resolve(ctx, inst, userID)
 	if err != nil {
 		return settings.Resolved{}, Connection{}, err
 	}
-	conn, err := rf.conns.WithTx(db).Get(ctx, inst.ID, cfg.Owner(userID), cfg.ID)
+	conn, err := conns.Get(ctx, inst.ID, cfg.Owner(userID), cfg.ID)
 	if errs.Is(err, errs.NotFound) {
 		conn, err = Connection{}, nil
 	}

@@ -9,6 +9,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/latchkey/latchkey/app"
+	"github.com/latchkey/latchkey/internal/cache"
 	"github.com/latchkey/latchkey/internal/database"
 	"github.com/latchkey/latchkey/internal/errs"
 	"github.com/latchkey/latchkey/settings"
@@ -18,6 +19,16 @@ import (
 type Store struct {
 	db  *gorm.DB
 	now func() time.Time
+
+	bus     *cache.Bus
+	configs *cache.Cache[Config] // by id; shared values, not to be modified
+}
+
+// UseCache makes s keep configs in memory, invalidated through bus on
+// every write.
+func (s *Store) UseCache(bus *cache.Bus) {
+	s.bus = bus
+	s.configs = cache.New[Config](bus, "config")
 }
 
 // NewStore returns a Store over db.
@@ -55,7 +66,12 @@ func (s *Store) Update(ctx context.Context, c *Config, defs []settings.Definitio
 		return err
 	}
 	c.UpdatedAt = s.now()
-	err := s.db.WithContext(ctx).Save(c).Error
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Save(c).Error; err != nil {
+			return err
+		}
+		return s.bus.Changed(tx, "config", c.ID)
+	})
 	if errors.Is(err, gorm.ErrDuplicatedKey) {
 		return nameTaken(c.Name)
 	}
@@ -64,23 +80,24 @@ func (s *Store) Update(ctx context.Context, c *Config, defs []settings.Definitio
 
 // Find returns the app's config with that id.
 func (s *Store) Find(ctx context.Context, appID, id string) (Config, error) {
-	var c Config
-	err := s.db.WithContext(ctx).Where("app_id = ? AND id = ?", appID, id).Take(&c).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
+	c, err := s.FindByID(ctx, id)
+	if err == nil && c.AppID != appID {
 		return Config{}, errs.NotFoundf("OAuth config %q not found", id)
 	}
-	return c, errs.From(err, "reading OAuth config")
+	return c, err
 }
 
 // FindByID returns a config by id, whatever its app; for flows that start
 // from a stored state rather than an API key.
 func (s *Store) FindByID(ctx context.Context, id string) (Config, error) {
-	var c Config
-	err := s.db.WithContext(ctx).Where("id = ?", id).Take(&c).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return Config{}, errs.NotFoundf("OAuth config %q not found", id)
-	}
-	return c, errs.From(err, "reading OAuth config")
+	return s.configs.Load(id, func() (Config, error) {
+		var c Config
+		err := s.db.WithContext(ctx).Where("id = ?", id).Take(&c).Error
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return Config{}, errs.NotFoundf("OAuth config %q not found", id)
+		}
+		return c, errs.From(err, "reading OAuth config")
+	})
 }
 
 // List returns the app's configs, oldest first.
@@ -100,11 +117,22 @@ func (s *Store) Delete(ctx context.Context, appID, id string) error {
 	if len(names) > 0 {
 		return errs.New(errs.Conflict, "OAuth config %q is used by API(s) %s; change or delete them first", id, strings.Join(names, ", "))
 	}
-	res := s.db.WithContext(ctx).Where("app_id = ? AND id = ?", appID, id).Delete(&Config{})
-	if res.Error != nil {
-		return errs.From(res.Error, "deleting OAuth config")
+	var found bool
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Where("app_id = ? AND id = ?", appID, id).Delete(&Config{})
+		if res.Error != nil || res.RowsAffected == 0 {
+			return res.Error
+		}
+		found = true
+		if err := s.bus.Changed(tx, "connection", ""); err != nil { // gone with it
+			return err
+		}
+		return s.bus.Changed(tx, "config", id)
+	})
+	if err != nil {
+		return errs.From(err, "deleting OAuth config")
 	}
-	if res.RowsAffected == 0 {
+	if !found {
 		return errs.NotFoundf("OAuth config %q not found", id)
 	}
 	return nil

@@ -14,6 +14,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"github.com/latchkey/latchkey/internal/cache"
 	"github.com/latchkey/latchkey/internal/database"
 	"github.com/latchkey/latchkey/internal/errs"
 )
@@ -121,12 +122,14 @@ func (s *Store) Install(ctx context.Context, appID, organizationID string, value
 // Installation returns an installation by id, whatever its account: callers
 // check the app belongs to the caller.
 func (s *Store) Installation(ctx context.Context, id string) (Installation, error) {
-	var inst Installation
-	err := s.db.WithContext(ctx).Where("id = ?", id).Take(&inst).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return Installation{}, errs.NotFoundf("installation %q not found", id)
-	}
-	return inst, errs.From(err, "reading installation")
+	return s.insts.Load(id, func() (Installation, error) {
+		var inst Installation
+		err := s.db.WithContext(ctx).Where("id = ?", id).Take(&inst).Error
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return Installation{}, errs.NotFoundf("installation %q not found", id)
+		}
+		return inst, errs.From(err, "reading installation")
+	})
 }
 
 // InstallationFilter selects installations; empty fields match all.
@@ -153,7 +156,15 @@ func (s *Store) Installations(ctx context.Context, f InstallationFilter) ([]Inst
 // user value stored for it are deleted.
 func (s *Store) DeleteInstallation(ctx context.Context, id string) error {
 	// Values go by ON DELETE CASCADE.
-	err := s.db.WithContext(ctx).Delete(&Installation{}, "id = ?", id).Error
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Delete(&Installation{}, "id = ?", id).Error; err != nil {
+			return err
+		}
+		if err := s.bus.Changed(tx, "values", ""); err != nil {
+			return err
+		}
+		return s.bus.Changed(tx, "installation", id)
+	})
 	return errs.From(err, "deleting installation")
 }
 
@@ -252,9 +263,25 @@ func (s *Store) set(ctx context.Context, inst Installation, userID string, level
 		if err := s.with(tx).write(inst, userID, defs, level, changes); err != nil {
 			return err
 		}
-		return tx.Model(&Installation{}).Where("id = ?", inst.ID).Update("updated_at", s.now()).Error
+		return s.touch(tx, inst, userID)
 	})
 	return errs.From(err, "storing values")
+}
+
+// touch records that values of inst (a user's, when userID is set) have
+// changed: the installation's updated_at, and the caches of every replica.
+func (s *Store) touch(tx *gorm.DB, inst Installation, userID string) error {
+	if err := tx.Model(&Installation{}).Where("id = ?", inst.ID).Update("updated_at", s.now()).Error; err != nil {
+		return err
+	}
+	key := inst.ID
+	if userID != "" {
+		key += cache.Sep + userID
+	}
+	if err := s.bus.Changed(tx, "values", key); err != nil {
+		return err
+	}
+	return s.bus.Changed(tx, "installation", inst.ID)
 }
 
 // SetFromProvider stores values a provider sent for userID ("" for the
@@ -311,7 +338,7 @@ func (s *Store) SetFromProvider(ctx context.Context, inst Installation, userID s
 		if err := s.with(tx).write(inst, userID, defs, level, fit); err != nil {
 			return err
 		}
-		return tx.Model(&Installation{}).Where("id = ?", inst.ID).Update("updated_at", s.now()).Error
+		return s.touch(tx, inst, userID)
 	})
 	return problems, errs.From(err, "storing values")
 }
@@ -399,6 +426,49 @@ func (s *Store) write(inst Installation, userID string, defs []Definition, level
 	return nil
 }
 
+// fixedValues returns the developers' values of defs' read_only and hidden
+// settings, decrypted.
+func (s *Store) fixedValues(defs []Definition) (map[string]string, error) {
+	out := make(map[string]string)
+	for _, d := range defs {
+		if !d.Fixed() {
+			continue
+		}
+		v, ok, err := s.fixedValue(d)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out[d.Key] = v
+		}
+	}
+	return out, nil
+}
+
+// plain returns the values stored for an installation (or one of its
+// users), decrypted. A value that does not decrypt (moved from another row,
+// or sealed with a key no longer configured) is an errs.Internal error
+// naming the setting, never its content.
+func (s *Store) plain(ctx context.Context, installationID, userID string, level Level) (map[string]string, error) {
+	rows, err := s.rows(ctx, installationID, userID, level)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(rows))
+	for k, r := range rows {
+		if !r.Encrypted {
+			out[k] = r.Value
+			continue
+		}
+		v, err := s.cipher.Open(r.Value, aad(level, installationID, userID, k))
+		if err != nil {
+			return nil, errs.Wrap(errs.Internal, err, "stored value of setting %q cannot be decrypted", k)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
 // Resolved holds the values a template may use for one installation and
 // user, decrypted, with defaults filled in.
 type Resolved struct {
@@ -433,25 +503,26 @@ func (s *Store) Resolve(ctx context.Context, inst Installation, userID string) (
 	if err != nil {
 		return Resolved{}, err
 	}
-	r := Resolved{Values: make(map[string]string), Secret: make(map[string]bool)}
-	org, err := s.rows(ctx, inst.ID, "", Organization)
+	fixed, err := s.fixed.Load(inst.AppID, func() (map[string]string, error) { return s.fixedValues(defs) })
 	if err != nil {
 		return Resolved{}, err
 	}
-	var usr map[string]row
+	org, err := s.vals.Load(inst.ID, func() (map[string]string, error) { return s.plain(ctx, inst.ID, "", Organization) })
+	if err != nil {
+		return Resolved{}, err
+	}
+	var usr map[string]string
 	if userID != "" {
-		if usr, err = s.rows(ctx, inst.ID, userID, User); err != nil {
+		usr, err = s.vals.Load(inst.ID+cache.Sep+userID, func() (map[string]string, error) { return s.plain(ctx, inst.ID, userID, User) })
+		if err != nil {
 			return Resolved{}, err
 		}
 	}
+	r := Resolved{Values: make(map[string]string, len(defs)), Secret: make(map[string]bool, len(defs))}
 	for _, d := range defs {
 		r.Secret[d.Key] = d.Secret
 		if d.Fixed() {
-			v, ok, err := s.fixedValue(d)
-			if err != nil {
-				return Resolved{}, err
-			}
-			if ok {
+			if v, ok := fixed[d.Key]; ok {
 				r.Values[d.Key] = v
 			}
 			continue
@@ -461,14 +532,8 @@ func (s *Store) Resolve(ctx context.Context, inst Installation, userID string) (
 			stored, ok = usr[d.Key]
 		}
 		switch {
-		case ok && stored.Encrypted:
-			v, err := s.cipher.Open(stored.Value, aad(d.Level, inst.ID, userID, d.Key))
-			if err != nil {
-				return Resolved{}, errs.Wrap(errs.Internal, err, "stored value of setting %q cannot be decrypted", d.Key)
-			}
-			r.Values[d.Key] = v
 		case ok:
-			r.Values[d.Key] = stored.Value
+			r.Values[d.Key] = stored
 		case d.DefaultValue != nil:
 			r.Values[d.Key] = *d.DefaultValue
 		}

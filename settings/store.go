@@ -7,6 +7,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/latchkey/latchkey/internal/cache"
 	"github.com/latchkey/latchkey/internal/database"
 	"github.com/latchkey/latchkey/internal/errs"
 	"github.com/latchkey/latchkey/internal/secret"
@@ -18,6 +19,26 @@ type Store struct {
 	db     *gorm.DB
 	cipher *secret.Cipher
 	now    func() time.Time
+
+	// Caches of what every call reads (see UseCache); nil: none, as in a
+	// Store made by WithTx, whose reads must see its transaction. Values
+	// from them are shared and must not be modified.
+	bus   *cache.Bus
+	defs  *cache.Cache[[]Definition]      // by app
+	fixed *cache.Cache[map[string]string] // developers' values by app, decrypted
+	insts *cache.Cache[Installation]      // by id
+	vals  *cache.Cache[map[string]string] // decrypted values by installation, or installation and user
+}
+
+// UseCache makes s keep definitions, installations and values (decrypted,
+// for at most the bus's TTL) in memory, invalidated through bus on every
+// write.
+func (s *Store) UseCache(bus *cache.Bus) {
+	s.bus = bus
+	s.defs = cache.New[[]Definition](bus, "definitions")
+	s.fixed = cache.New[map[string]string](bus, "definitions")
+	s.insts = cache.New[Installation](bus, "installation")
+	s.vals = cache.New[map[string]string](bus, "values")
 }
 
 // NewStore returns a Store over db that seals secret values with c.
@@ -30,19 +51,25 @@ func NewStore(db *gorm.DB, c *secret.Cipher) *Store {
 func (s *Store) WithTx(tx *gorm.DB) *Store { return s.with(tx) }
 
 func (s *Store) with(tx *gorm.DB) *Store {
-	return &Store{db: tx, cipher: s.cipher, now: s.now}
+	return &Store{db: tx, cipher: s.cipher, now: s.now, bus: s.bus}
 }
 
 // Definitions returns an app's definitions in prompt order; level "" means
 // both levels.
 func (s *Store) Definitions(ctx context.Context, appID string, level Level) ([]Definition, error) {
-	q := s.db.WithContext(ctx).Where("app_id = ?", appID)
-	if level != "" {
-		q = q.Where("level = ?", level)
+	all, err := s.defs.Load(appID, func() ([]Definition, error) {
+		var defs []Definition
+		err := s.db.WithContext(ctx).Where("app_id = ?", appID).Order("position, created_at, id").Find(&defs).Error
+		return defs, errs.From(err, "listing settings")
+	})
+	if err != nil || level == "" {
+		return all, err
 	}
 	var defs []Definition
-	if err := q.Order("position, created_at, id").Find(&defs).Error; err != nil {
-		return nil, errs.From(err, "listing settings")
+	for _, d := range all {
+		if d.Level == level {
+			defs = append(defs, d)
+		}
 	}
 	return defs, nil
 }
@@ -85,7 +112,10 @@ func (s *Store) CreateDefinition(ctx context.Context, d *Definition) error {
 		d.ID = database.NewID()
 		d.CreatedAt = s.now()
 		d.UpdatedAt = d.CreatedAt
-		return tx.Create(d).Error
+		if err := tx.Create(d).Error; err != nil {
+			return err
+		}
+		return s.bus.Changed(tx, "definitions", d.AppID)
 	})
 	if errors.Is(err, gorm.ErrDuplicatedKey) {
 		return &errs.Error{Code: errs.Conflict, Message: "the app already has this setting",
@@ -166,7 +196,13 @@ func (s *Store) UpdateDefinition(ctx context.Context, appID, key string, u Defin
 			return err
 		}
 		d.UpdatedAt = s.now()
-		return tx.Save(&d).Error
+		if err := tx.Save(&d).Error; err != nil {
+			return err
+		}
+		if err := s.bus.Changed(tx, "values", ""); err != nil { // values may have gone with it
+			return err
+		}
+		return s.bus.Changed(tx, "definitions", appID)
 	})
 	return d, errs.From(err, "updating setting")
 }
@@ -193,7 +229,13 @@ func (s *Store) DeleteDefinition(ctx context.Context, appID, key string, deleteV
 				return err
 			}
 		}
-		return tx.Delete(&Definition{}, "id = ?", d.ID).Error
+		if err := tx.Delete(&Definition{}, "id = ?", d.ID).Error; err != nil {
+			return err
+		}
+		if err := s.bus.Changed(tx, "values", ""); err != nil {
+			return err
+		}
+		return s.bus.Changed(tx, "definitions", appID)
 	})
 	return errs.From(err, "deleting setting")
 }

@@ -62,8 +62,10 @@ func newHotPath(tb testing.TB) *hotPath {
 		tb.Fatal(err)
 	}
 	cfg := config.Config{PublicURL: "http://latchkey.test", OutboundTimeout: 5 * time.Second,
-		OutboundAllow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
-	handler, _ := newServer(cfg, db.DB, cipher, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		OutboundAllow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
+		OutboundIdle:  64, CacheEntries: 10000, CacheTTL: 5 * time.Minute}
+	handler, jobs := newServer(cfg, db.DB, cipher, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	jobs.listen(tb)
 	srv := httptest.NewServer(handler)
 	tb.Cleanup(srv.Close)
 	apps := app.NewStore(db.DB)

@@ -47,6 +47,7 @@ func (f *flowApp) expire(t *testing.T) {
 	if err := f.e.db.Exec("UPDATE connections SET expires_at = ?", time.Now().Add(-time.Minute).UTC()).Error; err != nil {
 		t.Fatal(err)
 	}
+	f.e.sqlChanged()
 }
 
 // proxied is what a call through the proxy returned.
@@ -437,6 +438,8 @@ func (e *env) replicaWithJobs() (string, *background) {
 		db = e.db.Reopen(e.t) // a replica has its own connection pool
 	}
 	handler, jobs := newServer(cfg, db, e.cipher, log)
+	jobs.listen(e.t)
+	e.buses = append(e.buses, jobs.bus)
 	srv.Config.Handler = handler
 	srv.Start()
 	e.t.Cleanup(srv.Close)

@@ -25,6 +25,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/latchkey/latchkey/app"
+	"github.com/latchkey/latchkey/internal/cache"
 	"github.com/latchkey/latchkey/internal/config"
 	"github.com/latchkey/latchkey/internal/dbtest"
 	"github.com/latchkey/latchkey/internal/secret"
@@ -46,6 +47,8 @@ type env struct {
 	url    string
 	key    string // account "acme"
 	other  string // account "globex": must never see acme's things
+
+	buses []*cache.Bus // of e's server and its replicas
 
 	mu     sync.Mutex
 	logs   bytes.Buffer
@@ -86,18 +89,47 @@ func newEnvOn(t *testing.T, configure func(*config.Config), serve func(*dbtest.D
 		// unless it is allow-listed, as it is here.
 		OutboundAllow:   []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
 		OutboundTimeout: 5 * time.Second,
+		OutboundIdle:    64, CacheEntries: 10000, CacheTTL: 5 * time.Minute,
 	}
 	if configure != nil {
 		configure(&cfg)
 	}
 	e.cfg = cfg
 	e.echo, e.jobs = newServer(cfg, serverDB, e.cipher, log)
+	e.jobs.listen(t)
+	e.buses = append(e.buses, e.jobs.bus)
 	srv.Config.Handler = e.echo
 	srv.Start()
 	t.Cleanup(srv.Close)
 	e.key = e.newKey("acme")
 	e.other = e.newKey("globex")
 	return e
+}
+
+// listen starts the cache bus of a test server (its other jobs are left
+// to the tests), and waits until it listens: on PostgreSQL nothing is
+// cached before.
+func (b *background) listen(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { b.bus.Run(ctx, b.dsn); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	deadline := time.Now().Add(10 * time.Second)
+	for !b.bus.Listening() {
+		if time.Now().After(deadline) {
+			t.Fatal("the cache bus does not listen")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// sqlChanged is for tests that change rows with SQL, behind the stores'
+// backs: every server of e forgets what it cached.
+func (e *env) sqlChanged() {
+	for _, b := range e.buses {
+		b.Flush()
+	}
 }
 
 func (e *env) newKey(account string) string {

@@ -213,6 +213,7 @@ func testKeepAlive(t *testing.T, replicas int) {
 	if err := e.db.Exec("UPDATE connections SET issued_at = ? WHERE user_id = ?", old, "user-1").Error; err != nil {
 		t.Fatal(err)
 	}
+	e.sqlChanged()
 	before := f.resolve("user-1").Values["refresh_token"]
 	run()
 	if n := refreshRequests(p); n != 1 {

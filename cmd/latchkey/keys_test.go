@@ -111,6 +111,12 @@ func keyEnv(e *env, sealing string, keys ...secret.Key) func(string) string {
 		"LATCHKEY_SHUTDOWN_TIMEOUT": "5s",
 		"LATCHKEY_OUTBOUND_ALLOW":   "127.0.0.0/8",
 	}
+	if e.db.URL == "" {
+		// Several servers on one SQLite file stand in for replicas here;
+		// Latchkey runs one replica on SQLite, and its caches, which
+		// only PostgreSQL invalidates across processes, assume so.
+		vars["LATCHKEY_CACHE_ENTRIES"] = "0"
+	}
 	return func(k string) string { return vars[k] }
 }
 

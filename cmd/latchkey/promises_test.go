@@ -324,6 +324,7 @@ func TestNonStandardRefusalEndsTheGrant(t *testing.T) {
 					if err := e.db.Exec("UPDATE connections SET last_refusal_at = ?", time.Now().Add(-2*time.Minute).UTC()).Error; err != nil {
 						t.Fatal(err)
 					}
+					e.sqlChanged()
 					continue
 				}
 				if r.status != http.StatusConflict || r.problemCode(t) != "reauthorization_required" || !strings.Contains(r.body, "authorize_url") {
@@ -359,6 +360,7 @@ func TestLostRefreshIsReported(t *testing.T) {
 	if err := e.db.Exec("UPDATE connections SET refresh_started_at = ?", crash).Error; err != nil {
 		t.Fatal(err)
 	}
+	e.sqlChanged()
 	f.expire(t)
 	fault.Then(oauthtest.Response{Status: 400, Body: `{"error":"invalid_grant"}`})
 	if r := e.proxy(e.url, "GET", "/v1/installations/"+f.instID+"/users/user-1/apis/api/proxy/x", nil, ""); r.status != http.StatusConflict {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/latchkey/latchkey/app"
 	"github.com/latchkey/latchkey/callback"
+	"github.com/latchkey/latchkey/internal/cache"
 	"github.com/latchkey/latchkey/internal/config"
 	"github.com/latchkey/latchkey/internal/database"
 	"github.com/latchkey/latchkey/internal/errs"
@@ -29,6 +30,8 @@ import (
 // background is what each replica runs besides serving. Every job is safe
 // to run on any number of replicas at once.
 type background struct {
+	bus        *cache.Bus // listens for other replicas' changes
+	dsn        string
 	dispatcher *app.Dispatcher
 	keepAlive  *oauthconfig.KeepAliveJob
 	states     *callback.Store
@@ -38,6 +41,7 @@ type background struct {
 
 // run starts the jobs; they stop when ctx ends.
 func (b *background) run(ctx context.Context) {
+	go b.bus.Run(ctx, b.dsn)
 	go b.dispatcher.Run(ctx, time.Second)
 	go b.keepAlive.Run(ctx, time.Minute)
 	go sweep(ctx, b.states, b.log)
@@ -78,19 +82,26 @@ func newServer(cfg config.Config, db *gorm.DB, cipher *secret.Cipher, log *slog.
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 	})
 
+	// What every call reads is cached, per store; on PostgreSQL only
+	// while the bus listens for other replicas' changes (background.run).
+	bus := cache.NewBus(db, cache.Options{Entries: cfg.CacheEntries, TTL: cfg.CacheTTL}, log)
 	apps := app.NewStore(db)
+	apps.UseCache(bus)
 	v1 := e.Group("/v1", app.RequireKey(apps))
 	app.NewHandler(apps).Register(v1)
 	settingStore := settings.NewStore(db, cipher)
+	settingStore.UseCache(bus)
 	settings.NewHandler(settingStore, apps).Register(v1)
 
 	configs := oauthconfig.NewStore(db)
+	configs.UseCache(bus)
 	requestLog := oauthconfig.NewRequestLog(db, log)
 	webhooks := app.NewWebhooks(db, cipher)
 	app.NewWebhookHandler(apps, webhooks).Register(v1)
 	connections := oauthconfig.NewConnections(db, settingStore)
+	connections.UseCache(bus)
 	connections.Events = webhooks
-	outboundClient := outbound.New(outbound.Options{Allow: cfg.OutboundAllow, Timeout: cfg.OutboundTimeout, Observe: m.Outbound})
+	outboundClient := outbound.New(outbound.Options{Allow: cfg.OutboundAllow, Timeout: cfg.OutboundTimeout, Observe: m.Outbound, MaxIdleConnsPerHost: cfg.OutboundIdle})
 	tokens := oauthconfig.NewTokenClient(outboundClient, requestLog)
 	tokens.Observe = m.TokenRequest
 	states := callback.NewStore(db)
@@ -117,7 +128,7 @@ func newServer(cfg config.Config, db *gorm.DB, cipher *secret.Cipher, log *slog.
 	apiClient := outbound.New(outbound.Options{
 		Allow: cfg.OutboundAllow, ResponseHeaderTimeout: cfg.OutboundTimeout,
 		Timeout: 10 * cfg.OutboundTimeout, MaxResponseBytes: 256 << 20,
-		Observe: m.Outbound,
+		Observe: m.Outbound, MaxIdleConnsPerHost: cfg.OutboundIdle,
 	})
 	oauthconfig.NewCaller(apps, settingStore, configs, refresher, connector, apiClient).Register(v1)
 
@@ -125,6 +136,8 @@ func newServer(cfg config.Config, db *gorm.DB, cipher *secret.Cipher, log *slog.
 	// same guard, no redirects followed (a signed body must not travel).
 	hookClient := outbound.New(outbound.Options{Allow: cfg.OutboundAllow, Timeout: cfg.OutboundTimeout, Observe: m.Outbound})
 	return e, &background{
+		bus:        bus,
+		dsn:        database.PostgresDSN(db),
 		dispatcher: app.NewDispatcher(webhooks, hookClient, log),
 		keepAlive:  oauthconfig.NewKeepAliveJob(db, settingStore, configs, refresher, log),
 		states:     states,

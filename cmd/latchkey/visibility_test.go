@@ -165,6 +165,7 @@ func TestVisibility(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	e.sqlChanged()
 	r, err := e.resolveInst(id, "u1")
 	if err != nil {
 		t.Fatal(err)

@@ -27,6 +27,9 @@ type Config struct {
 	PublicURL       string         // LATCHKEY_PUBLIC_URL, default "http://localhost:8080": how users reach Latchkey
 	OutboundAllow   []netip.Prefix // LATCHKEY_OUTBOUND_ALLOW: addresses outbound requests may reach though private
 	OutboundTimeout time.Duration  // LATCHKEY_OUTBOUND_TIMEOUT, default 30s: a whole request to a provider
+	OutboundIdle    int            // LATCHKEY_OUTBOUND_IDLE_PER_HOST, default 64: kept-alive connections per provider host
+	CacheEntries    int            // LATCHKEY_CACHE_ENTRIES, default 10000 per cache; 0 turns caching off
+	CacheTTL        time.Duration  // LATCHKEY_CACHE_TTL, default 5m: the longest anything (a decrypted value too) stays cached
 }
 
 // FromEnv reads the configuration with getenv (os.Getenv, or a map in tests).
@@ -90,6 +93,27 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	}
 	if err := c.readSealingKey(getenv("LATCHKEY_SEALING_KEY")); err != nil {
 		return Config{}, err
+	}
+	c.OutboundIdle, c.CacheEntries, c.CacheTTL = 64, 10000, 5*time.Minute
+	for _, v := range []struct {
+		name string
+		dst  *int
+		min  int
+	}{{"LATCHKEY_OUTBOUND_IDLE_PER_HOST", &c.OutboundIdle, 1}, {"LATCHKEY_CACHE_ENTRIES", &c.CacheEntries, 0}} {
+		if s := getenv(v.name); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < v.min || n > 1_000_000 {
+				return Config{}, fmt.Errorf("%s: want a whole number from %d to 1000000, got %q", v.name, v.min, s)
+			}
+			*v.dst = n
+		}
+	}
+	if v := getenv("LATCHKEY_CACHE_TTL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return Config{}, fmt.Errorf("LATCHKEY_CACHE_TTL: want a positive duration such as 5m, got %q", v)
+		}
+		c.CacheTTL = d
 	}
 	if strings.TrimSpace(c.Addr) == "" {
 		return Config{}, fmt.Errorf("LATCHKEY_ADDR is empty")

@@ -183,3 +183,12 @@ func Close(db *gorm.DB) error {
 	}
 	return sqlDB.Close()
 }
+
+// PostgresDSN returns the connection string db was opened with, for a
+// connection of its own (LISTEN); "" for SQLite.
+func PostgresDSN(db *gorm.DB) string {
+	if d, ok := db.Dialector.(*postgres.Dialector); ok && d.Config != nil {
+		return d.Config.DSN
+	}
+	return ""
+}
