@@ -150,6 +150,52 @@ func TestCommands(t *testing.T) {
 	}
 }
 
+// TestHelp: every way of asking for help prints the commands, their flags
+// and the environment variables with their defaults to stdout, and is not
+// an error, whatever the environment holds.
+func TestHelp(t *testing.T) {
+	broken := func(k string) string {
+		if k == "LATCHKEY_LOG_FORMAT" {
+			return "yaml"
+		}
+		return ""
+	}
+	want := []string{"serve", "migrate", "keys create", "keygen", "reencrypt",
+		"-dev", "-account NAME", "-name LABEL", "-dry-run", "-batch-size N"}
+	for _, v := range config.Vars() {
+		want = append(want, v.Name)
+		if v.Default != "" {
+			want = append(want, "default "+v.Default)
+		}
+	}
+	for _, args := range [][]string{
+		{"--help"}, {"-h"}, {"-help"}, {"help"},
+		{"serve", "--help"}, {"serve", "-h"}, {"serve", "-dev", "-h"},
+		{"migrate", "-h"}, {"keygen", "--help"},
+		{"keys", "--help"}, {"keys", "help"}, {"keys", "create", "-h"},
+		{"reencrypt", "-help"}, {"reencrypt", "--help"},
+	} {
+		var out, errOut bytes.Buffer
+		if err := run(context.Background(), args, broken, &out, &errOut); err != nil {
+			t.Errorf("run %v: %v", args, err)
+		}
+		for _, w := range want {
+			if !strings.Contains(out.String(), w) {
+				t.Errorf("run %v: usage lacks %q:\n%s", args, w, out.String())
+			}
+		}
+		if errOut.Len() > 0 {
+			t.Errorf("run %v wrote to stderr: %s", args, errOut.String())
+		}
+	}
+	// A wrong flag is still an error, named once, without a usage dump.
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"serve", "-nope"}, broken, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "-nope") || out.Len()+errOut.Len() > 0 {
+		t.Errorf("serve -nope: err = %v, stdout %q, stderr %q", err, out.String(), errOut.String())
+	}
+}
+
 func mustConfig(t *testing.T, getenv func(string) string) config.Config {
 	t.Helper()
 	c, err := config.FromEnv(getenv)
