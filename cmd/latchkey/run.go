@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -184,7 +185,10 @@ func runCommand(ctx context.Context, args []string, getenv func(string) string, 
 		if _, err := rand.Read(b); err != nil {
 			return err
 		}
-		id := "k" + time.Now().UTC().Format("20060102")
+		id, err := newKeyID(time.Now(), rand.Reader)
+		if err != nil {
+			return err
+		}
 		fmt.Fprintf(stdout, "%s:%s\n", id, base64.StdEncoding.EncodeToString(b))
 		return nil
 	case "help":
@@ -192,6 +196,17 @@ func runCommand(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	writeUsage(stderr)
 	return fmt.Errorf("unknown command %q", cmd)
+}
+
+// newKeyID names a new encryption key by its day, for people to recognise,
+// and a random suffix, so keys made the same day still have distinct ids
+// (a key ring refuses an id twice).
+func newKeyID(now time.Time, random io.Reader) (string, error) {
+	b := make([]byte, 3)
+	if _, err := io.ReadFull(random, b); err != nil {
+		return "", err
+	}
+	return "k" + now.UTC().Format("20060102") + "-" + hex.EncodeToString(b), nil
 }
 
 func newLogger(cfg config.Config, w io.Writer) *slog.Logger {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/latchkey/latchkey/internal/config"
 	"github.com/latchkey/latchkey/internal/dbtest"
+	"github.com/latchkey/latchkey/internal/secret"
 )
 
 // envFor returns a getenv that serves vars, with the test database.
@@ -193,6 +194,29 @@ func TestHelp(t *testing.T) {
 	err := run(context.Background(), []string{"serve", "-nope"}, broken, &out, &errOut)
 	if err == nil || !strings.Contains(err.Error(), "-nope") || out.Len()+errOut.Len() > 0 {
 		t.Errorf("serve -nope: err = %v, stdout %q, stderr %q", err, out.String(), errOut.String())
+	}
+}
+
+// TestKeygenIDsDiffer: keys made the same day have different ids, so they
+// can share a key ring during a rotation.
+func TestKeygenIDsDiffer(t *testing.T) {
+	var ring []string
+	for range 2 {
+		var out bytes.Buffer
+		if err := run(context.Background(), []string{"keygen"}, func(string) string { return "" }, &out, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		ring = append(ring, strings.TrimSpace(out.String()))
+	}
+	keys, err := secret.ParseKeys(strings.Join(ring, ","))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keys[0].ID == keys[1].ID {
+		t.Fatalf("two keygens made the same id %q", keys[0].ID)
+	}
+	if _, err := secret.New(keys); err != nil {
+		t.Errorf("keys %q and %q cannot share a ring: %v", keys[0].ID, keys[1].ID, err)
 	}
 }
 
