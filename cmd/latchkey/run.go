@@ -270,6 +270,13 @@ func openMigrated(ctx context.Context, cfg config.Config) (*gorm.DB, error) {
 
 func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) error {
 	log := newLogger(cfg, stderr)
+	// Bind first: a port that is taken must fail the start before anything
+	// is created (the SQLite file, the schema, a dev key file).
+	ln, err := listen(cfg.Addr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close() // for the failures below; Serve closes it otherwise
 	cipher, err := loadCipher(cfg, log)
 	if err != nil {
 		return err
@@ -280,10 +287,6 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 	}
 	defer database.Close(db)
 
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return err
-	}
 	handler, jobs := newServer(cfg, db, cipher, log)
 	srv := &http.Server{
 		Handler:           handler,
@@ -313,6 +316,24 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// listen binds addr. Its error says which variable sets the address:
+// "listen tcp :8080: bind: address already in use" alone does not.
+func listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) {
+			err = op.Err
+		}
+		var sys *os.SyscallError
+		if errors.As(err, &sys) {
+			err = sys.Err
+		}
+		return nil, fmt.Errorf("listening on %s: %w (set LATCHKEY_ADDR to use another address)", addr, err)
+	}
+	return ln, nil
 }
 
 // sweep deletes spent authorize links and states now and then. Any replica

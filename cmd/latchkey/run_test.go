@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -88,6 +89,31 @@ func TestRunRefusesWithoutKey(t *testing.T) {
 	bad := envFor(t, map[string]string{"LATCHKEY_ENCRYPTION_KEYS": "k1:c2hvcnQ="})
 	if err := run(context.Background(), []string{"serve"}, bad, io.Discard, io.Discard); err == nil {
 		t.Fatal("serve accepted a 5-byte key")
+	}
+}
+
+// TestRunReportsTakenPort: serve on a port in use fails before it creates
+// anything, and names the variable to change.
+func TestRunReportsTakenPort(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	dir := t.TempDir()
+	vars := map[string]string{"LATCHKEY_ADDR": taken.Addr().String(), "LATCHKEY_SQLITE_PATH": filepath.Join(dir, "latchkey.db")}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err = run(ctx, []string{"serve", "-dev"}, func(k string) string { return vars[k] }, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "LATCHKEY_ADDR") || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("serve on a taken port: err = %v, want one naming LATCHKEY_ADDR", err)
+	}
+	left, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range left {
+		t.Errorf("serve on a taken port left %s behind", f.Name())
 	}
 }
 
