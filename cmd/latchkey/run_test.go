@@ -80,15 +80,32 @@ func TestRunServesAndStops(t *testing.T) {
 	}
 }
 
+// TestRunRefusesWithoutKey: serve refuses a missing or malformed key ring,
+// saying so. Each case listens on a free port, so that a port in use cannot
+// be the error, and has a deadline, so that a server that wrongly starts
+// stops and fails the test instead of hanging it.
 func TestRunRefusesWithoutKey(t *testing.T) {
-	getenv := envFor(t, map[string]string{"LATCHKEY_ADDR": "127.0.0.1:0"})
-	err := run(context.Background(), []string{"serve"}, getenv, io.Discard, io.Discard)
-	if err == nil || !strings.Contains(err.Error(), "LATCHKEY_ENCRYPTION_KEYS") {
-		t.Fatalf("serve without a key: err = %v, want a refusal naming LATCHKEY_ENCRYPTION_KEYS", err)
-	}
-	bad := envFor(t, map[string]string{"LATCHKEY_ENCRYPTION_KEYS": "k1:c2hvcnQ="})
-	if err := run(context.Background(), []string{"serve"}, bad, io.Discard, io.Discard); err == nil {
-		t.Fatal("serve accepted a 5-byte key")
+	for _, tc := range []struct {
+		name, keys string
+		want       []string
+	}{
+		{"no key", "", []string{"LATCHKEY_ENCRYPTION_KEYS is not set"}},
+		{"5-byte key", "k1:c2hvcnQ=", []string{"LATCHKEY_ENCRYPTION_KEYS", `"k1"`, "32"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			getenv := envFor(t, map[string]string{"LATCHKEY_ADDR": "127.0.0.1:0", "LATCHKEY_ENCRYPTION_KEYS": tc.keys})
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			err := run(ctx, []string{"serve"}, getenv, io.Discard, io.Discard)
+			if err == nil {
+				t.Fatal("serve started")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("err = %v, want it to name %s", err, w)
+				}
+			}
+		})
 	}
 }
 
