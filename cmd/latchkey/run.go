@@ -285,7 +285,6 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	defer database.Close(db)
 
 	handler, jobs := newServer(cfg, db, cipher, log)
 	srv := &http.Server{
@@ -300,22 +299,38 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "database", where)
 	fmt.Fprintf(stdout, "latchkey listening on http://%s\n", ln.Addr())
+	return runServer(ctx, srv, ln, jobs, db, cfg.ShutdownTimeout, log)
+}
 
+// runServer serves on ln and runs the background jobs until ctx ends or the
+// server fails. Then it stops them in the order that keeps the database open
+// for as long as anything may use it: the HTTP server (in-flight requests
+// finish), the jobs (each finishes its round), and last the database, which
+// it closes. All three share the shutdown timeout.
+func runServer(ctx context.Context, srv *http.Server, ln net.Listener, jobs *background, db *gorm.DB, timeout time.Duration, log *slog.Logger) error {
+	jobsCtx, stopJobs := context.WithCancel(ctx)
+	defer stopJobs()
+	jobs.start(jobsCtx)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	jobs.run(ctx)
+
+	var err error
 	select {
-	case err := <-errc:
-		return err
+	case err = <-errc:
 	case <-ctx.Done():
 	}
-	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	log.Info("shutting down", "timeout", timeout.String())
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	if serr := srv.Shutdown(shutdownCtx); serr != nil && err == nil {
+		err = fmt.Errorf("shutdown: %w", serr)
 	}
-	return nil
+	stopJobs()
+	if werr := jobs.wait(shutdownCtx); werr != nil && err == nil {
+		err = fmt.Errorf("shutdown: %w", werr)
+	}
+	database.Close(db)
+	return err
 }
 
 // listen binds addr. Its error says which variable sets the address:
