@@ -3,14 +3,17 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/latchkey/latchkey/app"
 	"github.com/latchkey/latchkey/internal/config"
 	"github.com/latchkey/latchkey/internal/dbtest"
 	"github.com/latchkey/latchkey/internal/secret"
@@ -63,5 +66,41 @@ func TestShutdownClosesDatabaseLast(t *testing.T) {
 	defer mu.Unlock()
 	if strings.Contains(logs.String(), "database is closed") {
 		t.Errorf("logs:\n%s", logs.String())
+	}
+}
+
+// TestStoppedDeliveryIsNoFailure: a dispatcher stopped while a receiver
+// has the request neither logs an error nor counts an attempt against the
+// receiver; the delivery stays claimed until its claim expires.
+func TestStoppedDeliveryIsNoFailure(t *testing.T) {
+	e := newEnv(t)
+	got := make(chan struct{})
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body) // so that the server notices the client leave
+		close(got)
+		<-r.Context().Done()
+	}))
+	t.Cleanup(hook.Close)
+	a := e.must(201, "POST", "/v1/apps", e.key, map[string]any{"name": "Acme", "slug": "acme"})
+	h := e.must(201, "POST", "/v1/apps/acme/webhooks", e.key, map[string]any{"url": hook.URL})
+	if err := app.NewWebhooks(e.db.DB, e.cipher).Enqueue(e.db.DB, a["id"].(string), "connection.created", map[string]string{}); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { _, err := e.jobs.dispatcher.DeliverDue(ctx); done <- err }()
+	<-got
+	cancel()
+	<-done
+	if out := e.output(); strings.Contains(out, "webhook delivery") {
+		t.Errorf("the stop was logged as a failure:\n%s", out)
+	}
+	ds, err := app.NewWebhooks(e.db.DB, e.cipher).Deliveries(context.Background(), h["id"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != 1 || ds[0].Attempts != 0 || ds[0].LockedUntil == nil || ds[0].DeliveredAt != nil {
+		t.Errorf("deliveries = %+v, want one still claimed with no attempt counted", ds)
 	}
 }
