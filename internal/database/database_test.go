@@ -11,6 +11,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/pressly/goose/v3"
 
 	"github.com/latchkey/latchkey/internal/database"
 	"github.com/latchkey/latchkey/internal/dbtest"
@@ -122,5 +125,90 @@ func TestOpenHidesPassword(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "hunter2") {
 		t.Fatalf("error leaks the password: %s", err)
+	}
+}
+
+// TestSlugMigrationKeepsData runs migration 8, which makes slugs unique per
+// account (on SQLite by rebuilding the apps table), over stored data: every
+// row that references an app survives, and foreign keys hold afterwards.
+func TestSlugMigrationKeepsData(t *testing.T) {
+	d := dbtest.OpenEmpty(t)
+	ctx := context.Background()
+	dialect, dir := goose.DialectSQLite3, "sqlite"
+	if database.Dialect(d.DB) == database.Postgres {
+		dialect, dir = goose.DialectPostgres, "postgres"
+	}
+	fsys, err := fs.Sub(migrations.FS, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sqlDB, err := d.DB.DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := goose.NewProvider(dialect, sqlDB, fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(ctx, 7); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{"INSERT INTO accounts (id, name, created_at) VALUES ('acc1', 'acme', ?), ('acc2', 'globex', ?)", []any{now, now}},
+		{"INSERT INTO apps (id, account_id, name, slug, created_at, updated_at, return_urls) VALUES ('app1', 'acc1', 'Alpha', 'alpha', ?, ?, '[\"https://acme.example/back\"]')", []any{now, now}},
+		{"INSERT INTO setting_definitions (id, app_id, key, level, position, created_at, updated_at) VALUES ('def1', 'app1', 'client_id', 'organization', 0, ?, ?)", []any{now, now}},
+		{"INSERT INTO installations (id, app_id, organization_id, created_at, updated_at) VALUES ('inst1', 'app1', 'org1', ?, ?)", []any{now, now}},
+		{"INSERT INTO organization_values (installation_id, key, value, encrypted, updated_at) VALUES ('inst1', 'client_id', 'abc', false, ?)", []any{now}},
+		{"INSERT INTO webhooks (id, app_id, url, secret, created_at) VALUES ('hook1', 'app1', 'https://acme.example/hook', 'sealed', ?)", []any{now}},
+	} {
+		if err := d.Exec(q.sql, q.args...).Error; err != nil {
+			t.Fatalf("%s: %v", q.sql, err)
+		}
+	}
+	applied, err := database.Migrate(ctx, d.DB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(applied, 8) {
+		t.Fatalf("applied %v, want migration 8", applied)
+	}
+
+	for table, want := range map[string]int64{"apps": 1, "setting_definitions": 1, "installations": 1, "organization_values": 1, "webhooks": 1} {
+		var n int64
+		if err := d.Table(table).Count(&n).Error; err != nil || n != want {
+			t.Errorf("%s: %d rows (%v), want %d", table, n, err, want)
+		}
+	}
+	var urls string
+	if err := d.Raw("SELECT return_urls FROM apps WHERE id = 'app1'").Scan(&urls).Error; err != nil || urls != `["https://acme.example/back"]` {
+		t.Errorf("return_urls = %q (%v)", urls, err)
+	}
+	if d.Migrator().HasTable("apps_new") {
+		t.Error("apps_new is left behind")
+	}
+	// Slugs are unique per account, not across accounts.
+	if err := d.Exec("INSERT INTO apps (id, account_id, name, slug, created_at, updated_at) VALUES ('app2', 'acc2', 'Alpha', 'alpha', ?, ?)", now, now).Error; err != nil {
+		t.Errorf("another account cannot use slug alpha: %v", err)
+	}
+	if err := d.Exec("INSERT INTO apps (id, account_id, name, slug, created_at, updated_at) VALUES ('app3', 'acc1', 'Alpha', 'alpha', ?, ?)", now, now).Error; err == nil {
+		t.Error("one account has slug alpha twice")
+	}
+	// Foreign keys still hold, to and from the new apps table.
+	if err := d.Exec("INSERT INTO webhooks (id, app_id, url, secret, created_at) VALUES ('hook2', 'nope', 'https://x.example', 's', ?)", now).Error; err == nil {
+		t.Error("a webhook of no app was stored")
+	}
+	if err := d.Exec("DELETE FROM apps WHERE id = 'app1'").Error; err == nil {
+		t.Error("an app with an installation was deleted")
+	}
+	if err := d.Exec("DELETE FROM accounts WHERE id = 'acc2'").Error; err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	if d.Table("apps").Where("id = 'app2'").Count(&n); n != 0 {
+		t.Error("deleting an account left its app")
 	}
 }
