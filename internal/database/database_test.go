@@ -17,6 +17,7 @@ import (
 
 	"github.com/latchkey/latchkey/internal/database"
 	"github.com/latchkey/latchkey/internal/dbtest"
+	"github.com/latchkey/latchkey/internal/errs"
 	"github.com/latchkey/latchkey/migrations"
 )
 
@@ -210,5 +211,43 @@ func TestSlugMigrationKeepsData(t *testing.T) {
 	var n int64
 	if d.Table("apps").Where("id = 'app2'").Count(&n); n != 0 {
 		t.Error("deleting an account left its app")
+	}
+}
+
+// TestReadsSurviveALostConnection: on PostgreSQL, a read whose connection
+// breaks mid-query is run again on another connection, through both of
+// GORM's query paths; a write is not, and its error is errs.Unavailable.
+func TestReadsSurviveALostConnection(t *testing.T) {
+	d := dbtest.Open(t)
+	if d.URL == "" {
+		t.Skip("needs PostgreSQL (set " + dbtest.EnvURL + "): the test breaks TCP connections to the database")
+	}
+	relay := dbtest.NewRelay(t, d)
+	db, err := database.Open(context.Background(), relay.URL, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { database.Close(db) })
+	if err := db.Exec("INSERT INTO accounts (id, name, created_at) VALUES ('a1', 'acme', now())").Error; err != nil {
+		t.Fatal(err)
+	}
+
+	relay.DropOn("FROM \"accounts\"") // Take: the query callback
+	var name string
+	if err := db.Table("accounts").Where("id = ?", "a1").Select("name").Take(&name).Error; err != nil || name != "acme" {
+		t.Errorf("Take = %q, %v; want acme", name, err)
+	}
+	relay.DropOn("count_me") // Raw().Scan: the row callback
+	var n int64
+	if err := db.Raw("SELECT count(*) AS count_me FROM accounts").Scan(&n).Error; err != nil || n != 1 {
+		t.Errorf("Scan = %d, %v; want 1", n, err)
+	}
+	relay.DropOn("INSERT INTO accounts")
+	err = db.Exec("INSERT INTO accounts (id, name, created_at) VALUES (?, 'globex', now())", "a2").Error
+	if !errs.Is(err, errs.Unavailable) {
+		t.Errorf("a write on a lost connection: err = %v, want errs.Unavailable", err)
+	}
+	if got := relay.Dropped(); got != 3 {
+		t.Errorf("the relay broke %d connections, want 3", got)
 	}
 }
