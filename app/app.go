@@ -40,7 +40,7 @@ type App struct {
 	ID          string
 	AccountID   string
 	Name        string
-	Slug        string
+	Slug        string // unique within the account
 	Description string
 	LogoURL     string
 	// ReturnURLs are where an end user may be sent back after connecting

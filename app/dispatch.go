@@ -90,6 +90,12 @@ func (d *Dispatcher) DeliverDue(ctx context.Context) (int, error) {
 // deliver posts one delivery and records the outcome.
 func (d *Dispatcher) deliver(ctx context.Context, dl Delivery) bool {
 	status, err := d.post(ctx, dl)
+	if err != nil && ctx.Err() != nil {
+		// Stopped mid-delivery (the server is shutting down): no fault of
+		// the receiver's, so no attempt is counted. The claim expires and
+		// a replica sends it again, as after a crash.
+		return false
+	}
 	now := d.hooks.now()
 	updates := map[string]any{"attempts": dl.Attempts + 1, "last_status": status, "locked_until": nil}
 	ok := err == nil
@@ -104,7 +110,11 @@ func (d *Dispatcher) deliver(ctx context.Context, dl Delivery) bool {
 			updates["next_attempt_at"] = now.Add(d.Backoff(dl.Attempts + 1))
 		}
 	}
-	if err := d.hooks.db.WithContext(ctx).Model(&Delivery{}).Where("id = ?", dl.ID).Updates(updates).Error; err != nil {
+	// The outcome is kept even when ctx ends meanwhile: a delivery the
+	// receiver took must not be sent again only because the server stopped.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := d.hooks.db.WithContext(rctx).Model(&Delivery{}).Where("id = ?", dl.ID).Updates(updates).Error; err != nil {
 		d.log.Error("recording a webhook delivery", "delivery_id", dl.ID, "error", err)
 	}
 	return ok

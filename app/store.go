@@ -125,8 +125,8 @@ func (s *Store) Authenticate(ctx context.Context, key string) (APIKey, error) {
 	return k, nil
 }
 
-// Find returns the account's app whose id or slug is ref. Another account's
-// app is not found.
+// Find returns the account's app whose id or slug is ref: ids are unique
+// across accounts, slugs within one. Another account's app is not found.
 func (s *Store) Find(ctx context.Context, accountID, ref string) (App, error) {
 	return s.apps.Load(accountID+cache.Sep+ref, func() (App, error) { return s.find(ctx, accountID, ref) })
 }
@@ -177,8 +177,10 @@ func (s *Store) List(ctx context.Context, accountID string) ([]App, error) {
 	return apps, nil
 }
 
-// Create validates and stores a new app, filling its id and times. A taken
-// slug is an errs.Conflict error.
+// Create validates and stores a new app, filling its id and times. A slug
+// that another app of the same account has is an errs.Conflict error;
+// slugs are unique per account only, so the error never tells of another
+// account's apps.
 func (s *Store) Create(ctx context.Context, a *App) error {
 	if err := a.Validate(); err != nil {
 		return err

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"slices"
@@ -34,16 +33,18 @@ func sealedColumns() []rotation.Column {
 //
 // It is named reencrypt rather than "keys rotate": the keys command manages
 // API keys, and this changes no key, only the stored data.
-func reencrypt(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("reencrypt", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dryRun := fs.Bool("dry-run", false, "count what would be re-encrypted and what cannot be decrypted; change nothing")
-	batch := fs.Int("batch-size", rotation.DefaultBatchSize, "rows per batch; each batch is one transaction")
-	if err := fs.Parse(args); err != nil {
+func reencrypt(ctx context.Context, getenv func(string) string, args []string, stdout io.Writer) error {
+	var dryRun bool
+	var batch int
+	if err := parse(reencryptFlags(&dryRun, &batch), args); err != nil {
 		return err
 	}
-	if *batch < 1 {
+	if batch < 1 {
 		return errors.New("reencrypt: -batch-size must be at least 1")
+	}
+	cfg, err := config.FromEnv(getenv)
+	if err != nil {
+		return err
 	}
 	if cfg.EncryptionKeys == "" {
 		return errors.New("reencrypt: LATCHKEY_ENCRYPTION_KEYS is not set: give it the servers' keys, old and new, " +
@@ -62,7 +63,7 @@ func reencrypt(ctx context.Context, cfg config.Config, args []string, stdout, st
 	// would make values no server can open: check the keys first. A dry
 	// run writes nothing, so it only checks the keys that have a check
 	// value.
-	if *dryRun {
+	if dryRun {
 		unchecked, err := keycheck.VerifyStored(ctx, db, cipher)
 		if err != nil {
 			return fmt.Errorf("reencrypt: %w", err)
@@ -75,20 +76,20 @@ func reencrypt(ctx context.Context, cfg config.Config, args []string, stdout, st
 	}
 
 	r := &rotation.Rotator{
-		DB: db, Cipher: cipher, BatchSize: *batch, DryRun: *dryRun,
+		DB: db, Cipher: cipher, BatchSize: batch, DryRun: dryRun,
 		Progress: func(p rotation.Progress) {
 			fmt.Fprintf(stdout, "%s: batch %d: %d of %d %s, %d changed meanwhile, %d cannot be decrypted (%s)\n",
-				p.Column, p.Batch, p.Rotated, p.Found, verb(*dryRun), p.Conflicts, p.Failed, p.Elapsed.Round(time.Millisecond))
+				p.Column, p.Batch, p.Rotated, p.Found, verb(dryRun), p.Conflicts, p.Failed, p.Elapsed.Round(time.Millisecond))
 		},
 		Failed: func(f rotation.Failure) {
 			fmt.Fprintf(stdout, "%s: cannot be decrypted with any configured key: %s\n", f.Column, f.Row)
 		},
 	}
 	mode := ""
-	if *dryRun {
+	if dryRun {
 		mode = " (dry run: nothing is written)"
 	}
-	fmt.Fprintf(stdout, "re-encrypting stored secrets with key %q in batches of %d%s\n", cipher.CurrentKeyID(), *batch, mode)
+	fmt.Fprintf(stdout, "re-encrypting stored secrets with key %q in batches of %d%s\n", cipher.CurrentKeyID(), batch, mode)
 	rep, err := r.Run(ctx, sealedColumns()...)
 	summarize(stdout, rep)
 	switch {
@@ -100,14 +101,14 @@ func reencrypt(ctx context.Context, cfg config.Config, args []string, stdout, st
 			"they were left as they are, and every other value was processed", rep.Total().Failed)
 	case err != nil:
 		return fmt.Errorf("reencrypt: %w", err)
-	case !*dryRun && rep.Remaining() > 0:
+	case !dryRun && rep.Remaining() > 0:
 		// No failures, so these were written meanwhile by a server that
 		// still seals with an old key.
 		return fmt.Errorf("reencrypt: %d value(s) were written meanwhile with another key than %q; "+
 			"restart every server with LATCHKEY_SEALING_KEY=%s first, then run 'latchkey reencrypt' again",
 			rep.Remaining(), rep.KeyID, rep.KeyID)
 	}
-	if !*dryRun {
+	if !dryRun {
 		fmt.Fprintf(stdout, "every stored secret is sealed with %q: the other keys may now be removed from LATCHKEY_ENCRYPTION_KEYS\n", rep.KeyID)
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/latchkey/latchkey/internal/config"
 	"github.com/latchkey/latchkey/internal/dbtest"
+	"github.com/latchkey/latchkey/internal/secret"
 )
 
 // envFor returns a getenv that serves vars, with the test database.
@@ -78,15 +80,57 @@ func TestRunServesAndStops(t *testing.T) {
 	}
 }
 
+// TestRunRefusesWithoutKey: serve refuses a missing or malformed key ring,
+// saying so. Each case listens on a free port, so that a port in use cannot
+// be the error, and has a deadline, so that a server that wrongly starts
+// stops and fails the test instead of hanging it.
 func TestRunRefusesWithoutKey(t *testing.T) {
-	getenv := envFor(t, map[string]string{"LATCHKEY_ADDR": "127.0.0.1:0"})
-	err := run(context.Background(), []string{"serve"}, getenv, io.Discard, io.Discard)
-	if err == nil || !strings.Contains(err.Error(), "LATCHKEY_ENCRYPTION_KEYS") {
-		t.Fatalf("serve without a key: err = %v, want a refusal naming LATCHKEY_ENCRYPTION_KEYS", err)
+	for _, tc := range []struct {
+		name, keys string
+		want       []string
+	}{
+		{"no key", "", []string{"LATCHKEY_ENCRYPTION_KEYS is not set"}},
+		{"5-byte key", "k1:c2hvcnQ=", []string{"LATCHKEY_ENCRYPTION_KEYS", `"k1"`, "32"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			getenv := envFor(t, map[string]string{"LATCHKEY_ADDR": "127.0.0.1:0", "LATCHKEY_ENCRYPTION_KEYS": tc.keys})
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			err := run(ctx, []string{"serve"}, getenv, io.Discard, io.Discard)
+			if err == nil {
+				t.Fatal("serve started")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("err = %v, want it to name %s", err, w)
+				}
+			}
+		})
 	}
-	bad := envFor(t, map[string]string{"LATCHKEY_ENCRYPTION_KEYS": "k1:c2hvcnQ="})
-	if err := run(context.Background(), []string{"serve"}, bad, io.Discard, io.Discard); err == nil {
-		t.Fatal("serve accepted a 5-byte key")
+}
+
+// TestRunReportsTakenPort: serve on a port in use fails before it creates
+// anything, and names the variable to change.
+func TestRunReportsTakenPort(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	dir := t.TempDir()
+	vars := map[string]string{"LATCHKEY_ADDR": taken.Addr().String(), "LATCHKEY_SQLITE_PATH": filepath.Join(dir, "latchkey.db")}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err = run(ctx, []string{"serve", "-dev"}, func(k string) string { return vars[k] }, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "LATCHKEY_ADDR") || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("serve on a taken port: err = %v, want one naming LATCHKEY_ADDR", err)
+	}
+	left, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range left {
+		t.Errorf("serve on a taken port left %s behind", f.Name())
 	}
 }
 
@@ -147,6 +191,75 @@ func TestCommands(t *testing.T) {
 		if err := run(context.Background(), args, getenv, io.Discard, io.Discard); err == nil {
 			t.Errorf("run %v succeeded", args)
 		}
+	}
+}
+
+// TestHelp: every way of asking for help prints the commands, their flags
+// and the environment variables with their defaults to stdout, and is not
+// an error, whatever the environment holds.
+func TestHelp(t *testing.T) {
+	broken := func(k string) string {
+		if k == "LATCHKEY_LOG_FORMAT" {
+			return "yaml"
+		}
+		return ""
+	}
+	want := []string{"serve", "migrate", "keys create", "keygen", "reencrypt",
+		"-dev", "-account NAME", "-name LABEL", "-dry-run", "-batch-size N"}
+	for _, v := range config.Vars() {
+		want = append(want, v.Name)
+		if v.Default != "" {
+			want = append(want, "default "+v.Default)
+		}
+	}
+	for _, args := range [][]string{
+		{"--help"}, {"-h"}, {"-help"}, {"help"},
+		{"serve", "--help"}, {"serve", "-h"}, {"serve", "-dev", "-h"},
+		{"migrate", "-h"}, {"keygen", "--help"},
+		{"keys", "--help"}, {"keys", "help"}, {"keys", "create", "-h"},
+		{"reencrypt", "-help"}, {"reencrypt", "--help"},
+	} {
+		var out, errOut bytes.Buffer
+		if err := run(context.Background(), args, broken, &out, &errOut); err != nil {
+			t.Errorf("run %v: %v", args, err)
+		}
+		for _, w := range want {
+			if !strings.Contains(out.String(), w) {
+				t.Errorf("run %v: usage lacks %q:\n%s", args, w, out.String())
+			}
+		}
+		if errOut.Len() > 0 {
+			t.Errorf("run %v wrote to stderr: %s", args, errOut.String())
+		}
+	}
+	// A wrong flag is still an error, named once, without a usage dump.
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"serve", "-nope"}, broken, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "-nope") || out.Len()+errOut.Len() > 0 {
+		t.Errorf("serve -nope: err = %v, stdout %q, stderr %q", err, out.String(), errOut.String())
+	}
+}
+
+// TestKeygenIDsDiffer: keys made the same day have different ids, so they
+// can share a key ring during a rotation.
+func TestKeygenIDsDiffer(t *testing.T) {
+	var ring []string
+	for range 2 {
+		var out bytes.Buffer
+		if err := run(context.Background(), []string{"keygen"}, func(string) string { return "" }, &out, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		ring = append(ring, strings.TrimSpace(out.String()))
+	}
+	keys, err := secret.ParseKeys(strings.Join(ring, ","))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keys[0].ID == keys[1].ID {
+		t.Fatalf("two keygens made the same id %q", keys[0].ID)
+	}
+	if _, err := secret.New(keys); err != nil {
+		t.Errorf("keys %q and %q cannot share a ring: %v", keys[0].ID, keys[1].ID, err)
 	}
 }
 

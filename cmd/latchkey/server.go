@@ -4,8 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -34,18 +36,38 @@ type background struct {
 	dsn        string
 	dispatcher *app.Dispatcher
 	keepAlive  *oauthconfig.KeepAliveJob
-	states     *callback.Store
-	installs   *install.Store
-	log        *slog.Logger
+
+	// jobs are what start runs, each until its context ends: the three
+	// above and the sweeps.
+	jobs []func(context.Context)
+	wg   sync.WaitGroup
 }
 
-// run starts the jobs; they stop when ctx ends.
-func (b *background) run(ctx context.Context) {
-	go b.bus.Run(ctx, b.dsn)
-	go b.dispatcher.Run(ctx, time.Second)
-	go b.keepAlive.Run(ctx, time.Minute)
-	go sweep(ctx, b.states, b.log)
-	go sweepInstallLinks(ctx, b.installs, b.log)
+// start runs every job in its own goroutine; they stop when ctx ends.
+func (b *background) start(ctx context.Context) {
+	for _, job := range b.jobs {
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			job(ctx)
+		}()
+	}
+}
+
+// wait returns when every job started has returned, or with an error when
+// ctx ends first.
+func (b *background) wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		b.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("background jobs still running: %w", ctx.Err())
+	}
 }
 
 // newServer wires every feature package into one HTTP handler and the
@@ -135,13 +157,18 @@ func newServer(cfg config.Config, db *gorm.DB, cipher *secret.Cipher, log *slog.
 	// Webhook receivers are developer-configured URLs like any other: the
 	// same guard, no redirects followed (a signed body must not travel).
 	hookClient := outbound.New(outbound.Options{Allow: cfg.OutboundAllow, Timeout: cfg.OutboundTimeout, Observe: m.Outbound})
-	return e, &background{
+	b := &background{
 		bus:        bus,
 		dsn:        database.PostgresDSN(db),
 		dispatcher: app.NewDispatcher(webhooks, hookClient, log),
 		keepAlive:  oauthconfig.NewKeepAliveJob(db, settingStore, configs, refresher, log),
-		states:     states,
-		installs:   installs,
-		log:        log,
 	}
+	b.jobs = []func(context.Context){
+		func(ctx context.Context) { b.bus.Run(ctx, b.dsn) },
+		func(ctx context.Context) { b.dispatcher.Run(ctx, time.Second) },
+		func(ctx context.Context) { b.keepAlive.Run(ctx, time.Minute) },
+		func(ctx context.Context) { sweep(ctx, states, log) },
+		func(ctx context.Context) { sweepInstallLinks(ctx, installs, log) },
+	}
+	return e, b
 }

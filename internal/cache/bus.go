@@ -105,6 +105,12 @@ func (b *Bus) Run(ctx context.Context, dsn string) {
 	if b == nil || !b.pg {
 		return
 	}
+	if dsn == "" {
+		// Connecting with libpq's defaults would listen on some other
+		// database, and hear nothing.
+		b.log.Error("cache invalidations: no PostgreSQL URL to listen with; caching stays off")
+		return
+	}
 	wait := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		err := b.listen(ctx, dsn)

@@ -13,63 +13,96 @@ import (
 	"time"
 )
 
-// Config is every setting the server reads. README lists each variable.
+// Config is every setting the server reads; Vars describes each variable.
 type Config struct {
-	Addr            string         // LATCHKEY_ADDR, default ":8080"
+	Addr            string         // LATCHKEY_ADDR
 	DatabaseURL     string         // DATABASE_URL; empty means the embedded SQLite file
-	SQLitePath      string         // LATCHKEY_SQLITE_PATH, default "latchkey.db"
-	EncryptionKeys  string         // LATCHKEY_ENCRYPTION_KEYS, "id:base64key,..."; all open, LATCHKEY_SEALING_KEY seals
-	SealingKey      string         // LATCHKEY_SEALING_KEY, default the first key's id: the key new values are sealed with
+	SQLitePath      string         // LATCHKEY_SQLITE_PATH
+	EncryptionKeys  string         // LATCHKEY_ENCRYPTION_KEYS, "id:base64key,..."; all open, SealingKey seals
+	SealingKey      string         // LATCHKEY_SEALING_KEY, default the first key's id
 	Dev             bool           // LATCHKEY_DEV, or serve -dev: allows running without a key
-	LogLevel        slog.Level     // LATCHKEY_LOG_LEVEL: debug, info, warn, error; default info
-	LogFormat       string         // LATCHKEY_LOG_FORMAT: json or text; default json
-	ShutdownTimeout time.Duration  // LATCHKEY_SHUTDOWN_TIMEOUT, default 15s
-	PublicURL       string         // LATCHKEY_PUBLIC_URL, default "http://localhost:8080": how users reach Latchkey
+	LogLevel        slog.Level     // LATCHKEY_LOG_LEVEL
+	LogFormat       string         // LATCHKEY_LOG_FORMAT: json or text
+	ShutdownTimeout time.Duration  // LATCHKEY_SHUTDOWN_TIMEOUT
+	PublicURL       string         // LATCHKEY_PUBLIC_URL: how users reach Latchkey
 	OutboundAllow   []netip.Prefix // LATCHKEY_OUTBOUND_ALLOW: addresses outbound requests may reach though private
-	OutboundTimeout time.Duration  // LATCHKEY_OUTBOUND_TIMEOUT, default 30s: a whole request to a provider
-	OutboundIdle    int            // LATCHKEY_OUTBOUND_IDLE_PER_HOST, default 64: kept-alive connections per provider host
-	CacheEntries    int            // LATCHKEY_CACHE_ENTRIES, default 10000 per cache; 0 turns caching off
-	CacheTTL        time.Duration  // LATCHKEY_CACHE_TTL, default 5m: the longest anything (a decrypted value too) stays cached
+	OutboundTimeout time.Duration  // LATCHKEY_OUTBOUND_TIMEOUT: a whole request to a provider
+	OutboundIdle    int            // LATCHKEY_OUTBOUND_IDLE_PER_HOST: kept-alive connections per provider host
+	CacheEntries    int            // LATCHKEY_CACHE_ENTRIES: per cache; 0 turns caching off
+	CacheTTL        time.Duration  // LATCHKEY_CACHE_TTL: the longest anything (a decrypted value too) stays cached
 }
 
-// FromEnv reads the configuration with getenv (os.Getenv, or a map in tests).
+// Var is one environment variable that FromEnv reads.
+type Var struct {
+	Name    string
+	Default string // what an unset or empty variable means; "" when that is nothing
+	Usage   string
+}
+
+// Vars lists every variable FromEnv reads, with its default. It is the one
+// source of both: FromEnv takes its defaults from here, and the command's
+// usage text prints this list.
+func Vars() []Var {
+	return []Var{
+		{"LATCHKEY_ADDR", ":8080", "address to listen on"},
+		{"DATABASE_URL", "", "PostgreSQL URL (postgres://...); empty means the embedded SQLite file"},
+		{"LATCHKEY_SQLITE_PATH", "latchkey.db", "the SQLite file, when DATABASE_URL is empty"},
+		{"LATCHKEY_ENCRYPTION_KEYS", "", "id:base64key[,id:base64key...], 32-byte keys; all decrypt, LATCHKEY_SEALING_KEY encrypts new values; " +
+			"required unless in dev mode (make one with 'latchkey keygen')"},
+		{"LATCHKEY_SEALING_KEY", "", "the id of the key that encrypts new values; empty means the first key (see README, rotating the key)"},
+		{"LATCHKEY_DEV", "false", "true is the same as serve -dev"},
+		{"LATCHKEY_LOG_LEVEL", "info", "debug, info, warn or error"},
+		{"LATCHKEY_LOG_FORMAT", "json", "json or text; logs go to stderr"},
+		{"LATCHKEY_SHUTDOWN_TIMEOUT", "15s", "how long in-flight requests may finish after SIGTERM"},
+		{"LATCHKEY_PUBLIC_URL", "http://localhost:8080", "how browsers reach Latchkey; the OAuth callback is this plus /oauth/callback"},
+		{"LATCHKEY_OUTBOUND_ALLOW", "", "comma-separated IPs or CIDR prefixes that provider requests may reach although they are loopback or private"},
+		{"LATCHKEY_OUTBOUND_TIMEOUT", "30s", "the longest one request to a provider may take"},
+		{"LATCHKEY_OUTBOUND_IDLE_PER_HOST", "64", "kept-alive connections per provider host, so that concurrent calls reuse them"},
+		{"LATCHKEY_CACHE_ENTRIES", "10000", "entries per in-memory cache (API keys, installations, values...); 0 turns caching off"},
+		{"LATCHKEY_CACHE_TTL", "5m", "the longest anything stays cached, decrypted values included"},
+	}
+}
+
+// FromEnv reads the configuration with getenv (os.Getenv, or a map in tests);
+// an unset or empty variable takes its default from Vars.
 // It returns an error naming the first variable that is malformed.
 func FromEnv(getenv func(string) string) (Config, error) {
+	defaults := make(map[string]string)
+	for _, v := range Vars() {
+		defaults[v.Name] = v.Default
+	}
+	get := func(name string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return defaults[name]
+	}
 	c := Config{
-		Addr:            or(getenv("LATCHKEY_ADDR"), ":8080"),
-		DatabaseURL:     getenv("DATABASE_URL"),
-		SQLitePath:      or(getenv("LATCHKEY_SQLITE_PATH"), "latchkey.db"),
-		EncryptionKeys:  getenv("LATCHKEY_ENCRYPTION_KEYS"),
-		LogFormat:       or(getenv("LATCHKEY_LOG_FORMAT"), "json"),
-		ShutdownTimeout: 15 * time.Second,
+		Addr:           get("LATCHKEY_ADDR"),
+		DatabaseURL:    get("DATABASE_URL"),
+		SQLitePath:     get("LATCHKEY_SQLITE_PATH"),
+		EncryptionKeys: get("LATCHKEY_ENCRYPTION_KEYS"),
+		LogFormat:      get("LATCHKEY_LOG_FORMAT"),
 	}
-	if v := getenv("LATCHKEY_DEV"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return Config{}, fmt.Errorf("LATCHKEY_DEV: want true or false, got %q", v)
-		}
-		c.Dev = b
+	dev := get("LATCHKEY_DEV")
+	var err error
+	if c.Dev, err = strconv.ParseBool(dev); err != nil {
+		return Config{}, fmt.Errorf("LATCHKEY_DEV: want true or false, got %q", dev)
 	}
-	if v := getenv("LATCHKEY_LOG_LEVEL"); v != "" {
-		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
-			return Config{}, fmt.Errorf("LATCHKEY_LOG_LEVEL: want debug, info, warn or error, got %q", v)
-		}
+	if v := get("LATCHKEY_LOG_LEVEL"); c.LogLevel.UnmarshalText([]byte(v)) != nil {
+		return Config{}, fmt.Errorf("LATCHKEY_LOG_LEVEL: want debug, info, warn or error, got %q", v)
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		return Config{}, fmt.Errorf("LATCHKEY_LOG_FORMAT: want json or text, got %q", c.LogFormat)
 	}
-	if v := getenv("LATCHKEY_SHUTDOWN_TIMEOUT"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return Config{}, fmt.Errorf("LATCHKEY_SHUTDOWN_TIMEOUT: want a positive duration such as 15s, got %q", v)
-		}
-		c.ShutdownTimeout = d
+	if c.ShutdownTimeout, err = positive(get("LATCHKEY_SHUTDOWN_TIMEOUT")); err != nil {
+		return Config{}, fmt.Errorf("LATCHKEY_SHUTDOWN_TIMEOUT: %w", err)
 	}
-	c.PublicURL = strings.TrimRight(or(getenv("LATCHKEY_PUBLIC_URL"), "http://localhost:8080"), "/")
+	c.PublicURL = strings.TrimRight(get("LATCHKEY_PUBLIC_URL"), "/")
 	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
 		return Config{}, fmt.Errorf("LATCHKEY_PUBLIC_URL: want an absolute http(s) URL such as https://latchkey.example.com, got %q", c.PublicURL)
 	}
-	if v := getenv("LATCHKEY_OUTBOUND_ALLOW"); v != "" {
+	if v := get("LATCHKEY_OUTBOUND_ALLOW"); v != "" {
 		for _, part := range strings.Split(v, ",") {
 			part = strings.TrimSpace(part)
 			p, err := netip.ParsePrefix(part)
@@ -83,37 +116,20 @@ func FromEnv(getenv func(string) string) (Config, error) {
 			c.OutboundAllow = append(c.OutboundAllow, p)
 		}
 	}
-	c.OutboundTimeout = 30 * time.Second
-	if v := getenv("LATCHKEY_OUTBOUND_TIMEOUT"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return Config{}, fmt.Errorf("LATCHKEY_OUTBOUND_TIMEOUT: want a positive duration such as 30s, got %q", v)
-		}
-		c.OutboundTimeout = d
+	if c.OutboundTimeout, err = positive(get("LATCHKEY_OUTBOUND_TIMEOUT")); err != nil {
+		return Config{}, fmt.Errorf("LATCHKEY_OUTBOUND_TIMEOUT: %w", err)
 	}
 	if err := c.readSealingKey(getenv("LATCHKEY_SEALING_KEY")); err != nil {
 		return Config{}, err
 	}
-	c.OutboundIdle, c.CacheEntries, c.CacheTTL = 64, 10000, 5*time.Minute
-	for _, v := range []struct {
-		name string
-		dst  *int
-		min  int
-	}{{"LATCHKEY_OUTBOUND_IDLE_PER_HOST", &c.OutboundIdle, 1}, {"LATCHKEY_CACHE_ENTRIES", &c.CacheEntries, 0}} {
-		if s := getenv(v.name); s != "" {
-			n, err := strconv.Atoi(s)
-			if err != nil || n < v.min || n > 1_000_000 {
-				return Config{}, fmt.Errorf("%s: want a whole number from %d to 1000000, got %q", v.name, v.min, s)
-			}
-			*v.dst = n
-		}
+	if c.OutboundIdle, err = count(get("LATCHKEY_OUTBOUND_IDLE_PER_HOST"), 1); err != nil {
+		return Config{}, fmt.Errorf("LATCHKEY_OUTBOUND_IDLE_PER_HOST: %w", err)
 	}
-	if v := getenv("LATCHKEY_CACHE_TTL"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return Config{}, fmt.Errorf("LATCHKEY_CACHE_TTL: want a positive duration such as 5m, got %q", v)
-		}
-		c.CacheTTL = d
+	if c.CacheEntries, err = count(get("LATCHKEY_CACHE_ENTRIES"), 0); err != nil {
+		return Config{}, fmt.Errorf("LATCHKEY_CACHE_ENTRIES: %w", err)
+	}
+	if c.CacheTTL, err = positive(get("LATCHKEY_CACHE_TTL")); err != nil {
+		return Config{}, fmt.Errorf("LATCHKEY_CACHE_TTL: %w", err)
 	}
 	if strings.TrimSpace(c.Addr) == "" {
 		return Config{}, fmt.Errorf("LATCHKEY_ADDR is empty")
@@ -147,9 +163,19 @@ func (c *Config) readSealingKey(v string) error {
 	return nil
 }
 
-func or(v, def string) string {
-	if v == "" {
-		return def
+// count reads a whole number from min to a million.
+func count(v string, min int) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < min || n > 1_000_000 {
+		return 0, fmt.Errorf("want a whole number from %d to 1000000, got %q", min, v)
 	}
-	return v
+	return n, nil
+}
+
+func positive(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("want a positive duration such as 15s, got %q", v)
+	}
+	return d, nil
 }

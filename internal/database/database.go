@@ -14,6 +14,7 @@ import (
 
 	"github.com/glebarez/sqlite"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 	"gorm.io/driver/postgres"
@@ -43,8 +44,9 @@ func Open(ctx context.Context, url, sqlitePath string) (*gorm.DB, error) {
 		NowFunc: func() time.Time { return time.Now().UTC() },
 	}
 	var (
-		db  *gorm.DB
-		err error
+		db   *gorm.DB
+		err  error
+		live liveness
 	)
 	switch {
 	case url == "":
@@ -53,7 +55,10 @@ func Open(ctx context.Context, url, sqlitePath string) (*gorm.DB, error) {
 		}
 		db, err = gorm.Open(sqlite.Open(sqliteDSN(sqlitePath)), cfg)
 	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
-		db, err = gorm.Open(postgres.Open(url), cfg)
+		db, err = gorm.Open(postgres.New(postgres.Config{
+			DSN:          url,
+			OptionOpenDB: []stdlib.OptionOpenDB{stdlib.OptionShouldPing(live.shouldPing)},
+		}), cfg)
 	default:
 		// The URL may hold a password: name only its scheme.
 		scheme, _, _ := strings.Cut(url, ":")
@@ -64,6 +69,13 @@ func Open(ctx context.Context, url, sqlitePath string) (*gorm.DB, error) {
 	}
 	sqlDB, err := db.DB()
 	if err != nil {
+		return nil, err
+	}
+	// See unavailable.go: outages become errs.Unavailable, and a read whose
+	// connection broke is tried again once.
+	db.Dialector = translator{db.Dialector}
+	if err := retryReads(db, &live); err != nil {
+		sqlDB.Close()
 		return nil, err
 	}
 	if Dialect(db) == SQLite {
@@ -187,8 +199,12 @@ func Close(db *gorm.DB) error {
 // PostgresDSN returns the connection string db was opened with, for a
 // connection of its own (LISTEN); "" for SQLite.
 func PostgresDSN(db *gorm.DB) string {
-	if d, ok := db.Dialector.(*postgres.Dialector); ok && d.Config != nil {
-		return d.Config.DSN
+	d := db.Dialector
+	if t, ok := d.(translator); ok {
+		d = t.Dialector
+	}
+	if p, ok := d.(*postgres.Dialector); ok && p.Config != nil {
+		return p.Config.DSN
 	}
 	return ""
 }

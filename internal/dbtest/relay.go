@@ -1,107 +1,162 @@
 package dbtest
 
 import (
-	"context"
+	"bytes"
 	"io"
 	"net"
 	"net/url"
 	"sync"
 	"testing"
-
-	"gorm.io/gorm"
-
-	"github.com/latchkey/latchkey/internal/database"
 )
 
-// Relay is a TCP relay in front of the test's PostgreSQL that a test can
-// cut, as a database that dies (kill -9, a network partition) would: Cut
-// drops every connection and refuses new ones until Restore.
+// Relay is a TCP proxy between a connection pool and the test PostgreSQL,
+// for tests of what callers see when the database goes away: Cut refuses
+// new connections and breaks the live ones, as a database that died;
+// Restore lets connections through again; DropOn breaks the connection
+// that next sends a given text, as a database that died mid-query.
 type Relay struct {
-	ln     net.Listener
-	target string
+	URL string // the database's URL, through the relay
 
-	mu    sync.Mutex
-	cut   bool
-	conns map[net.Conn]bool
+	target string // the database's host:port
+	addr   string // where the relay listens
+
+	mu      sync.Mutex
+	ln      net.Listener // nil while cut
+	conns   map[net.Conn]bool
+	drop    []byte
+	dropped int
 }
 
-// NewRelay starts a relay to d's PostgreSQL and returns a connection pool
-// on d's schema that goes through it. It skips the test on SQLite, which
-// cannot go away under a running process.
-func (d *DB) NewRelay(tb testing.TB) (*Relay, *gorm.DB) {
+// NewRelay starts a relay in front of d, which must be PostgreSQL. It stops
+// when the test ends.
+func NewRelay(tb testing.TB, d *DB) *Relay {
 	tb.Helper()
-	if d.URL == "" {
-		tb.Skip("needs PostgreSQL (set " + EnvURL + "): SQLite cannot be cut off from the process")
-	}
 	u, err := url.Parse(d.URL)
-	if err != nil {
-		tb.Fatal(err)
+	if err != nil || d.URL == "" {
+		tb.Fatalf("dbtest: a relay needs a PostgreSQL URL, got %q", d.URL)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	r := &Relay{ln: ln, target: u.Host, conns: make(map[net.Conn]bool)}
-	go r.serve()
-	tb.Cleanup(func() { ln.Close(); r.Cut() })
-	u.Host = ln.Addr().String()
-	db, err := database.Open(context.Background(), u.String(), "")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { database.Close(db) })
-	return r, db
+	r := &Relay{target: u.Host, addr: ln.Addr().String(), conns: map[net.Conn]bool{}}
+	u.Host = r.addr
+	r.URL = u.String()
+	r.ln = ln
+	go r.accept(ln)
+	tb.Cleanup(r.Cut)
+	return r
 }
 
-func (r *Relay) serve() {
-	for {
-		c, err := r.ln.Accept()
-		if err != nil {
-			return
-		}
-		r.mu.Lock()
-		if r.cut {
-			r.mu.Unlock()
-			c.Close()
-			continue
-		}
-		up, err := net.Dial("tcp", r.target)
-		if err != nil {
-			r.mu.Unlock()
-			c.Close()
-			continue
-		}
-		r.conns[c], r.conns[up] = true, true
-		r.mu.Unlock()
-		go r.pipe(c, up)
-		go r.pipe(up, c)
-	}
-}
-
-func (r *Relay) pipe(dst, src net.Conn) {
-	io.Copy(dst, src)
-	dst.Close()
-	src.Close()
-	r.mu.Lock()
-	delete(r.conns, dst)
-	delete(r.conns, src)
-	r.mu.Unlock()
-}
-
-// Cut drops every relayed connection and refuses new ones.
+// Cut closes the relay's listener, so connecting fails, and every live
+// connection, so that queries on them fail.
 func (r *Relay) Cut() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.cut = true
+	if r.ln != nil {
+		r.ln.Close()
+		r.ln = nil
+	}
 	for c := range r.conns {
 		c.Close()
-		delete(r.conns, c)
 	}
 }
 
-// Restore lets connections through again.
-func (r *Relay) Restore() {
+// Restore listens again, on the same address.
+func (r *Relay) Restore(tb testing.TB) {
+	tb.Helper()
 	r.mu.Lock()
-	r.cut = false
+	defer r.mu.Unlock()
+	if r.ln != nil {
+		return
+	}
+	ln, err := net.Listen("tcp", r.addr)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	r.ln = ln
+	go r.accept(ln)
+}
+
+// DropOn makes the relay close, instead of forwarding, the next client
+// message that contains text, with both ends of its connection. Other
+// connections, and new ones, work on.
+func (r *Relay) DropOn(text string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.drop = []byte(text)
+}
+
+func (r *Relay) accept(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go r.pipe(c)
+	}
+}
+
+func (r *Relay) pipe(client net.Conn) {
+	server, err := net.Dial("tcp", r.target)
+	if err != nil {
+		client.Close()
+		return
+	}
+	r.mu.Lock()
+	if r.ln == nil { // cut meanwhile
+		r.mu.Unlock()
+		client.Close()
+		server.Close()
+		return
+	}
+	r.conns[client], r.conns[server] = true, true
 	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		delete(r.conns, client)
+		delete(r.conns, server)
+		r.mu.Unlock()
+		client.Close()
+		server.Close()
+	}()
+	go func() {
+		io.Copy(client, server)
+		client.Close()
+		server.Close()
+	}()
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := client.Read(buf)
+		if n > 0 && r.dropping(buf[:n]) {
+			return
+		}
+		if n > 0 {
+			if _, werr := server.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// dropping reports, once, whether msg holds the text given to DropOn.
+func (r *Relay) dropping(msg []byte) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.drop) == 0 || !bytes.Contains(msg, r.drop) {
+		return false
+	}
+	r.drop = nil
+	r.dropped++
+	return true
+}
+
+// Dropped returns how many connections DropOn has broken.
+func (r *Relay) Dropped() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.dropped
 }

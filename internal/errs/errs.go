@@ -88,9 +88,27 @@ func New(code Code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
-// Wrap returns an Error whose message is shown and whose cause err is only logged.
+// Wrap returns an Error whose message is shown and whose cause err is only
+// logged. When err is, or wraps, an Unavailable error, Wrap returns that
+// instead (see unavailable).
 func Wrap(code Code, err error, format string, args ...any) *Error {
+	if u := unavailable(err); u != nil {
+		return u
+	}
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...), Err: err}
+}
+
+// unavailable returns the Unavailable error in err's chain, or nil. An
+// outage stays Unavailable however a caller wraps it: it is what tells a
+// client to try again later (503) rather than report a bug (500).
+// internal/database makes such errors from the driver's.
+func unavailable(err error) *Error {
+	for e := (*Error)(nil); errors.As(err, &e); err = e.Err {
+		if e.Code == Unavailable {
+			return e
+		}
+	}
+	return nil
 }
 
 // NotFoundf is shorthand for a NotFound error naming what was not found.

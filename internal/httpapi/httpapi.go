@@ -29,6 +29,10 @@ import (
 // MaxBodyBytes is the largest request body Bind reads.
 const MaxBodyBytes = 1 << 20
 
+// RetryAfter is the Retry-After header of 503 answers (RFC 9110 §10.2.3),
+// in seconds.
+const RetryAfter = "5"
+
 // ProblemContentType is the media type of error responses (RFC 9457 §3).
 const ProblemContentType = "application/problem+json"
 
@@ -169,6 +173,11 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 				slog.String("route", c.Path()),
 				slog.String("error", err.Error()),
 			)
+		}
+		if p.Status == http.StatusServiceUnavailable {
+			// The database is down or restarting: the pool reconnects on
+			// the next request, so a client may try again soon.
+			c.Response().Header().Set("Retry-After", RetryAfter)
 		}
 		c.Response().Header().Set(echo.HeaderContentType, ProblemContentType)
 		c.Response().WriteHeader(p.Status)
