@@ -219,8 +219,8 @@ func (v *Verification) check(fs *errs.Fields, byKey map[string]settings.Definiti
 	if v.ToleranceSeconds < 0 || v.ToleranceSeconds > 86400 {
 		fs.Add(f+"tolerance_seconds", "must be 1 to 86400, or 0 for the default of 300")
 	}
-	if len(v.SignaturePrefix) > 50 || strings.ContainsFunc(v.SignaturePrefix, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
-		fs.Add(f+"signature_prefix", "must be at most 50 printable ASCII characters without spaces")
+	if len(v.SignaturePrefix) > 50 || strings.ContainsFunc(v.SignaturePrefix, func(r rune) bool { return r < 0x20 || r > 0x7e }) {
+		fs.Add(f+"signature_prefix", "must be at most 50 printable ASCII characters")
 	}
 	switch v.Method {
 	case HMACSHA256, HMACSHA1:

@@ -11,6 +11,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/latchkey/latchkey/app"
+	"github.com/latchkey/latchkey/app/hooks"
 	"github.com/latchkey/latchkey/callback"
 	"github.com/latchkey/latchkey/internal/config"
 	"github.com/latchkey/latchkey/internal/database"
@@ -31,6 +32,7 @@ type background struct {
 	keepAlive  *oauthconfig.KeepAliveJob
 	states     *callback.Store
 	installs   *install.Store
+	hooks      *hooks.Store
 	log        *slog.Logger
 }
 
@@ -40,6 +42,24 @@ func (b *background) run(ctx context.Context) {
 	go b.keepAlive.Run(ctx, time.Minute)
 	go sweep(ctx, b.states, b.log)
 	go sweepInstallLinks(ctx, b.installs, b.log)
+	go sweepSeenEvents(ctx, b.hooks, b.log)
+}
+
+// sweepSeenEvents forgets provider event ids older than the dedupe window
+// now and then. Any replica may run it at any time.
+func sweepSeenEvents(ctx context.Context, s *hooks.Store, log *slog.Logger) {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.DeleteSeenBefore(ctx, time.Now().Add(-hooks.DedupeWindow)); err != nil {
+				log.Warn("deleting seen webhook event ids", "error", err.Error())
+			}
+		}
+	}
 }
 
 // newServer wires every feature package into one HTTP handler and the
@@ -98,6 +118,15 @@ func newServer(cfg config.Config, db *gorm.DB, cipher *secret.Cipher, log *slog.
 		Connect: cb, PublicURL: cfg.PublicURL, Log: log,
 	}).Register(v1, e)
 
+	// Providers' webhooks in: verified, routed to an installation, and
+	// handed to the app's webhooks above as provider.event.
+	hookStore := hooks.NewStore(db, webhooks)
+	hookHandler := hooks.NewHandler(hooks.Deps{
+		Store: hookStore, Apps: apps, Settings: settingStore, PublicURL: cfg.PublicURL, Log: log,
+	})
+	hookHandler.Observe = m.HookEvent
+	hookHandler.Register(v1, e)
+
 	refresher := oauthconfig.NewRefresher(db, settingStore, connections, tokens, cb.RedirectURI(), log)
 	refresher.SetLinker(cb)
 	app.NewAPIHandler(apps, oauthconfig.APIReferences{Settings: settingStore, Configs: configs}).Register(v1)
@@ -118,6 +147,7 @@ func newServer(cfg config.Config, db *gorm.DB, cipher *secret.Cipher, log *slog.
 		keepAlive:  oauthconfig.NewKeepAliveJob(db, settingStore, configs, refresher, log),
 		states:     states,
 		installs:   installs,
+		hooks:      hookStore,
 		log:        log,
 	}
 }
