@@ -20,6 +20,10 @@ const Path = "/hooks/"
 // kilobytes; a larger one is refused (413) before anything else is done.
 const MaxBodyBytes = 1 << 20
 
+// idLength is the length of every source id: 32 random bytes, base64url
+// without padding (secret.NewToken).
+const idLength = 43
+
 // maxEcho bounds what a handshake echoes back.
 const maxEcho = 4096
 
@@ -75,6 +79,10 @@ func (h *Handler) receive(c echo.Context) error {
 func (h *Handler) take(c echo.Context) (string, error) {
 	ctx := c.Request().Context()
 	id := c.Param("source")
+	if len(id) != idLength {
+		// Not an id Latchkey makes: no need to ask the database.
+		return "", refuse(outcomeUnknown, errs.NotFoundf("no such webhook source"))
+	}
 	src, err := h.store.FindByID(ctx, id)
 	if errs.Is(err, errs.NotFound) {
 		return "", refuse(outcomeUnknown, err)

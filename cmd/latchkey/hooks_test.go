@@ -206,6 +206,7 @@ func TestProviderWebhooks(t *testing.T) {
 	noUser := strings.NewReplacer(`"U7"`, `"U99"`, "Ev01", "Ev05").Replace(slackEvent)
 	accepted(e.hook(slackURL, slackHeaders(slackSigningSecret, now, noUser), noUser), "accepted")
 	refused(e.hook(e.url+"/hooks/"+strings.Repeat("A", 43), slackHeaders(slackSigningSecret, now, slackEvent), slackEvent), 404)
+	refused(e.hook(e.url+"/hooks/short", slackHeaders(slackSigningSecret, now, slackEvent), slackEvent), 404)
 	big := `{"team_id":"T1","pad":"` + strings.Repeat("x", 1<<20) + `"}`
 	refused(e.hook(slackURL, slackHeaders(slackSigningSecret, now, big), big), 413)
 
@@ -319,7 +320,7 @@ func TestProviderWebhooks(t *testing.T) {
 	// Counted by outcome; no label names a source, a team or a secret.
 	metrics := string(e.call("GET", "/metrics", "", nil).body)
 	for outcome, n := range map[string]int{"accepted": 6, "duplicate": 2, "handshake": 3, "unverified": 9,
-		"unroutable": 1, "ambiguous": 1, "unknown_source": 1, "too_large": 1} {
+		"unroutable": 1, "ambiguous": 1, "unknown_source": 2, "too_large": 1} {
 		if want := `latchkey_hook_events_total{outcome="` + outcome + `"} ` + strconv.Itoa(n) + "\n"; !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", strings.TrimSpace(want))
 		}
