@@ -27,6 +27,7 @@ var Events = []string{
 	"connection.recovered",                // a connection that had failed works again
 	"connection.configuration_error",      // the provider refused the installation's client credentials
 	"connection.configuration_recovered",  // those credentials work again
+	"provider.event",                      // a provider sent a verified event for an installation (app/hooks)
 }
 
 // Webhook is an endpoint of an app that receives events, signed with its

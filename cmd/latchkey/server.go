@@ -14,6 +14,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/latchkey/latchkey/app"
+	"github.com/latchkey/latchkey/app/hooks"
 	"github.com/latchkey/latchkey/callback"
 	"github.com/latchkey/latchkey/internal/cache"
 	"github.com/latchkey/latchkey/internal/config"
@@ -67,6 +68,23 @@ func (b *background) wait(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("background jobs still running: %w", ctx.Err())
+	}
+}
+
+// sweepSeenEvents forgets provider event ids older than the dedupe window
+// now and then. Any replica may run it at any time.
+func sweepSeenEvents(ctx context.Context, s *hooks.Store, log *slog.Logger) {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.DeleteSeenBefore(ctx, time.Now().Add(-hooks.DedupeWindow)); err != nil {
+				log.Warn("deleting seen webhook event ids", "error", err.Error())
+			}
+		}
 	}
 }
 
@@ -142,6 +160,15 @@ func newServer(cfg config.Config, db *gorm.DB, cipher *secret.Cipher, log *slog.
 		Connect: cb, PublicURL: cfg.PublicURL, Log: log,
 	}).Register(v1, e)
 
+	// Providers' webhooks in: verified, routed to an installation, and
+	// handed to the app's webhooks above as provider.event.
+	hookStore := hooks.NewStore(db, webhooks)
+	hookHandler := hooks.NewHandler(hooks.Deps{
+		Store: hookStore, Apps: apps, Settings: settingStore, PublicURL: cfg.PublicURL, Log: log,
+	})
+	hookHandler.Observe = m.HookEvent
+	hookHandler.Register(v1, e)
+
 	refresher := oauthconfig.NewRefresher(db, settingStore, connections, tokens, cb.RedirectURI(), log)
 	refresher.SetLinker(cb)
 	app.NewAPIHandler(apps, oauthconfig.APIReferences{Settings: settingStore, Configs: configs}).Register(v1)
@@ -169,6 +196,7 @@ func newServer(cfg config.Config, db *gorm.DB, cipher *secret.Cipher, log *slog.
 		func(ctx context.Context) { b.keepAlive.Run(ctx, time.Minute) },
 		func(ctx context.Context) { sweep(ctx, states, log) },
 		func(ctx context.Context) { sweepInstallLinks(ctx, installs, log) },
+		func(ctx context.Context) { sweepSeenEvents(ctx, hookStore, log) },
 	}
 	return e, b
 }

@@ -29,6 +29,7 @@ type Metrics struct {
 	outbound  *prometheus.HistogramVec
 	refusals  prometheus.Counter
 	outErrors *prometheus.CounterVec
+	hooks     *prometheus.CounterVec
 }
 
 // New returns Metrics registered in a registry of their own, with Go
@@ -62,8 +63,12 @@ func New(db *sql.DB) *Metrics {
 			Name: "latchkey_ssrf_refusals_total",
 			Help: "Outbound connections refused because the address is loopback, private, link-local or a metadata service.",
 		}),
+		hooks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "latchkey_hook_events_total",
+			Help: "Requests to the public webhook endpoints (/hooks/{source}), by outcome: accepted, duplicate, handshake, unverified, unroutable, ambiguous, bad_request, too_large, unknown_source, error.",
+		}, []string{"outcome"}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.tokens, m.outbound, m.outErrors, m.refusals,
+	m.reg.MustRegister(m.requests, m.latency, m.tokens, m.outbound, m.outErrors, m.refusals, m.hooks,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if db != nil {
 		m.reg.MustRegister(collectors.NewDBStatsCollector(db, "latchkey"))
@@ -91,6 +96,16 @@ func (m *Metrics) TokenRequest(configID, kind, outcome string) {
 		return
 	}
 	m.tokens.WithLabelValues(configID, kind, outcome).Inc()
+}
+
+// HookEvent records one request to a webhook source by its outcome. The
+// source is not a label: its id is its URL, which only the provider should
+// know.
+func (m *Metrics) HookEvent(outcome string) {
+	if m == nil {
+		return
+	}
+	m.hooks.WithLabelValues(outcome).Inc()
 }
 
 // Outbound records one outbound request: its time to response headers, or

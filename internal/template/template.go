@@ -58,6 +58,18 @@
 // renders as nothing. Template.RenderMasked masks a call that has a secret
 // variable among its arguments.
 //
+// # Literals and other platforms' placeholders
+//
+// A placeholder may also be a string literal alone, <<"text">>, with the
+// same rules as a literal argument; it renders as its text, escaped for
+// the Context like a value. It is how to write, as is, text that Check
+// would otherwise refuse: other integration platforms write placeholders
+// as {{client_id}}, and a template pasted from one of them would be sent
+// with the braces in it, so Check refuses "{{" ... "}}" in a template's
+// literal text with a hint to write <<client_id>>; <<"{{">>client_id}}
+// sends the braces. Parse does not refuse them, so templates stored
+// before the rule still render as they did.
+//
 // Values may be secrets, so no error returned by this package ever contains
 // one. Errors about the template itself are *Error, with a byte offset in
 // the source; errors about values are *MissingError and *ValueError.
@@ -200,8 +212,9 @@ const (
 
 // A placeholder is one occurrence of <<name>> or <<call>> in the source.
 type placeholder struct {
-	name string // the variable, or "" for a call
+	name string // the variable, or "" for a call or a literal
 	call *call
+	lit  string // a literal placeholder's text, never empty
 	refs []ref // the variables it uses, in source order; a window on Template.refs
 	pos  int   // offset of "<<"
 	end  int   // offset just past ">>"
@@ -213,6 +226,9 @@ type placeholder struct {
 func (p *placeholder) label() string {
 	if p.call != nil {
 		return "<<" + p.call.fn.String() + "(...)>>"
+	}
+	if p.lit != "" {
+		return `<<"` + p.lit + `">>`
 	}
 	return "<<" + p.name + ">>"
 }
@@ -313,9 +329,19 @@ func scan(src string) ([]placeholder, []ref, error) {
 		tag := src[start+2 : start+2+j]
 		off = start + 2 + j + 2
 		ph := placeholder{pos: start, end: off}
-		// A '(' can only be part of a call: names have none, and neither
-		// does anything else a tag may hold.
-		if strings.IndexByte(tag, '(') < 0 {
+		// A literal starts with '"'; otherwise a '(' can only be part of
+		// a call: names have none.
+		if strings.HasPrefix(tag, `"`) {
+			p.i, p.end = start+2, start+2+j
+			a, err := p.literal()
+			if err != nil {
+				return nil, nil, err
+			}
+			if p.i < p.end {
+				return nil, nil, &Error{Pos: p.i, Msg: "unexpected " + quoteByte(src[p.i]) + " after a string literal"}
+			}
+			ph.lit = a.lit
+		} else if strings.IndexByte(tag, '(') < 0 {
 			if err := checkName(tag); err != "" {
 				return nil, nil, &Error{Pos: start, Msg: err}
 			}
@@ -442,8 +468,8 @@ func indexControl(s string) int {
 // part of the URL it sits in, and checks that the template is a URL.
 func checkURL(src string, phs []placeholder) error {
 	if len(phs) == 1 && phs[0].pos == 0 && phs[0].end == len(src) {
-		if phs[0].call != nil {
-			return &Error{Pos: 0, Msg: "a URL template that is a single placeholder must be a variable, not a call"}
+		if phs[0].name == "" {
+			return &Error{Pos: 0, Msg: "a URL template that is a single placeholder must be a variable, not a call or a literal"}
 		}
 		phs[0].kind = kindURL
 		return nil
@@ -642,13 +668,55 @@ func (t *Template) Vars() []string {
 // Check reports the first use of a variable, in source order, that known
 // does not accept, as an *Error at its offset: that of the placeholder's
 // "<<" for <<name>>, and that of the argument for a call's argument.
+//
+// It also reports another platform's placeholder in the literal text, such
+// as {{client_id}} (see the package documentation), as an *Error at its
+// "{{" with a hint to write <<client_id>>.
 func (t *Template) Check(known func(name string) bool) error {
 	for _, r := range t.refs {
 		if !known(r.name) {
 			return &Error{Pos: r.pos, Msg: "unknown variable " + strconv.Quote(r.name)}
 		}
 	}
-	return nil
+	return eachLiteral(t.src, t.phs, foreign)
+}
+
+// maxForeign bounds the text between "{{" and "}}" that counts as another
+// platform's placeholder; longer runs are not one.
+const maxForeign = 100
+
+// foreign reports "{{" ... "}}" in the literal text lit, which starts at
+// offset at of the source: the placeholder syntax of other integration
+// platforms (Postman, Zapier, n8n, Pipedream, Paragon, Mustache), which
+// Latchkey would send as is. A run with a brace or a line break inside,
+// or a long one, is not one.
+func foreign(lit string, at int) error {
+	for off := 0; ; {
+		i := strings.Index(lit[off:], "{{")
+		if i < 0 {
+			return nil
+		}
+		open := off + i
+		for open+2 < len(lit) && lit[open+2] == '{' { // "{{{x}}}" starts at its last "{{"
+			open++
+		}
+		j := strings.Index(lit[open+2:], "}}")
+		if j < 0 {
+			return nil
+		}
+		inner := lit[open+2 : open+2+j]
+		off = open + 2
+		name := strings.TrimSpace(inner)
+		if name == "" || len(inner) > maxForeign || strings.ContainsAny(inner, "{}\r\n") {
+			continue
+		}
+		hint := "<<name>>"
+		if checkName(name) == "" {
+			hint = "<<" + name + ">>"
+		}
+		return &Error{Pos: at + open, Msg: strconv.Quote("{{"+inner+"}}") + " is another platform's placeholder syntax: " +
+			"Latchkey placeholders are written " + hint + `; to send "{{" as it is, write <<"{{">>`}
+	}
 }
 
 // WithClock returns a copy of t whose unix_time and unix_time_ms calls read
@@ -707,12 +775,15 @@ func (t *Template) execute(vars map[string]string, secret func(string) bool) (st
 		p := &t.phs[i]
 		i++
 		var v string
-		if p.call == nil {
+		switch {
+		case p.lit != "":
+			v = p.lit
+		case p.call == nil:
 			v = vars[p.name]
 			if v == "" {
 				return 0, &MissingError{Name: p.name}
 			}
-		} else {
+		default:
 			var err error
 			rb.scratch, err = p.call.eval(rb.scratch[:0], vars, now)
 			if err != nil {

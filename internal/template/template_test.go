@@ -179,6 +179,106 @@ func TestCheck(t *testing.T) {
 	}
 }
 
+// TestForeignPlaceholders: templates written in another platform's syntax
+// are refused by Check, with a hint, unless the braces are written as a
+// literal placeholder.
+func TestForeignPlaceholders(t *testing.T) {
+	all := func(string) bool { return true }
+	tests := []struct {
+		ctx  Context
+		src  string
+		pos  int    // -1: no error
+		hint string // in the message
+	}{
+		{Form, "grant_type=client_credentials&client_id={{client_id}}", 40, "Latchkey placeholders are written <<client_id>>"},
+		{JSON, `{"key": "{{ api_key }}"}`, 9, "<<api_key>>"},
+		{Header, "Bearer {{$json.access_token}}", 7, "Latchkey placeholders are written <<name>>"},
+		{URL, "https://api.example.com/<<p>>?key={{api_key}}", 34, "<<api_key>>"},
+		{Text, "a {{{triple}}} b", 3, "<<triple>>"},
+		{Text, "{{a{{b}}", 3, "<<b>>"},
+		{Text, `<<x>> {{Client_ID}}`, 6, `to send "{{" as it is, write <<"{{">>`},
+		// Not another platform's placeholder.
+		{Text, "{{}} {{ }} {{a\nb}} {{ {a} }}", -1, ""},
+		{Text, "{{" + strings.Repeat("a", 101) + "}}", -1, ""},
+		{Text, "{{ open", -1, ""},
+		{JSON, `{"a":{"b":1}}`, -1, ""},
+		{Text, "{{<<x>>}}", -1, ""},
+		// Escaped: the braces written as literal placeholders.
+		{Text, `<<"{{">>client_id}}`, -1, ""},
+		{JSON, `{"t": "<<"{{client_id}}">>"}`, -1, ""},
+	}
+	for _, tt := range tests {
+		tm := mustParse(t, tt.src, tt.ctx)
+		err := tm.Check(all)
+		var e *Error
+		switch {
+		case tt.pos < 0 && err != nil:
+			t.Errorf("Check(%q) = %v, want nil", tt.src, err)
+		case tt.pos >= 0 && (!errors.As(err, &e) || e.Pos != tt.pos || !strings.Contains(e.Msg, tt.hint)):
+			t.Errorf("Check(%q) = %v, want at byte %d: ...%s...", tt.src, err, tt.pos, tt.hint)
+		}
+	}
+	// An unknown variable is reported first, and Parse takes the foreign
+	// syntax: templates stored before Check refused it still render.
+	if err := mustParse(t, "{{a}} <<b>>", Text).Check(func(string) bool { return false }); err == nil || !strings.Contains(err.Error(), `unknown variable "b"`) {
+		t.Errorf("Check = %v, want the unknown variable", err)
+	}
+	if got, err := mustParse(t, "{{a}} <<b>>", Text).Render(map[string]string{"b": "x"}); got != "{{a}} x" || err != nil {
+		t.Errorf("Render = %q, %v", got, err)
+	}
+}
+
+// TestLiteralPlaceholders: <<"text">> renders as its text, escaped for
+// where it lands like a value.
+func TestLiteralPlaceholders(t *testing.T) {
+	tests := []struct {
+		ctx      Context
+		src, out string
+	}{
+		{Text, `<<"{{">>client_id}}`, "{{client_id}}"},
+		{Form, `a=<<"{{b}}">>&c=<<c>>`, "a=%7B%7Bb%7D%7D&c=x"},
+		{JSON, `{"t":"<<"a'b">>"}`, `{"t":"a'b"}`},
+		{URL, `https://<<"api">>.example.com/<<"a b">>`, "https://api.example.com/a%20b"},
+		{Header, `X <<"(a)">>`, "X (a)"},
+	}
+	for _, tt := range tests {
+		got, err := mustParse(t, tt.src, tt.ctx).Render(map[string]string{"c": "x"})
+		if got != tt.out || err != nil {
+			t.Errorf("Render(%q) = %q, %v; want %q", tt.src, got, err, tt.out)
+		}
+		if got, _ := mustParse(t, tt.src, tt.ctx).RenderMasked(map[string]string{"c": "x"}, func(string) bool { return true }); strings.Contains(tt.src, "<<c>>") == !strings.Contains(got, "****") {
+			t.Errorf("RenderMasked(%q) = %q", tt.src, got)
+		}
+		if vars := mustParse(t, tt.src, tt.ctx).Vars(); strings.Contains(strings.Join(vars, ","), "{") {
+			t.Errorf("Vars(%q) = %v", tt.src, vars)
+		}
+	}
+	for _, tt := range []struct {
+		ctx      Context
+		src, msg string
+		pos      int
+	}{
+		{Text, `<<"">>`, "empty string literal", 2},
+		{Text, `<<"a"b>>`, `unexpected "b" after a string literal`, 5},
+		{Text, `<<"a\b">>`, "may not contain", 4},
+		{URL, `<<"https://a.example">>`, "must be a variable, not a call or a literal", 0},
+		{JSON, `{"a":<<"x">>}`, `placeholder <<"x">> is not inside a JSON string`, 5},
+		{URL, `https://<<"a/b">>.example.com/`, "", -1}, // parses; the host check refuses it when rendered
+	} {
+		_, err := Parse(tt.src, tt.ctx)
+		var e *Error
+		switch {
+		case tt.pos < 0 && err != nil:
+			t.Errorf("Parse(%q): %v", tt.src, err)
+		case tt.pos >= 0 && (!errors.As(err, &e) || e.Pos != tt.pos || !strings.Contains(e.Msg, tt.msg)):
+			t.Errorf("Parse(%q) = %v, want at byte %d: ...%s...", tt.src, err, tt.pos, tt.msg)
+		}
+	}
+	if _, err := mustParse(t, `https://<<"a/b">>.example.com/`, URL).Render(nil); err == nil {
+		t.Error("a literal with '/' renders into a URL's host")
+	}
+}
+
 func TestVarsAndString(t *testing.T) {
 	src := "<<b>> <<a>> <<b>> <<c_1>>"
 	tm := mustParse(t, src, Text)
@@ -504,6 +604,9 @@ var fuzzSeeds = []struct {
 	{"<<base64(urlencode(base64(a)))>>", Text, "a", "b"},
 	{"<<base64(a,b)>> <<md5(a)>> <<base64()>> <<unix_time(a)>>", Text, "a", "b"},
 	{"<<base64(a)>>", URL, "a", "b"},
+	{`{"id":"{{client_id}}","x":"<<"{{">>y}}","<<a>>":"<<"lit">>"}`, JSON, "a", "b"},
+	{`https://<<"api">>.example.com/<<"a b">>?q=<<"{{x}}">>`, URL, "a", "b"},
+	{`<<"x">>`, URL, "a", "b"},
 }
 
 func FuzzParse(f *testing.F) {
@@ -528,8 +631,13 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("Vars has bad name %q", name)
 			}
 		}
+		// With every variable known, Check refuses only another
+		// platform's placeholder in the literal text.
 		if err := tm.Check(func(string) bool { return true }); err != nil {
-			t.Fatalf("Check(all): %v", err)
+			var e *Error
+			if !errors.As(err, &e) || !strings.HasPrefix(src[e.Pos:], "{{") || !strings.Contains(e.Msg, "another platform's placeholder") {
+				t.Fatalf("Check(all): %v", err)
+			}
 		}
 		checkRefs(t, tm)
 		if len(tm.refs) > 0 {
@@ -557,6 +665,8 @@ func FuzzParse(f *testing.F) {
 				if p := &text.phs[i]; p.call != nil {
 					v, _ := refEval(p.call, self)
 					want.WriteString(v)
+				} else if p.lit != "" {
+					want.WriteString(p.lit)
 				} else {
 					want.WriteString(src[p.pos:p.end])
 				}
@@ -577,7 +687,7 @@ func checkRefs(t *testing.T, tm *Template) {
 	t.Helper()
 	n, last := 0, -1
 	for _, p := range tm.phs {
-		if p.call == nil && (len(p.refs) != 1 || p.refs[0].pos != p.pos || p.refs[0].name != p.name) {
+		if p.call == nil && p.lit == "" && (len(p.refs) != 1 || p.refs[0].pos != p.pos || p.refs[0].name != p.name) {
 			t.Fatalf("placeholder %q has refs %v", tm.src[p.pos:p.end], p.refs)
 		}
 		for _, r := range p.refs {
@@ -650,9 +760,12 @@ func flatten(t *testing.T, tm *Template, ctx Context, vars map[string]string) (f
 		if at+len(lit) < len(tm.src) {
 			p, name := &tm.phs[i], "p"+strconv.Itoa(i)
 			src.WriteString("<<" + name + ">>")
-			if p.call != nil {
+			switch {
+			case p.call != nil:
 				fvars[name], _ = refEval(p.call, vars)
-			} else {
+			case p.lit != "":
+				fvars[name] = p.lit
+			default:
 				fvars[name] = vars[p.name]
 			}
 			masked[name] = len(p.refs) > 0
@@ -726,7 +839,7 @@ func FuzzRender(f *testing.F) {
 		// A template with calls renders as one in which each call is a
 		// variable with the call's result as its value; the checks below
 		// then apply to that one.
-		if slices.ContainsFunc(tm.phs, func(p placeholder) bool { return p.call != nil }) {
+		if slices.ContainsFunc(tm.phs, func(p placeholder) bool { return p.call != nil || p.lit != "" }) {
 			tm = tm.WithClock(stopped)
 			flat, fvars, secret := flatten(t, tm, ctx, vars)
 			out, err := tm.Render(vars)

@@ -1,0 +1,369 @@
+package main
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+const (
+	slackSigningSecret = "8f742231b10e8888abcd99yyyzzz85a5"
+	githubSecret       = "It's a Secret to Everybody"
+	zoomSecret         = "zoom-secret-token-4711"
+	graphClientState   = "graph-client-state-0815"
+)
+
+// hook posts body to a webhook source's URL as a provider would, and checks
+// the exchange against openapi.yaml like env.call.
+func (e *env) hook(url string, header map[string]string, body string) response {
+	e.t.Helper()
+	req, err := http.NewRequest("POST", url, strings.NewReader(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	e.mu.Lock()
+	e.bodies.Write(raw)
+	e.bodies.WriteByte('\n')
+	e.mu.Unlock()
+	checkSpec(e.t, req, resp, raw)
+	return response{status: resp.StatusCode, header: resp.Header, body: raw}
+}
+
+func hmacHex(secret, msg string) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(msg))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// slackHeaders signs body as Slack does (v0 signing, "v0:<ts>:<body>").
+func slackHeaders(secret string, at time.Time, body string) map[string]string {
+	ts := strconv.FormatInt(at.Unix(), 10)
+	return map[string]string{"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": "v0=" + hmacHex(secret, "v0:"+ts+":"+body)}
+}
+
+// stripeHeaders signs body as Stripe does (Stripe-Signature: t=,v1=).
+func stripeHeaders(secret string, at time.Time, body string) map[string]string {
+	ts := strconv.FormatInt(at.Unix(), 10)
+	return map[string]string{"Stripe-Signature": "t=" + ts + ",v1=" + hmacHex(secret, ts+"."+body)}
+}
+
+// TestProviderWebhooks: events from Slack, GitHub, Stripe, Zoom and
+// Microsoft Graph, signed as each documents, are verified, answered,
+// routed to their installation and user, and delivered once as
+// provider.event; forged, replayed, unroutable and oversized ones are
+// refused with a 4xx, counted, and never delivered.
+func TestProviderWebhooks(t *testing.T) {
+	e := newEnv(t)
+	e.must(201, "POST", "/v1/apps", e.key, map[string]any{"name": "Acme", "slug": "acme"})
+	for _, d := range []map[string]any{
+		{"key": "slack_signing_secret", "secret": true, "visibility": "hidden", "default": slackSigningSecret},
+		{"key": "github_secret", "secret": true, "visibility": "hidden", "default": githubSecret},
+		{"key": "zoom_secret", "secret": true, "visibility": "hidden", "default": zoomSecret},
+		{"key": "graph_client_state", "secret": true, "visibility": "hidden", "default": graphClientState},
+		{"key": "stripe_secret", "secret": true},
+		{"key": "slack_team_id"},
+		{"key": "github_installation_id"},
+		{"key": "stripe_account"},
+		{"key": "slack_user_id", "level": "user"},
+	} {
+		e.must(201, "POST", "/v1/apps/acme/settings", e.key, d)
+	}
+	install := func(org string, values map[string]string) string {
+		return e.must(201, "POST", "/v1/installations", e.key, map[string]any{"app_id": "acme", "organization_id": org, "values": values})["id"].(string)
+	}
+	inst1 := install("org-1", map[string]string{"slack_team_id": "T1", "github_installation_id": "111", "stripe_account": "acct_1", "stripe_secret": "whsec_one"})
+	inst2 := install("org-2", map[string]string{"slack_team_id": "T2", "stripe_account": "acct_2", "stripe_secret": "whsec_two"})
+	install("org-3", map[string]string{"slack_team_id": "T3"})
+	install("org-3b", map[string]string{"slack_team_id": "T3"}) // claims org-3's team too
+	e.must(200, "PATCH", "/v1/installations/"+inst1+"/users/user-7/settings", e.key, map[string]any{"values": map[string]any{"slack_user_id": "U7"}})
+	e.must(200, "PATCH", "/v1/installations/"+inst1+"/users/user-8/settings", e.key, map[string]any{"values": map[string]any{"slack_user_id": "U8"}})
+
+	rc := &receiver{}
+	platform := httptest.NewServer(rc)
+	t.Cleanup(platform.Close)
+	whsec := e.must(201, "POST", "/v1/apps/acme/webhooks", e.key, map[string]any{"url": platform.URL, "events": []string{"provider.event"}})["secret"].(string)
+
+	// Saving checks the source against the app's settings.
+	wantFields(t, e.must(422, "POST", "/v1/apps/acme/webhook-sources", e.key, map[string]any{
+		"name": "bad",
+		"verification": map[string]any{"method": "hmac_sha256", "secret_setting": "slack_team_id",
+			"signature_header": "X-Slack-Signature", "base_string": "v0:<<timestamp>>:<<nope>>"},
+		"routing": map[string]any{"organization": map[string]any{"path": "team_id", "setting": "stripe_secret"}},
+	}), "verification.secret_setting", "verification.base_string", "routing.organization.path", "routing.organization.setting")
+
+	source := func(body map[string]any) (string, string) {
+		s := e.must(201, "POST", "/v1/apps/acme/webhook-sources", e.key, body)
+		return s["id"].(string), s["url"].(string)
+	}
+	slackID, slackURL := source(map[string]any{
+		"name": "slack",
+		"verification": map[string]any{"method": "hmac_sha256", "secret_setting": "slack_signing_secret",
+			"signature_header": "X-Slack-Signature", "signature_prefix": "v0=",
+			"base_string": "v0:<<timestamp>>:<<body>>", "timestamp_header": "X-Slack-Request-Timestamp"},
+		"handshake":  "slack",
+		"routing":    map[string]any{"organization": map[string]any{"path": "$.team_id", "setting": "slack_team_id"}, "user": map[string]any{"path": "$.event.user", "setting": "slack_user_id"}},
+		"event_type": map[string]any{"path": "$.event.type"},
+		"event_id":   map[string]any{"path": "$.event_id"},
+	})
+	_, githubURL := source(map[string]any{
+		"name":         "github",
+		"verification": map[string]any{"method": "hmac_sha256", "secret_setting": "github_secret", "signature_header": "X-Hub-Signature-256", "signature_prefix": "sha256="},
+		"routing":      map[string]any{"organization": map[string]any{"path": "$.installation.id", "setting": "github_installation_id"}},
+		"event_type":   map[string]any{"header": "X-GitHub-Event"},
+		"event_id":     map[string]any{"header": "X-GitHub-Delivery"},
+	})
+	_, stripeURL := source(map[string]any{
+		"name":         "stripe",
+		"verification": map[string]any{"method": "hmac_sha256", "secret_setting": "stripe_secret", "signature_header": "Stripe-Signature", "signature_format": "stripe"},
+		"routing":      map[string]any{"organization": map[string]any{"path": "$.account", "setting": "stripe_account"}},
+		"event_type":   map[string]any{"path": "$.type"},
+		"event_id":     map[string]any{"path": "$.id"},
+	})
+	_, zoomURL := source(map[string]any{
+		"name": "zoom",
+		"verification": map[string]any{"method": "hmac_sha256", "secret_setting": "zoom_secret", "signature_header": "x-zm-signature",
+			"signature_prefix": "v0=", "base_string": "v0:<<timestamp>>:<<body>>", "timestamp_header": "x-zm-request-timestamp"},
+		"handshake": "zoom",
+		"routing":   map[string]any{"organization": map[string]any{"path": "$.payload.account_id", "setting": "slack_team_id"}},
+	})
+	_, graphURL := source(map[string]any{
+		"name":         "graph",
+		"verification": map[string]any{"method": "token", "secret_setting": "graph_client_state", "token_path": "$.value[0].clientState"},
+		"handshake":    "graph",
+		"routing":      map[string]any{"organization": map[string]any{"path": "$.value[0].tenantId", "setting": "slack_team_id"}},
+	})
+	if !strings.HasPrefix(slackURL, e.url+"/hooks/") || len(slackID) != 43 || !strings.HasSuffix(slackURL, slackID) {
+		t.Fatalf("source url %q, id %q", slackURL, slackID)
+	}
+	got := e.must(200, "GET", "/v1/apps/acme/webhook-sources/"+slackID, e.key, nil)
+	if v := got["verification"].(map[string]any); v["encoding"] != "hex" || v["signature_format"] != "plain" || v["tolerance_seconds"] != float64(300) {
+		t.Errorf("defaults not filled in: %v", v)
+	}
+	e.must(404, "GET", "/v1/apps/acme/webhook-sources/"+slackID, e.other, nil)
+	if n := len(e.must(200, "GET", "/v1/apps/acme/webhook-sources", e.key, nil)["webhook_sources"].([]any)); n != 5 {
+		t.Errorf("%d sources listed, want 5", n)
+	}
+
+	now := time.Now()
+	accepted := func(r response, want string) {
+		t.Helper()
+		if r.status != 200 || !strings.Contains(string(r.body), `"status":"`+want+`"`) {
+			t.Fatalf("status %d %s, want 200 %s", r.status, r.body, want)
+		}
+	}
+	refused := func(r response, status int) {
+		t.Helper()
+		if r.status != status || r.header.Get("Content-Type") != "application/problem+json" {
+			t.Fatalf("status %d %s, want %d problem", r.status, r.body, status)
+		}
+	}
+
+	// Slack: the URL check, then an event routed to org-1 and user-7.
+	challenge := `{"token":"x","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"}`
+	r := e.hook(slackURL, slackHeaders(slackSigningSecret, now, challenge), challenge)
+	if r.status != 200 || string(r.body) != `{"challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}`+"\n" {
+		t.Fatalf("url_verification: %d %s", r.status, r.body)
+	}
+	refused(e.hook(slackURL, map[string]string{"X-Slack-Request-Timestamp": "1", "X-Slack-Signature": "v0=00"}, challenge), 401)
+	slackEvent := `{"token":"x","team_id":"T1","event":{"type":"message","user":"U7","text":"hi"},"type":"event_callback","event_id":"Ev01"}`
+	accepted(e.hook(slackURL, slackHeaders(slackSigningSecret, now, slackEvent), slackEvent), "accepted")
+	// Slack retries: same event id, new timestamp and signature.
+	accepted(e.hook(slackURL, slackHeaders(slackSigningSecret, now.Add(time.Second), slackEvent), slackEvent), "duplicate")
+	// A captured request replayed after 10 minutes, and a forged one.
+	refused(e.hook(slackURL, slackHeaders(slackSigningSecret, now.Add(-10*time.Minute), slackEvent), slackEvent), 401)
+	forged := strings.Replace(slackEvent, "Ev01", "Ev02", 1)
+	r = e.hook(slackURL, slackHeaders("not-the-secret", now, forged), forged)
+	refused(r, 401)
+	if !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Signature ") {
+		t.Errorf("401 without a challenge: %q", r.header.Get("WWW-Authenticate"))
+	}
+	tampered := strings.Replace(slackEvent, `"T1"`, `"T2"`, 1)
+	refused(e.hook(slackURL, slackHeaders(slackSigningSecret, now, slackEvent), tampered), 401)
+	// Signed, but for a team no installation has, or that two claim.
+	unknownTeam := strings.NewReplacer(`"T1"`, `"T9"`, "Ev01", "Ev03").Replace(slackEvent)
+	refused(e.hook(slackURL, slackHeaders(slackSigningSecret, now, unknownTeam), unknownTeam), 404)
+	sharedTeam := strings.NewReplacer(`"T1"`, `"T3"`, "Ev01", "Ev04").Replace(slackEvent)
+	refused(e.hook(slackURL, slackHeaders(slackSigningSecret, now, sharedTeam), sharedTeam), 404)
+	// A user no one has: the event is the installation's alone.
+	noUser := strings.NewReplacer(`"U7"`, `"U99"`, "Ev01", "Ev05").Replace(slackEvent)
+	accepted(e.hook(slackURL, slackHeaders(slackSigningSecret, now, noUser), noUser), "accepted")
+	refused(e.hook(e.url+"/hooks/"+strings.Repeat("A", 43), slackHeaders(slackSigningSecret, now, slackEvent), slackEvent), 404)
+	refused(e.hook(e.url+"/hooks/short", slackHeaders(slackSigningSecret, now, slackEvent), slackEvent), 404)
+	big := `{"team_id":"T1","pad":"` + strings.Repeat("x", 1<<20) + `"}`
+	refused(e.hook(slackURL, slackHeaders(slackSigningSecret, now, big), big), 413)
+
+	// GitHub: X-Hub-Signature-256 over the raw body; type and id in headers.
+	ghBody := `{"action":"opened","installation":{"id":111},"issue":{"number":1}}`
+	ghHeaders := map[string]string{"X-Hub-Signature-256": "sha256=" + hmacHex(githubSecret, ghBody),
+		"X-GitHub-Event": "issues", "X-GitHub-Delivery": "72d3162e-cc78-11e3-81ab-4c9367dc0958"}
+	accepted(e.hook(githubURL, ghHeaders, ghBody), "accepted")
+	accepted(e.hook(githubURL, ghHeaders, ghBody), "duplicate") // a redelivery
+	ghHeaders["X-Hub-Signature-256"] = "sha256=" + hmacHex("wrong", ghBody)
+	refused(e.hook(githubURL, ghHeaders, ghBody), 401)
+
+	// Stripe: one endpoint secret per installation, found by routing.
+	stripeBody := `{"id":"evt_1","type":"invoice.paid","account":"acct_2"}`
+	accepted(e.hook(stripeURL, stripeHeaders("whsec_two", now, stripeBody), stripeBody), "accepted")
+	other := strings.Replace(stripeBody, "evt_1", "evt_2", 1)
+	refused(e.hook(stripeURL, stripeHeaders("whsec_one", now, other), other), 401) // org-1's secret for org-2's account
+	nobody := strings.Replace(other, "acct_2", "acct_9", 1)
+	refused(e.hook(stripeURL, stripeHeaders("whsec_two", now, nobody), nobody), 401)
+	refused(e.hook(stripeURL, stripeHeaders("whsec_two", now.Add(-6*time.Minute), other), other), 401)
+
+	// Zoom: the URL check answers the plain token and its HMAC.
+	zoomCheck := `{"payload":{"plainToken":"qgg8vlvZRS6UYooatFL8Aw"},"event_ts":1654503849680,"event":"endpoint.url_validation"}`
+	ts := strconv.FormatInt(now.Unix(), 10)
+	r = e.hook(zoomURL, map[string]string{"x-zm-request-timestamp": ts, "x-zm-signature": "v0=" + hmacHex(zoomSecret, "v0:"+ts+":"+zoomCheck)}, zoomCheck)
+	var zoomAnswer map[string]string
+	json.Unmarshal(r.body, &zoomAnswer)
+	if r.status != 200 || zoomAnswer["plainToken"] != "qgg8vlvZRS6UYooatFL8Aw" || zoomAnswer["encryptedToken"] != hmacHex(zoomSecret, "qgg8vlvZRS6UYooatFL8Aw") {
+		t.Fatalf("endpoint.url_validation: %d %s", r.status, r.body)
+	}
+
+	// Microsoft Graph: the validation token echoed, then a notification
+	// whose clientState is the verification token.
+	req, _ := http.NewRequest("POST", graphURL+"?validationToken=Validation%3A+Testing+client+application+reachability", nil)
+	req.Header.Set("Content-Type", "text/plain")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	checkSpec(t, req, resp, raw)
+	if resp.StatusCode != 200 || string(raw) != "Validation: Testing client application reachability" || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
+		t.Fatalf("validationToken: %d %q %s", resp.StatusCode, resp.Header.Get("Content-Type"), raw)
+	}
+	graphBody := `{"value":[{"subscriptionId":"s1","clientState":"` + graphClientState + `","tenantId":"T2","changeType":"created"}]}`
+	accepted(e.hook(graphURL, nil, graphBody), "accepted")
+	refused(e.hook(graphURL, nil, strings.Replace(graphBody, graphClientState, "guess", 1)), 401)
+
+	// A Slack slash command comes as a form, signed the same way.
+	command := "token=x&team_id=T2&user_id=U8&command=%2Fweather&text=94070&trigger_id=13345224609.738474920.8088930838d88f008e0"
+	slack := slackHeaders(slackSigningSecret, now, command)
+	slack["Content-Type"] = "application/x-www-form-urlencoded"
+	accepted(e.hook(slackURL, slack, command), "accepted")
+
+	// Delivered: one provider.event per accepted event, and nothing else.
+	deliver(t, e.jobs)
+	reqs, bodies := rc.requests()
+	if len(reqs) != 6 {
+		t.Fatalf("the platform got %d events, want 6 (slack 3, github, stripe, graph)", len(reqs))
+	}
+	type data struct {
+		SourceID, InstallationID, OrganizationID, UserID, EventType, EventID, ContentType, Body, BodyEncoding string
+	}
+	var events []data
+	for i, b := range bodies {
+		if !validSignature(whsec, reqs[i].Header.Get("Latchkey-Signature"), b) || reqs[i].Header.Get("Latchkey-Event") != "provider.event" {
+			t.Errorf("delivery %d: event %q, signature %q", i, reqs[i].Header.Get("Latchkey-Event"), reqs[i].Header.Get("Latchkey-Signature"))
+		}
+		var ev struct {
+			Type string
+			Data struct {
+				SourceID       string `json:"source_id"`
+				InstallationID string `json:"installation_id"`
+				OrganizationID string `json:"organization_id"`
+				UserID         string `json:"user_id"`
+				EventType      string `json:"event_type"`
+				EventID        string `json:"event_id"`
+				ContentType    string `json:"content_type"`
+				Body           string `json:"body"`
+				BodyEncoding   string `json:"body_encoding"`
+			}
+		}
+		if err := json.Unmarshal([]byte(b), &ev); err != nil || ev.Type != "provider.event" {
+			t.Fatalf("delivery %d: %v %s", i, err, b)
+		}
+		events = append(events, data(ev.Data))
+	}
+	want := []data{
+		{slackID, inst1, "org-1", "user-7", "message", "Ev01", "application/json", slackEvent, "text"},
+		{slackID, inst1, "org-1", "", "message", "Ev05", "application/json", noUser, "text"},
+	}
+	for i, w := range want {
+		if events[i] != w {
+			t.Errorf("event %d = %+v\nwant %+v", i, events[i], w)
+		}
+	}
+	if ev := events[2]; ev.InstallationID != inst1 || ev.EventType != "issues" || ev.EventID != "72d3162e-cc78-11e3-81ab-4c9367dc0958" || ev.Body != ghBody {
+		t.Errorf("github event = %+v", ev)
+	}
+	if ev := events[3]; ev.InstallationID != inst2 || ev.EventType != "invoice.paid" || ev.EventID != "evt_1" {
+		t.Errorf("stripe event = %+v", ev)
+	}
+	if ev := events[4]; ev.InstallationID != inst2 || ev.Body != graphBody {
+		t.Errorf("graph event = %+v", ev)
+	}
+	if ev := events[5]; ev.InstallationID != inst2 || ev.Body != command || ev.ContentType != "application/x-www-form-urlencoded" {
+		t.Errorf("slash command event = %+v", ev)
+	}
+
+	// Counted by outcome; no label names a source, a team or a secret.
+	metrics := string(e.call("GET", "/metrics", "", nil).body)
+	for outcome, n := range map[string]int{"accepted": 6, "duplicate": 2, "handshake": 3, "unverified": 9,
+		"unroutable": 1, "ambiguous": 1, "unknown_source": 2, "too_large": 1} {
+		if want := `latchkey_hook_events_total{outcome="` + outcome + `"} ` + strconv.Itoa(n) + "\n"; !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", strings.TrimSpace(want))
+		}
+	}
+	if strings.Contains(metrics, slackID) || strings.Contains(metrics, "T1") {
+		t.Error("/metrics names a source or a team")
+	}
+	for name, s := range map[string]string{"Slack secret": slackSigningSecret, "GitHub secret": githubSecret, "Zoom secret": zoomSecret,
+		"Graph client state": graphClientState, "Stripe secret": "whsec_one", "other Stripe secret": "whsec_two"} {
+		if strings.Contains(e.output(), s) {
+			t.Errorf("a response or log line contains the %s", name)
+		}
+	}
+
+	// Updated: objects replaced whole, checked again; the URL stays.
+	path := "/v1/apps/acme/webhook-sources/" + slackID
+	upd := e.must(200, "PATCH", path, e.key, map[string]any{"name": "slack (prod)", "event_id": nil, "handshake": ""})
+	if upd["name"] != "slack (prod)" || upd["url"] != slackURL || upd["handshake"] != "" || upd["event_id"].(map[string]any)["path"] != "$.event_id" {
+		t.Errorf("after PATCH: %v", upd)
+	}
+	wantFields(t, e.must(422, "PATCH", path, e.key, map[string]any{
+		"routing": map[string]any{"organization": map[string]any{"header": "X Team", "setting": "slack_user_id"}}}),
+		"routing.organization.header", "routing.organization.setting")
+	// Bounds the spec states are the server's.
+	for _, tt := range []struct {
+		field    string
+		ok, over any
+	}{
+		{"name", strings.Repeat("n", 200), strings.Repeat("n", 201)},
+		{"name", "n", " "},
+		{"verification", map[string]any{"method": "token", "secret_setting": "graph_client_state", "token_header": "Authorization", "signature_prefix": "Bearer "},
+			map[string]any{"method": "token", "secret_setting": "graph_client_state", "token_header": "Authorization", "signature_prefix": strings.Repeat("p", 51)}},
+		{"verification", map[string]any{"method": "hmac_sha256", "secret_setting": "github_secret", "signature_header": "X-Sig", "timestamp_header": "X-Ts", "tolerance_seconds": 86400},
+			map[string]any{"method": "hmac_sha256", "secret_setting": "github_secret", "signature_header": "X-Sig", "timestamp_header": "X-Ts", "tolerance_seconds": 86401}},
+	} {
+		e.must(200, "PATCH", path, e.key, map[string]any{tt.field: tt.ok})
+		e.must(422, "PATCH", path, e.key, map[string]any{tt.field: tt.over})
+		if e.specAccepts("PATCH", path, e.key, map[string]any{tt.field: tt.over}) {
+			t.Errorf("openapi.yaml accepts %s past its bound", tt.field)
+		}
+	}
+
+	// Deleted: the URL is gone.
+	e.must(204, "DELETE", "/v1/apps/acme/webhook-sources/"+slackID, e.key, nil)
+	refused(e.hook(slackURL, slackHeaders(slackSigningSecret, now, slackEvent), slackEvent), 404)
+}
