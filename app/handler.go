@@ -26,6 +26,42 @@ func (h *Handler) Register(g *echo.Group) {
 	g.GET("/apps/:app", h.get)
 	g.PATCH("/apps/:app", h.update)
 	g.DELETE("/apps/:app", h.delete)
+	g.GET("/keys", h.listKeys)
+	g.DELETE("/keys/:key", h.revokeKey)
+}
+
+type keyResponse struct {
+	ID         string     `json:"id"`
+	Name       string     `json:"name"`
+	Prefix     string     `json:"prefix"`
+	CreatedAt  time.Time  `json:"created_at"`
+	LastUsedAt *time.Time `json:"last_used_at"`
+}
+
+// listKeys lists the caller's account's API keys: never the keys
+// themselves, which are not stored.
+func (h *Handler) listKeys(c echo.Context) error {
+	ks, err := h.store.Keys(c.Request().Context(), AccountID(c))
+	if err != nil {
+		return err
+	}
+	out := make([]keyResponse, len(ks))
+	for i, k := range ks {
+		out[i] = keyResponse{ID: k.ID, Name: k.Name, Prefix: k.Prefix, CreatedAt: k.CreatedAt, LastUsedAt: k.LastUsedAt}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"keys": out})
+}
+
+// revokeKey revokes one of the account's API keys, the one in use too.
+func (h *Handler) revokeKey(c echo.Context) error {
+	id, err := httpapi.Param(c, "key")
+	if err != nil {
+		return err
+	}
+	if err := h.store.RevokeKey(c.Request().Context(), AccountID(c), id); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
 }
 
 const accountKey = "account_id"

@@ -125,6 +125,34 @@ func (s *Store) Authenticate(ctx context.Context, key string) (APIKey, error) {
 	return k, nil
 }
 
+// Keys returns the account's API keys, oldest first.
+func (s *Store) Keys(ctx context.Context, accountID string) ([]APIKey, error) {
+	var out []APIKey
+	err := s.db.WithContext(ctx).Where("account_id = ?", accountID).Order("created_at, id").Find(&out).Error
+	return out, errs.From(err, "listing API keys")
+}
+
+// RevokeKey deletes the account's API key id, in every replica's cache
+// too: from then on it authenticates nothing. Another account's key is
+// errs.NotFound.
+func (s *Store) RevokeKey(ctx context.Context, accountID, id string) error {
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var k APIKey
+		err := tx.Where("account_id = ? AND id = ?", accountID, id).Take(&k).Error
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return errs.NotFoundf("API key %q not found", id)
+		}
+		if err != nil {
+			return err
+		}
+		if err := tx.Delete(&APIKey{}, "id = ?", k.ID).Error; err != nil {
+			return err
+		}
+		return s.bus.Changed(tx, "api_key", k.Hash)
+	})
+	return errs.From(err, "revoking API key")
+}
+
 // Find returns the account's app whose id or slug is ref: ids are unique
 // across accounts, slugs within one. Another account's app is not found.
 func (s *Store) Find(ctx context.Context, accountID, ref string) (App, error) {

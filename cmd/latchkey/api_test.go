@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -419,4 +420,26 @@ func TestTenantIsolation(t *testing.T) {
 	// Nothing changed for acme.
 	e.must(200, "GET", "/v1/apps/acme/settings/client_id", e.key, nil)
 	e.must(200, "GET", "/v1/installations/"+id, e.key, nil)
+}
+
+// TestRevokeKey: an account lists its keys without the keys themselves and
+// revokes one; another account's key is not found.
+func TestRevokeKey(t *testing.T) {
+	e := newEnv(t)
+	second := e.newKey("acme")
+	if r := e.call("GET", "/v1/apps", second, nil); r.status != 200 {
+		t.Fatalf("the second key: %d", r.status)
+	}
+	keys := e.must(200, "GET", "/v1/keys", e.key, nil)["keys"].([]any)
+	if len(keys) != 2 || strings.Contains(fmt.Sprint(keys), second) {
+		t.Fatalf("keys = %v", keys)
+	}
+	id := keys[1].(map[string]any)["id"].(string)
+	e.must(404, "DELETE", "/v1/keys/"+id, e.other, nil)
+	e.must(204, "DELETE", "/v1/keys/"+id, e.key, nil)
+	if r := e.call("GET", "/v1/apps", second, nil); r.status != http.StatusUnauthorized {
+		t.Errorf("a revoked key: %d", r.status)
+	}
+	e.must(404, "DELETE", "/v1/keys/"+id, e.key, nil)
+	e.must(200, "GET", "/v1/apps", e.key, nil)
 }

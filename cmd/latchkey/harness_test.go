@@ -125,10 +125,17 @@ func (b *background) listen(t testing.TB) {
 }
 
 // sqlChanged is for tests that change rows with SQL, behind the stores'
-// backs: every server of e forgets what it cached.
+// backs: every server of e forgets what it cached, and on PostgreSQL so do
+// servers in other processes, as an operator's NOTIFY would tell them.
 func (e *env) sqlChanged() {
 	for _, b := range e.buses {
 		b.Flush()
+	}
+	if e.db.URL != "" {
+		if err := e.db.Exec("SELECT pg_notify(?, ?)", cache.Channel, cache.FlushAll+" ").Error; err != nil {
+			e.t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond) // for other processes to hear it
 	}
 }
 

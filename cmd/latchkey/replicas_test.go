@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"io"
 	"maps"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"os/exec"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -105,6 +107,80 @@ func TestThreeReplicas(t *testing.T) {
 	if refreshed.Values["access_token"] == connected.Values["access_token"] {
 		t.Error("the access token was not replaced by the refresh")
 	}
+
+	// What one replica changes, every replica sees within a second,
+	// although each keeps it in its caches: a changed setting, a revoked
+	// API key, a deleted installation.
+	headersPath := "/v1/installations/" + f.instID + "/users/user-1/apis/me/headers"
+	within := func(what string, ok func(rep *replica) (bool, string)) {
+		t.Helper()
+		for _, rep := range replicas {
+			deadline := time.Now().Add(time.Second)
+			for {
+				good, got := ok(rep)
+				if good {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Errorf("%s: replica %d still answers %s after a second", what, rep.n, got)
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+	}
+	for _, rep := range replicas { // warm every replica's caches
+		if r := e.proxy(rep.url, "GET", headersPath, nil, ""); r.status != 200 {
+			t.Fatalf("headers on replica %d: %d %s", rep.n, r.status, r.body)
+		}
+	}
+	if r := e.proxy(replicas[0].url, "PATCH", "/v1/installations/"+f.instID+"/users/user-1/settings",
+		http.Header{"Content-Type": {"application/json"}}, `{"values":{"access_token":"set-by-hand"}}`); r.status != 200 {
+		t.Fatalf("PATCH on replica 1: %d %s", r.status, r.body)
+	}
+	within("a changed setting", func(rep *replica) (bool, string) {
+		r := e.proxy(rep.url, "GET", headersPath, nil, "")
+		return r.status == 200 && strings.Contains(r.body, "Bearer set-by-hand"), r.body
+	})
+	second := e.newKey("acme")
+	withKey := func(base, key, path string) int {
+		req, _ := http.NewRequest("GET", base+path, nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, rep := range replicas {
+		if got := withKey(rep.url, second, "/v1/apps"); got != 200 {
+			t.Fatalf("the second key on replica %d: %d", rep.n, got)
+		}
+	}
+	var list struct{ Keys []struct{ ID, Prefix string } }
+	r = e.proxy(replicas[1].url, "GET", "/v1/keys", nil, "")
+	json.Unmarshal([]byte(r.body), &list)
+	var secondID string
+	for _, k := range list.Keys {
+		if strings.HasPrefix(second, k.Prefix) && k.Prefix != "" {
+			secondID = k.ID
+		}
+	}
+	if r := e.proxy(replicas[1].url, "DELETE", "/v1/keys/"+secondID, nil, ""); r.status != http.StatusNoContent {
+		t.Fatalf("revoking the second key on replica 2: %d %s", r.status, r.body)
+	}
+	within("a revoked API key", func(rep *replica) (bool, string) {
+		got := withKey(rep.url, second, "/v1/apps")
+		return got == http.StatusUnauthorized, strconv.Itoa(got)
+	})
+	if r := e.proxy(replicas[2].url, "DELETE", "/v1/installations/"+f.instID, nil, ""); r.status != http.StatusNoContent {
+		t.Fatalf("deleting the installation on replica 3: %d %s", r.status, r.body)
+	}
+	within("a deleted installation", func(rep *replica) (bool, string) {
+		r := e.proxy(rep.url, "GET", headersPath, nil, "")
+		return r.status == http.StatusNotFound, strconv.Itoa(r.status)
+	})
 
 	stopAll(t, replicas)
 	secrets := map[string]string{

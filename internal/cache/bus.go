@@ -57,8 +57,16 @@ func (b *Bus) register(topic string, c invalidator) {
 
 func (b *Bus) live() bool { return b.listening.Load() }
 
+// FlushAll is the topic that empties every cache: for changes made behind
+// the stores' backs, by an operator's SQL or a test.
+const FlushAll = "*"
+
 // apply removes key ("" for all) from topic's caches in this process.
 func (b *Bus) apply(topic, key string) {
+	if topic == FlushAll {
+		b.purgeAll()
+		return
+	}
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	for _, c := range b.topics[topic] {
