@@ -215,9 +215,9 @@ type placeholder struct {
 	name string // the variable, or "" for a call or a literal
 	call *call
 	lit  string // a literal placeholder's text, never empty
-	refs []ref // the variables it uses, in source order; a window on Template.refs
-	pos  int   // offset of "<<"
-	end  int   // offset just past ">>"
+	refs []ref  // the variables it uses, in source order; a window on Template.refs
+	pos  int    // offset of "<<"
+	end  int    // offset just past ">>"
 	kind kind
 }
 
