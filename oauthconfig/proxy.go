@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -391,14 +392,22 @@ func stream(c echo.Context, resp *http.Response) error {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(resp.StatusCode)
-	buf := make([]byte, 32<<10)
+	// A body of unknown length, or an event stream, is passed on as it
+	// comes; one of known length is left to the server's buffering, which
+	// sends it in as few writes as it can.
+	flush := resp.ContentLength < 0 || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
+	bp := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(bp)
+	buf := *bp
 	for {
 		n, err := resp.Body.Read(buf)
 		if n > 0 {
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return nil // the caller went away
 			}
-			w.Flush()
+			if flush {
+				w.Flush()
+			}
 		}
 		if err == io.EOF {
 			return nil
@@ -410,6 +419,10 @@ func stream(c echo.Context, resp *http.Response) error {
 		}
 	}
 }
+
+// copyBuffers are the 32 KiB buffers responses are streamed through,
+// shared so that a call does not allocate one.
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 type headersResponse struct {
 	URL       string              `json:"url"`

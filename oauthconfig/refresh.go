@@ -2,9 +2,10 @@ package oauthconfig
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"golang.org/x/sync/singleflight"
 	"gorm.io/gorm"
 
+	"github.com/latchkey/latchkey/internal/database"
 	"github.com/latchkey/latchkey/internal/errs"
 	"github.com/latchkey/latchkey/settings"
 )
@@ -30,8 +32,8 @@ type Linker interface {
 // renewal never loses a token: the new access and refresh tokens are stored
 // in one transaction, transient failures keep the old ones, and concurrent
 // callers, in one process (single-flight) or in replicas sharing one
-// PostgreSQL (an advisory lock, then a re-read), cause one request to the
-// provider.
+// database (a lease row, then a re-read; see withLock), cause one request
+// to the provider.
 type Refresher struct {
 	db          *gorm.DB
 	settings    *settings.Store
@@ -56,6 +58,9 @@ type Refresher struct {
 	// between writes, doubled each time up to 30 seconds.
 	PendingFor   time.Duration
 	PendingRetry time.Duration
+	// LeaseFor is how long a renewal may hold its lease (see withLock):
+	// longer than all of its attempts take.
+	LeaseFor time.Duration
 
 	pendingMu sync.Mutex
 	pending   map[string]*pendingWrite
@@ -69,7 +74,7 @@ func NewRefresher(db *gorm.DB, s *settings.Store, conns *Connections, tokens *To
 		db: db, settings: s, conns: conns, tokens: tokens, redirectURI: redirectURI, log: log,
 		now:      func() time.Time { return time.Now().UTC() },
 		Attempts: 3, Backoff: 200 * time.Millisecond, MaxRetryAfter: 10 * time.Second,
-		PendingFor: 15 * time.Minute, PendingRetry: time.Second,
+		PendingFor: 15 * time.Minute, PendingRetry: time.Second, LeaseFor: 2 * time.Minute,
 		pending: make(map[string]*pendingWrite), stop: make(chan struct{}),
 	}
 }
@@ -500,22 +505,62 @@ func (rf *Refresher) read(ctx context.Context, db *gorm.DB, inst settings.Instal
 	return r, conn, nil
 }
 
-// withLock runs fn holding the renewal lock of key. On PostgreSQL that is
-// a transaction-scoped advisory lock, so replicas sharing the database
-// take turns and the lock cannot outlive a crashed holder; fn works inside
-// that transaction and re-reads what the previous holder stored. SQLite is
-// one process with one connection, where single-flight already serializes
-// renewals of a key.
+// withLock runs fn holding the renewal lease of key: one worker at a time
+// per connection, in this process (single-flight already) and across
+// replicas sharing the database. The lease is a row claimed in one short
+// statement (refresh_leases) and released after fn: no transaction, and so
+// no pooled connection, stays open for the provider's round trip, and N
+// renewals of N connections at once cost the pool N short statements, not
+// N connections for as long as the provider takes. A waiting replica polls
+// until the holder is done, then fn re-reads what it stored. A lease
+// outlives a crashed holder by at most rf.LeaseFor.
 func (rf *Refresher) withLock(ctx context.Context, key string, fn func(db *gorm.DB) error) error {
-	if rf.db.Dialector.Name() != "postgres" {
-		return fn(rf.db.WithContext(ctx))
-	}
-	return rf.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		h := fnv.New64a()
-		h.Write([]byte(key))
-		if err := tx.Exec("SELECT pg_advisory_xact_lock(?)", int64(h.Sum64())).Error; err != nil {
-			return fmt.Errorf("taking the renewal lock: %w", err)
+	h := sha256.Sum256([]byte(key))
+	id := hex.EncodeToString(h[:16])
+	owner := database.NewID()
+	db := rf.db.WithContext(ctx)
+	for wait := 20 * time.Millisecond; ; wait = min(wait*2, 500*time.Millisecond) {
+		now := rf.now()
+		res := db.Exec(`INSERT INTO refresh_leases (key, owner, expires_at) VALUES (?, ?, ?)
+			ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+			WHERE refresh_leases.expires_at < ?`, id, owner, now.Add(rf.LeaseFor), now)
+		if res.Error != nil {
+			return fmt.Errorf("taking the renewal lease: %w", res.Error)
 		}
-		return fn(tx)
-	})
+		if res.RowsAffected == 1 {
+			break
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	defer rf.release(id, owner)
+	return fn(db)
+}
+
+// release gives a lease back, trying again in the background while the
+// database does not answer, until the lease would have expired anyway.
+func (rf *Refresher) release(id, owner string) {
+	del := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return rf.db.WithContext(ctx).Exec("DELETE FROM refresh_leases WHERE key = ? AND owner = ?", id, owner).Error
+	}
+	if del() == nil {
+		return
+	}
+	go func() {
+		for deadline := time.Now().Add(rf.LeaseFor); time.Now().Before(deadline); {
+			select {
+			case <-time.After(time.Second):
+			case <-rf.stop:
+				return
+			}
+			if del() == nil {
+				return
+			}
+		}
+	}()
 }
