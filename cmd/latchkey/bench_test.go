@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,6 +22,8 @@ import (
 	"github.com/latchkey/latchkey/internal/config"
 	"github.com/latchkey/latchkey/internal/dbtest"
 	"github.com/latchkey/latchkey/internal/secret"
+	"github.com/latchkey/latchkey/settings"
+	"github.com/latchkey/latchkey/internal/oauthtest"
 )
 
 // hotPath is a Latchkey server with one app, installation, user token and
@@ -253,3 +256,92 @@ func drive(tb testing.TB, client *http.Client, u string, header http.Header, cal
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// BenchmarkRefreshStorm renews the tokens of 1,000 users at once against a
+// provider that takes 500 ms per token request, and meanwhile measures an
+// ordinary route (GET /v1/apps) against its latency when idle: renewals
+// must not hold the database's connections while the provider thinks.
+// Run it with -benchtime=1x, on PostgreSQL with LATCHKEY_TEST_DATABASE_URL.
+func BenchmarkRefreshStorm(b *testing.B) {
+	const users = 1000
+	e := newEnvWith(b, nil)
+	fault := oauthtest.NewFaultProvider(b)
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	b.Cleanup(api.Close)
+	f := newFlowApp(b, e, map[string]any{"link_url": fault.URL() + "/authorize", "token_url": fault.URL() + "/token"})
+	e.must(201, "POST", "/v1/apps/acme/apis", e.key, map[string]any{"name": "api", "base_url": api.URL, "config_id": f.configID,
+		"headers": map[string]string{"Authorization": "Bearer <<access_token>>"}})
+	store := settings.NewStore(e.db.DB, e.cipher)
+	inst, err := store.Installation(context.Background(), f.instID)
+	if err != nil {
+		b.Fatal(err)
+	}
+	expired := time.Now().Add(-time.Hour).UTC()
+	for i := range users {
+		user := fmt.Sprintf("user-%d", i)
+		at, rt := "at-"+user, "rt-"+user
+		if err := store.SetUserValues(context.Background(), inst, user, map[string]*string{"access_token": &at, "refresh_token": &rt}); err != nil {
+			b.Fatal(err)
+		}
+		if err := e.db.Exec("INSERT INTO connections (installation_id, user_id, config_id, status, expires_at, issued_at, connected_at, updated_at) VALUES (?, ?, ?, 'connected', ?, ?, ?, ?)",
+			f.instID, user, f.configID, expired, expired, expired, expired).Error; err != nil {
+			b.Fatal(err)
+		}
+	}
+	e.sqlChanged()
+	answer := oauthtest.TokenJSON(map[string]any{"access_token": "fresh", "refresh_token": "rotated", "expires_in": 3600})
+	answer.Delay = 500 * time.Millisecond
+	fault.Then(answer)
+
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: users}}
+	appsLatency := func(n int, stop <-chan struct{}) []time.Duration {
+		var lat []time.Duration
+		for i := 0; i < n; i++ {
+			select {
+			case <-stop:
+				return lat
+			default:
+			}
+			start := time.Now()
+			if !get(b, client, e.url+"/v1/apps", http.Header{"Authorization": {"Bearer " + e.key}}) {
+				return lat
+			}
+			lat = append(lat, time.Since(start))
+			time.Sleep(5 * time.Millisecond)
+		}
+		return lat
+	}
+	for b.Loop() {
+		idle := appsLatency(200, nil)
+		stop := make(chan struct{})
+		during := make(chan []time.Duration)
+		go func() { during <- appsLatency(1<<30, stop) }()
+		start := time.Now()
+		var wg sync.WaitGroup
+		var failed atomic.Int64
+		for i := range users {
+			wg.Go(func() {
+				u := fmt.Sprintf("%s/v1/installations/%s/users/user-%d/apis/api/proxy/x", e.url, f.instID, i)
+				if !get(b, client, u, http.Header{"Authorization": {"Bearer " + e.key}}) {
+					failed.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		took := time.Since(start)
+		close(stop)
+		busy := <-during
+		p99 := func(l []time.Duration) float64 {
+			slices.Sort(l)
+			if len(l) == 0 {
+				return 0
+			}
+			return ms(l[len(l)*99/100])
+		}
+		b.Logf("%d users renewed in %s, %d failed; GET /v1/apps p99 idle %.2f ms, during the storm %.2f ms (%d calls)",
+			users, took.Round(time.Millisecond), failed.Load(), p99(idle), p99(busy), len(busy))
+		b.ReportMetric(took.Seconds(), "storm-s")
+		b.ReportMetric(p99(busy)/p99(idle), "apps-p99-busy/idle")
+		b.ReportMetric(float64(failed.Load()), "failed")
+	}
+}

@@ -54,7 +54,7 @@ const (
 	testClientSecret = "client-secret-canary-9f8e7d"
 )
 
-func newFlowApp(t *testing.T, e *env, cfg map[string]any) *flowApp {
+func newFlowApp(t testing.TB, e *env, cfg map[string]any) *flowApp {
 	t.Helper()
 	e.must(201, "POST", "/v1/apps", e.key, map[string]any{"name": "Acme", "slug": "acme", "return_urls": []string{"https://platform.example/done"}})
 	for _, d := range []map[string]any{

@@ -38,7 +38,7 @@ var testKeys = []secret.Key{{ID: "test", Secret: bytes.Repeat([]byte{7}, secret.
 // Every response it sees is checked against openapi.yaml and kept, with the
 // server's logs, so tests can search all output for secrets.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	db     *dbtest.DB
 	cipher *secret.Cipher
 	echo   *echo.Echo
@@ -61,7 +61,7 @@ func newEnv(t *testing.T) *env {
 }
 
 // newEnvWith is newEnv with a chance to change the server's configuration.
-func newEnvWith(t *testing.T, configure func(*config.Config)) *env {
+func newEnvWith(t testing.TB, configure func(*config.Config)) *env {
 	t.Helper()
 	return newEnvOn(t, configure, nil)
 }
@@ -69,7 +69,7 @@ func newEnvWith(t *testing.T, configure func(*config.Config)) *env {
 // newEnvOn is newEnvWith with the server on the pool that serve returns
 // for the test database (nil: the test's own pool), e.g. one through a
 // relay the test can cut.
-func newEnvOn(t *testing.T, configure func(*config.Config), serve func(*dbtest.DB) *gorm.DB) *env {
+func newEnvOn(t testing.TB, configure func(*config.Config), serve func(*dbtest.DB) *gorm.DB) *env {
 	t.Helper()
 	e := &env{t: t, db: dbtest.Open(t)}
 	serverDB := e.db.DB
@@ -171,7 +171,7 @@ type response struct {
 	body   []byte
 }
 
-func (r response) json(t *testing.T) map[string]any {
+func (r response) json(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(r.body, &m); err != nil {
@@ -321,7 +321,7 @@ var specMu sync.Mutex
 //     comes after the server read the request and found its input fine,
 //     so the spec must accept it: a spec stricter than the server would
 //     refuse requests that work.
-func checkSpec(t *testing.T, req *http.Request, resp *http.Response, body []byte) {
+func checkSpec(t testing.TB, req *http.Request, resp *http.Response, body []byte) {
 	t.Helper()
 	v, _ := loadSpec(t)
 	copyResp := *resp
@@ -340,7 +340,7 @@ func checkSpec(t *testing.T, req *http.Request, resp *http.Response, body []byte
 
 // checkRequest checks req against openapi.yaml as checkSpec says; status and
 // body are the server's answer.
-func checkRequest(t *testing.T, v validator.Validator, req *http.Request, status int, body []byte) {
+func checkRequest(t testing.TB, v validator.Validator, req *http.Request, status int, body []byte) {
 	t.Helper()
 	switch status {
 	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnauthorized, http.StatusForbidden:
