@@ -62,6 +62,8 @@ type Refresher struct {
 	// longer than all of its attempts take.
 	LeaseFor time.Duration
 
+	slots chan struct{} // see busy
+
 	pendingMu sync.Mutex
 	pending   map[string]*pendingWrite
 	stop      chan struct{}
@@ -76,6 +78,10 @@ func NewRefresher(db *gorm.DB, s *settings.Store, conns *Connections, tokens *To
 		Attempts: 3, Backoff: 200 * time.Millisecond, MaxRetryAfter: 10 * time.Second,
 		PendingFor: 15 * time.Minute, PendingRetry: time.Second, LeaseFor: 2 * time.Minute,
 		pending: make(map[string]*pendingWrite), stop: make(chan struct{}),
+		// Two renewals in the database at a time: measured with 1,000 at
+		// once (BenchmarkRefreshStorm), more slots only starve other
+		// requests, and the storm takes no longer.
+		slots: make(chan struct{}, 2),
 	}
 }
 
@@ -197,7 +203,9 @@ func (rf *Refresher) renewLocked(ctx context.Context, key string, inst settings.
 				return err
 			}
 		}
+		rf.idle() // the provider's round trip uses no database
 		tok, entryID, err := rf.request(ctx, inst, userID, cfg, r)
+		rf.busy()
 		if err == nil {
 			// The provider has issued tokens: from here on they must not
 			// be lost. If the database does not take them, they are kept
@@ -520,25 +528,36 @@ func (rf *Refresher) withLock(ctx context.Context, key string, fn func(db *gorm.
 	owner := database.NewID()
 	db := rf.db.WithContext(ctx)
 	for wait := 20 * time.Millisecond; ; wait = min(wait*2, 500*time.Millisecond) {
+		rf.busy()
 		now := rf.now()
 		res := db.Exec(`INSERT INTO refresh_leases (key, owner, expires_at) VALUES (?, ?, ?)
 			ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
 			WHERE refresh_leases.expires_at < ?`, id, owner, now.Add(rf.LeaseFor), now)
 		if res.Error != nil {
+			rf.idle()
 			return fmt.Errorf("taking the renewal lease: %w", res.Error)
 		}
 		if res.RowsAffected == 1 {
 			break
 		}
+		rf.idle()
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
+	defer rf.idle()
 	defer rf.release(id, owner)
 	return fn(db)
 }
+
+// busy takes one of the renewals' slots in the database, and idle gives
+// it back. However many connections are renewed at once, only so many
+// renewals use the database at a time (none while waiting for a provider),
+// so that ordinary requests still find free pooled connections.
+func (rf *Refresher) busy() { rf.slots <- struct{}{} }
+func (rf *Refresher) idle() { <-rf.slots }
 
 // release gives a lease back, trying again in the background while the
 // database does not answer, until the lease would have expired anyway.
