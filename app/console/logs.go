@@ -23,12 +23,12 @@ var requestLogTemplate = parse("console-logs", `
 <div class="actions"><button type="submit" id="filter">Show</button> <a class="button secondary" href="/console/apps/{{.App.ID}}/logs">All entries</a></div>
 </form>
 {{if .D.Entries}}<table id="entries">
-<thead><tr><th scope="col">Time</th><th scope="col">Kind</th><th scope="col">Config</th><th scope="col">Installation and user</th><th scope="col">Answer</th><th scope="col">Details</th></tr></thead>
+<thead><tr><th scope="col">Time</th><th scope="col">Kind</th><th scope="col">Config</th><th scope="col">Installation and user</th><th scope="col">Answer</th></tr></thead>
 <tbody>{{range .D.Entries}}<tr>
 <td>{{.When}}</td><td class="entry-kind">{{.Kind}}</td><td>{{.Config}}</td>
 <td>{{with .InstallationID}}<a href="/console/installations/{{.}}"><code>{{.}}</code></a>{{end}}{{with .UserID}}<br>{{.}}{{end}}</td>
-<td>{{if .Status}}{{.Status}}{{else}}no answer{{end}}{{with .Error}}<br><span class="status bad">{{.}}</span>{{end}}<br><span class="muted">{{.DurationMS}} ms</span></td>
-<td><details><summary>Entry <code>{{.ID}}</code></summary>
+<td>{{if .Status}}{{.Status}}{{else}}no answer{{end}}{{with .Error}}<br><span class="status bad">{{.}}</span>{{end}}<br><span class="muted">{{.DurationMS}} ms</span></td></tr>
+<tr><td colspan="5"><details><summary>Entry <code>{{.ID}}</code></summary>
 <p><strong>{{.Method}}</strong> <code>{{.URL}}</code></p>
 <h3>Request headers</h3><pre><code>{{.RequestHeaders}}</code></pre>
 {{with .RequestBody}}<h3>Request body</h3><pre><code>{{.}}</code></pre>{{end}}
@@ -148,10 +148,10 @@ var deliveriesTemplate = parse("console-deliveries", `
 <div class="actions"><button type="submit" id="filter">Show</button> <a class="button secondary" href="/console/apps/{{.App.ID}}/deliveries">All deliveries</a></div>
 </form>
 {{if .D.Deliveries}}<table>
-<thead><tr><th scope="col">Time</th><th scope="col">Event</th><th scope="col">Webhook</th><th scope="col">Outcome</th><th scope="col">Details</th></tr></thead>
-<tbody>{{range .D.Deliveries}}<tr><td>{{.When}}</td><td>{{.Event}}</td><td><code>{{.Webhook}}</code></td>
-<td>{{.Outcome}}{{with .LastStatus}}<br>last answer {{.}}{{end}}{{with .LastError}}<br><span class="status bad">{{.}}</span>{{end}}<br><span class="muted">{{.Attempts}} attempt(s)</span></td>
-<td><details><summary>Delivery <code>{{.ID}}</code></summary><pre><code>{{.Payload}}</code></pre></details></td></tr>
+<thead><tr><th scope="col">Time</th><th scope="col">Event</th><th scope="col">Webhook</th><th scope="col">Outcome</th></tr></thead>
+<tbody>{{range .D.Deliveries}}<tr><td>{{.When}}</td><td>{{.Event}}</td><td>{{.Webhook}}</td>
+<td>{{.Outcome}}{{with .LastStatus}}<br>last answer {{.}}{{end}}{{with .LastError}}<br><span class="status bad">{{.}}</span>{{end}}<br><span class="muted">{{.Attempts}} attempt(s)</span></td></tr>
+<tr><td colspan="4"><details><summary>Delivery <code>{{.ID}}</code></summary><pre><code>{{.Payload}}</code></pre></details></td></tr>
 {{end}}</tbody>
 </table>
 {{template "pager" .D.Pager}}{{else}}<p>No deliveries.</p>{{end}}

@@ -77,15 +77,20 @@ input[aria-invalid=true],select[aria-invalid=true],textarea[aria-invalid=true]{b
 dl{display:grid;grid-template-columns:minmax(7rem,auto) 1fr;gap:.375rem 1rem;margin:.5rem 0}
 dt{color:var(--muted)}
 dd{margin:0;overflow-wrap:anywhere}
-main.wide{max-width:72rem}
+main.wide{max-width:72rem;overflow-x:auto}
+h3{font-size:1rem;margin:1.25rem 0 .375rem}
+h4{font-size:.9375rem;margin:1rem 0 .25rem}
+[aria-current=page]{font-weight:700;text-decoration:none}
 body>nav{max-width:72rem;margin:0 auto 1rem;display:flex;flex-wrap:wrap;align-items:center;gap:.5rem 1.25rem}
 body>nav ul{display:flex;flex-wrap:wrap;gap:.25rem 1rem;list-style:none;margin:0;padding:0}
 body>nav form{margin-left:auto}
 body>nav button{min-height:0;padding:.375rem .875rem}
 .crumbs{color:var(--muted);font-size:.9375rem;margin:0 0 .5rem}
 table{width:100%;border-collapse:collapse;margin:.5rem 0 1rem}
-th,td{text-align:left;vertical-align:top;padding:.5rem .5rem .5rem 0;border-bottom:1px solid var(--line);overflow-wrap:anywhere}
+th,td{text-align:left;vertical-align:top;padding:.5rem .5rem .5rem 0;border-bottom:1px solid var(--line);overflow-wrap:break-word}
 th{font-weight:600}
+td code{overflow-wrap:break-word}
+td pre,td pre code{overflow-wrap:anywhere}
 fieldset{border:1px solid var(--line);border-radius:8px;margin:0 0 1.25rem;padding:.75rem 1rem 0}
 legend{font-weight:600;padding:0 .25rem}
 .check{display:flex;gap:.5rem;align-items:center;font-weight:400}
