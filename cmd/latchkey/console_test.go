@@ -1,10 +1,13 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -230,7 +233,7 @@ func TestConsoleTenantIsolation(t *testing.T) {
 	appID := e.must(200, "GET", "/v1/apps/acme", e.key, nil)["id"].(string)
 	api := e.must(201, "POST", "/v1/apps/acme/apis", e.key, map[string]any{"name": "me", "base_url": p.URL() + "/api",
 		"config_id": f.configID, "headers": map[string]string{"Authorization": "Bearer <<access_token>>"}})["id"].(string)
-	connectUser(t, e, p, f, "user-1")
+	f.connect(t, p, "user-1")
 	entries := e.must(200, "GET", "/v1/installations/"+f.instID+"/oauth-requests", e.key, nil)["requests"].([]any)
 	if len(entries) == 0 {
 		t.Fatal("no request log entry")
@@ -301,20 +304,164 @@ func TestConsoleTenantIsolation(t *testing.T) {
 	}
 }
 
-// connectUser runs the authorization-code flow for user through an
-// authorize link, as an end user's browser would.
-func connectUser(t *testing.T, e *env, p *oauthtest.Server, f *flowApp, user string) {
-	t.Helper()
-	b := newBrowser(t)
-	status, hdr, _ := b.get(f.link(user, ""))
-	if status != http.StatusFound {
-		t.Fatalf("authorize link: %d", status)
+// TestConsolePages drives the console without a browser through what the
+// browser test does not: pages of a long list, editing and deleting a
+// setting, a template error inside a header with its position, an
+// unreadable number, retrieving a client-credentials token now, turning
+// logging off, the request log's filters and references, webhook
+// deliveries and their filters, and the install form's errors. No page
+// shows a secret.
+func TestConsolePages(t *testing.T) {
+	e := newEnv(t)
+	p := newProvider(t, e, oauthtest.AuthBasic)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	t.Cleanup(hook.Close)
+	f := newFlowApp(t, e, providerConfig(p, "basic"))
+	appID := e.must(200, "GET", "/v1/apps/acme", e.key, nil)["id"].(string)
+	e.must(201, "POST", "/v1/apps/acme/webhooks", e.key, map[string]any{"url": hook.URL})
+	f.connect(t, p, "user-1")
+	b := newConsoleClient(e)
+	b.signIn(e.key)
+	page := func(path string, status int, want ...string) string {
+		t.Helper()
+		r := b.get(path)
+		if r.status != status {
+			t.Fatalf("GET %s: %d, want %d\n%s", path, r.status, status, r.body)
+		}
+		doc := unescaped(r)
+		for _, w := range want {
+			if !strings.Contains(doc, w) {
+				t.Errorf("GET %s lacks %q", path, w)
+			}
+		}
+		return doc
 	}
-	back, err := p.Consent(hdr.Get("Location"), true)
-	if err != nil {
-		t.Fatal(err)
+	post := func(path string, form url.Values, status int, want ...string) string {
+		t.Helper()
+		r := b.post(path, form)
+		if r.status != status {
+			t.Fatalf("POST %s: %d, want %d\n%s", path, r.status, status, r.body)
+		}
+		doc := unescaped(r)
+		for _, w := range want {
+			if !strings.Contains(doc, w) {
+				t.Errorf("POST %s lacks %q:\n%s", path, w, doc)
+			}
+		}
+		return doc
 	}
-	if status, _, body := b.get(back.String()); status != 200 {
-		t.Fatalf("callback: %d\n%s", status, body)
+
+	// 51 more apps: two pages.
+	for i := range 51 {
+		e.must(201, "POST", "/v1/apps", e.key, map[string]any{"name": fmt.Sprintf("App %02d", i)})
+	}
+	doc := page("/console/apps", 200, `rel="next"`)
+	if n := strings.Count(doc, `<tr><td><a href="/console/apps/`); n != 50 {
+		t.Errorf("the first page lists %d apps, want 50", n)
+	}
+	next := regexp.MustCompile(`href="(/console/apps\?after=[^"]+)" rel="next"`).FindStringSubmatch(doc)
+	if next == nil {
+		t.Fatal("no link to the next page")
+	}
+	doc = page(next[1], 200, "First page")
+	if n := strings.Count(doc, `<tr><td><a href="/console/apps/`); n != 2 || strings.Contains(doc, `rel="next"`) {
+		t.Errorf("the second page lists %d apps, want the last 2 and no next page", n)
+	}
+
+	// A setting edited, then deleted: refused while values are stored.
+	e.must(200, "PATCH", "/v1/installations/"+f.instID+"/users/user-1/settings", e.key, map[string]any{"values": map[string]string{"provider_user": "alice"}})
+	page("/console/apps/acme/settings/provider_user", 200, "Setting <code>provider_user</code>")
+	post("/console/apps/acme/settings/provider_user", url.Values{"label": {"Provider user"}, "visibility": {"editable"}, "pattern": {"[a-z]+"}}, 303)
+	if d := e.must(200, "GET", "/v1/apps/acme/settings/provider_user", e.key, nil); d["label"] != "Provider user" || d["pattern"] != "[a-z]+" {
+		t.Errorf("setting after the edit: %v", d)
+	}
+	page("/console/apps/acme/settings/provider_user", 200)
+	post("/console/apps/acme/settings/provider_user/delete", url.Values{}, 409, "1 stored value(s)")
+	post("/console/apps/acme/settings/provider_user/delete", url.Values{"delete_values": {"true"}}, 303)
+	e.must(404, "GET", "/v1/apps/acme/settings/provider_user", e.key, nil)
+
+	// The config form: an unknown variable inside a header, positioned; a
+	// number that is not one.
+	configPath := "/console/apps/" + appID + "/configs/" + f.configID
+	page(configPath, 200, `name="token_url" type="text" value="`+p.TokenURL()+`"`)
+	form := url.Values{
+		"name": {"provider"}, "grant_type": {"authorization_code"}, "pkce": {"S256"}, "body_format": {"form"}, "client_auth": {"basic"},
+		"identity_method": {"GET"}, "link_url": {providerConfig(p, "basic")["link_url"].(string)}, "token_url": {p.TokenURL()},
+		"scopes": {"read offline"}, "access_token_setting": {"access_token"}, "refresh_token_setting": {"refresh_token"},
+		"log_requests": {"true"}, "headers": {"X-Tenant: t-<<tenant>>"},
+	}
+	doc = post(configPath, form, 422, `id="config-headers-error"`, "Headers X-Tenant:", "At position 2", "<mark><</mark>")
+	if !strings.Contains(doc, `aria-describedby="config-headers-hint config-headers-error"`) {
+		t.Error("the headers field is not described by its error")
+	}
+	form.Set("headers", "")
+	form.Set("keepalive_seconds", "soon")
+	post(configPath, form, 422, `id="config-keepalive-seconds-error"`, "must be a whole number")
+	form.Set("keepalive_seconds", "")
+	post(configPath, form, 303)
+
+	// Logging off, from its button.
+	page(configPath, 200, "Turn logging off")
+	post(configPath+"/logging", url.Values{"log_requests": {"false"}}, 303)
+	if cfg := e.must(200, "GET", "/v1/apps/acme/oauth-configs/"+f.configID, e.key, nil); cfg["log_requests"] != false {
+		t.Errorf("log_requests = %v after turning it off", cfg["log_requests"])
+	}
+
+	// A client-credentials config: its token retrieved now.
+	e.must(201, "POST", "/v1/apps/acme/settings", e.key, map[string]any{"key": "app_token", "secret": true})
+	cc := e.must(201, "POST", "/v1/apps/acme/oauth-configs", e.key, map[string]any{
+		"name": "service", "grant_type": "client_credentials", "token_url": p.TokenURL(),
+		"client_auth": "basic", "scopes": []string{"read"}, "access_token_setting": "app_token", "log_requests": true,
+	})["id"].(string)
+	checkPath := "/console/apps/" + appID + "/configs/" + cc + "/check"
+	page(checkPath, 200, "Retrieve a token now")
+	post("/console/apps/"+appID+"/configs/"+cc+"/token", url.Values{"installation_id": {"no-such-installation"}}, 422, "Installation is not an installation of Acme.")
+	page(checkPath, 200)
+	post("/console/apps/"+appID+"/configs/"+cc+"/token", url.Values{"installation_id": {f.instID}}, 200, "Token stored", "connected", "****")
+	if p.Issued("client_credentials") != 1 {
+		t.Errorf("%d client_credentials tokens issued, want 1", p.Issued("client_credentials"))
+	}
+	page(checkPath, 200)
+	post("/console/apps/"+appID+"/configs/"+cc+"/explain", url.Values{"installation_id": {""}}, 422, "Installation is required.")
+
+	// The request log: filters, and the reference of an error page.
+	entries := e.must(200, "GET", "/v1/installations/"+f.instID+"/oauth-requests", e.key, nil)["requests"].([]any)
+	var exchange string
+	for _, en := range entries {
+		if m := en.(map[string]any); m["kind"] == "exchange" {
+			exchange = m["id"].(string)
+		}
+	}
+	logs := "/console/apps/" + appID + "/logs"
+	page(logs+"?user=user-1&outcome=ok", 200, exchange)
+	page(logs+"?outcome=failed", 200, "No entries.")
+	page(logs+"?user=user-2", 200, "No entries.")
+	page(logs+"?config="+cc, 200, "client_credentials")
+	r := b.must(b.get("/console/find?reference="+exchange), 303, logs+"?id="+exchange)
+	page(r.header.Get("Location"), 200, "Entry <code>"+exchange+"</code>", "exchange")
+	page("/console/find?reference=0123456789abcdef01234567", 404, "request_id")
+	page(logs+"?id=0123456789abcdef01234567", 200, "request_id")
+
+	// Webhook deliveries, filtered by what the event is about.
+	deliveries := "/console/apps/" + appID + "/deliveries"
+	page(deliveries, 200, "connection.created", `"user_id":"user-1"`)
+	page(deliveries+"?user=user-1&installation="+f.instID+"&config="+f.configID+"&outcome=pending", 200, "connection.created")
+	for _, q := range []string{"?user=user-2", "?outcome=delivered", "?installation=" + appID, "?event=connection.reauthorization_required", "?user=user-1%25"} {
+		page(deliveries+q, 200, "No deliveries.")
+	}
+
+	// The install form: a missing value under its field, then a clash.
+	installs := "/console/apps/" + appID + "/installations"
+	page(installs, 200)
+	post(installs, url.Values{"organization_id": {"org-2"}, "client_secret": {"s3cr3t-org-2"}}, 422, `id="install-client-id-error"`, "Client_id is required.")
+	page(installs, 200)
+	post(installs, url.Values{"organization_id": {"org-1"}, "client_id": {"x"}, "client_secret": {"y"}}, 409, "already installed")
+	page(installs, 200)
+	post(installs, url.Values{"organization_id": {"org-2"}, "client_id": {"id-2"}, "client_secret": {"s3cr3t-org-2"}}, 303)
+
+	for _, s := range []string{testClientSecret, "s3cr3t-org-2", f.resolve("user-1").Values["access_token"]} {
+		if strings.Contains(e.output(), s) {
+			t.Errorf("a secret appears in a page, response or log line: %.8s…", s)
+		}
 	}
 }
