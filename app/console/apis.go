@@ -241,7 +241,7 @@ func (h *Handler) renderAPI(c echo.Context, status int, a app.App, x app.API, p 
 	}
 	try.add(input{Name: "user_id", Label: "User id", Hint: "Whose tokens to use; empty for an API whose tokens are the installation's."})
 	method := p.try.Get("method")
-	if method == "" {
+	if method == "" && len(x.Methods) > 0 {
 		method = x.Methods[0]
 	}
 	try.add(input{Name: "method", Label: "Method", Type: "select", Options: options(method, x.Methods...)})
@@ -277,7 +277,7 @@ func (h *Handler) updateAPI(c echo.Context) error {
 	if err == nil {
 		var known func(string) bool
 		if known, err = app.APIChecks(ctx, oauthconfig.APIReferences{Settings: h.Settings, Configs: h.Configs}, a.ID, cid); err == nil {
-			x, err = h.Apps.UpdateAPI(ctx, a.ID, x.ID, app.APIUpdate{Name: &name, Description: &desc, Methods: &methods,
+			_, err = h.Apps.UpdateAPI(ctx, a.ID, x.ID, app.APIUpdate{Name: &name, Description: &desc, Methods: &methods,
 				BaseURL: &base, ConfigID: &cid, Headers: &headers, Query: &query}, known)
 		}
 	}

@@ -266,7 +266,10 @@ var problemTemplate = parse("console-problem", `
 // problem shows why a page cannot be shown, with the error's status. An
 // unexpected failure is logged and shown as a generic message.
 func (h *Handler) problem(c echo.Context, err error) error {
-	var e *errs.Error
+	var (
+		e  *errs.Error
+		he *echo.HTTPError // Echo's own: no such route, wrong method
+	)
 	title, msg, status := "Something went wrong", "Something went wrong on our side. Try again in a moment.", http.StatusInternalServerError
 	switch {
 	case errors.As(err, &e) && e.Code != errs.Internal && e.Code != errs.Unavailable:
@@ -279,19 +282,16 @@ func (h *Handler) problem(c echo.Context, err error) error {
 		default:
 			title = "This cannot be done"
 		}
-	case isEchoNotFound(err):
-		status, title, msg = http.StatusNotFound, "Not found", "There is no such page."
+	case errors.As(err, &he) && he.Code == http.StatusNotFound:
+		status, title, msg = he.Code, "Not found", "There is no such page."
+	case errors.As(err, &he) && he.Code < 500:
+		status, title, msg = he.Code, "This cannot be done", http.StatusText(he.Code)+"."
 	default:
 		h.Log.Error("console page failed", "request_id", httpapi.RequestID(c), "route", c.Path(), "error", err.Error())
 	}
 	return h.render(c, problemTemplate, status, title, view{D: map[string]string{
 		"Title": title, "Message": msg, "Reference": httpapi.RequestID(c),
 	}})
-}
-
-func isEchoNotFound(err error) bool {
-	var he *echo.HTTPError
-	return errors.As(err, &he) && he.Code == http.StatusNotFound
 }
 
 var signInTemplate = parse("console-sign-in", `

@@ -459,6 +459,15 @@ func TestConsolePages(t *testing.T) {
 	page(installs, 200)
 	post(installs, url.Values{"organization_id": {"org-2"}, "client_id": {"id-2"}, "client_secret": {"s3cr3t-org-2"}}, 303)
 
+	// An API renamed to a name the app uses: the clash is under the name.
+	first := e.must(201, "POST", "/v1/apps/acme/apis", e.key, map[string]any{"name": "first", "base_url": p.URL()})["id"].(string)
+	e.must(201, "POST", "/v1/apps/acme/apis", e.key, map[string]any{"name": "second", "base_url": p.URL()})
+	apiPath := "/console/apps/" + appID + "/apis/" + first
+	page(apiPath, 200)
+	post(apiPath, url.Values{"name": {"second"}, "base_url": {p.URL()}, "methods": {"GET"}}, 409, `id="api-name-error"`, "is taken: second")
+
+	page("/console/no-such-page", 404, "There is no such page.")
+
 	for _, s := range []string{testClientSecret, "s3cr3t-org-2", f.resolve("user-1").Values["access_token"]} {
 		if strings.Contains(e.output(), s) {
 			t.Errorf("a secret appears in a page, response or log line: %.8s…", s)
