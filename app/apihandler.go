@@ -99,10 +99,18 @@ func (h *APIHandler) findApp(c echo.Context) (App, error) {
 }
 
 // checks returns the variable check for the app's templates and verifies
-// the config the API names.
+// the config the API names (see APIChecks).
 func (h *APIHandler) checks(ctx context.Context, appID string, configID *string) (func(string) bool, error) {
+	return APIChecks(ctx, h.refs, appID, configID)
+}
+
+// APIChecks returns what CreateAPI and UpdateAPI need to validate an API of
+// app appID: the variables its templates may use, after checking that
+// configID, if set, is one of the app's OAuth configs (an errs.Invalid
+// naming config_id if not). Other errors are refs'.
+func APIChecks(ctx context.Context, refs References, appID string, configID *string) (func(string) bool, error) {
 	if configID != nil {
-		ok, err := h.refs.HasConfig(ctx, appID, *configID)
+		ok, err := refs.HasConfig(ctx, appID, *configID)
 		if err != nil {
 			return nil, err
 		}
@@ -111,7 +119,7 @@ func (h *APIHandler) checks(ctx context.Context, appID string, configID *string)
 				Fields: []errs.FieldError{{Field: "config_id", Message: "the app has no OAuth config " + *configID}}}
 		}
 	}
-	vars, err := h.refs.Variables(ctx, appID)
+	vars, err := refs.Variables(ctx, appID)
 	if err != nil {
 		return nil, err
 	}

@@ -205,6 +205,21 @@ func (s *Store) List(ctx context.Context, accountID string) ([]App, error) {
 	return apps, nil
 }
 
+// ListPage returns at most limit of the account's apps whose ids come
+// after after ("" for the first page), in id order, which is creation
+// order: ids are UUIDv7.
+func (s *Store) ListPage(ctx context.Context, accountID, after string, limit int) ([]App, error) {
+	q := s.db.WithContext(ctx).Where("account_id = ?", accountID)
+	if after != "" {
+		q = q.Where("id > ?", after)
+	}
+	var apps []App
+	if err := q.Order("id").Limit(limit).Find(&apps).Error; err != nil {
+		return nil, errs.Wrap(errs.Internal, err, "listing apps")
+	}
+	return apps, nil
+}
+
 // Create validates and stores a new app, filling its id and times. A slug
 // that another app of the same account has is an errs.Conflict error;
 // slugs are unique per account only, so the error never tells of another

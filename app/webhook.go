@@ -8,7 +8,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -152,6 +154,65 @@ func (w *Webhooks) Deliveries(ctx context.Context, webhookID string) ([]Delivery
 	var out []Delivery
 	err := w.db.WithContext(ctx).Where("webhook_id = ?", webhookID).Order("created_at DESC, id DESC").Limit(100).Find(&out).Error
 	return out, errs.From(err, "listing deliveries")
+}
+
+// DeliveryFilter selects an app's deliveries; empty fields match all.
+type DeliveryFilter struct {
+	AppID     string // required
+	WebhookID string
+	Event     string
+	Outcome   string // "delivered", "failed" (given up) or "pending"
+	// Data matches fields of the event's data by their exact value, such
+	// as {"installation_id": id, "user_id": "user-7"}.
+	Data   map[string]string
+	Before string // deliveries older than this delivery id: the next page
+	Limit  int    // default and maximum 100
+}
+
+// ListDeliveries returns the deliveries of f.AppID's webhooks that f
+// selects, newest first (ids are UUIDv7, so by id).
+func (w *Webhooks) ListDeliveries(ctx context.Context, f DeliveryFilter) ([]Delivery, error) {
+	hooks := w.db.Session(&gorm.Session{NewDB: true}).Model(&Webhook{}).Select("id").Where("app_id = ?", f.AppID)
+	q := w.db.WithContext(ctx).Where("webhook_id IN (?)", hooks)
+	if f.WebhookID != "" {
+		q = q.Where("webhook_id = ?", f.WebhookID)
+	}
+	if f.Event != "" {
+		q = q.Where("event = ?", f.Event)
+	}
+	switch f.Outcome {
+	case "delivered":
+		q = q.Where("delivered_at IS NOT NULL")
+	case "failed":
+		q = q.Where("failed_at IS NOT NULL")
+	case "pending":
+		q = q.Where("delivered_at IS NULL AND failed_at IS NULL")
+	}
+	keys := make([]string, 0, len(f.Data))
+	for k := range f.Data {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		// The payload is the json.Marshal of an Event, whose data fields
+		// are written "key":value: the same encoding finds them.
+		field, _ := json.Marshal(map[string]string{k: f.Data[k]}) // {"key":"value"}
+		q = q.Where(`payload LIKE ? ESCAPE '\'`, "%"+likeEscape(string(field[1:len(field)-1]))+"%")
+	}
+	if f.Before != "" {
+		q = q.Where("id < ?", f.Before)
+	}
+	if f.Limit <= 0 || f.Limit > 100 {
+		f.Limit = 100
+	}
+	var out []Delivery
+	err := q.Order("id DESC").Limit(f.Limit).Find(&out).Error
+	return out, errs.From(err, "listing deliveries")
+}
+
+// likeEscape escapes s for a LIKE pattern with ESCAPE '\'.
+func likeEscape(s string) string {
+	return strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(s)
 }
 
 // Event is the JSON body every webhook receives.

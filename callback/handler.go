@@ -148,31 +148,45 @@ func (h *Handler) createLink(c echo.Context, path string) error {
 	} else if err != nil {
 		return err
 	}
-	var fs errs.Fields
-	if fe := settings.CheckID("user_id", req.UserID); fe != nil {
-		fs = append(fs, *fe)
-	}
-	if req.ConfigID == "" {
-		fs.Add("config_id", "is required")
-	} else if cfg, err := h.configs.Find(ctx, a.ID, req.ConfigID); errs.Is(err, errs.NotFound) {
-		fs.Add("config_id", "the app has no OAuth config with this id")
-	} else if err != nil {
-		return err
-	} else if cfg.GrantType != oauthconfig.AuthorizationCode {
-		fs.Add("config_id", "OAuth config %q uses the %s grant, which has no end-user sign-in; only authorization_code configs have authorize links", cfg.Name, cfg.GrantType)
-	}
-	if req.ReturnURL != "" && !a.HasReturnURL(req.ReturnURL) {
-		fs.Add("return_url", "is not one of the app's return_urls")
-	}
-	if err := fs.Err(); err != nil {
-		return err
-	}
-	l := Link{InstallationID: inst.ID, ConfigID: req.ConfigID, UserID: req.UserID, ReturnURL: req.ReturnURL}
-	token, err := h.store.CreateLink(ctx, &l)
+	u, expires, err := h.MakeLink(ctx, inst, a, path, req.ConfigID, req.UserID, req.ReturnURL)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, linkResponse{URL: h.publicURL + path + token, ExpiresAt: l.ExpiresAt})
+	return c.JSON(http.StatusCreated, linkResponse{URL: u, ExpiresAt: expires})
+}
+
+// MakeLink makes an authorize or connect link (path is AuthorizePath or
+// ConnectPath) for installation inst of app a, which the caller owns, as
+// the API does: for an authorization_code config of the app, a user id,
+// and optionally one of the app's return URLs. It returns the URL and when
+// it stops working. A bad argument is an errs.Invalid naming config_id,
+// user_id or return_url; other errors are the store's.
+func (h *Handler) MakeLink(ctx context.Context, inst settings.Installation, a app.App, path, configID, userID, returnURL string) (string, time.Time, error) {
+	var fs errs.Fields
+	if fe := settings.CheckID("user_id", userID); fe != nil {
+		fs = append(fs, *fe)
+	}
+	if configID == "" {
+		fs.Add("config_id", "is required")
+	} else if cfg, err := h.configs.Find(ctx, a.ID, configID); errs.Is(err, errs.NotFound) {
+		fs.Add("config_id", "the app has no OAuth config with this id")
+	} else if err != nil {
+		return "", time.Time{}, err
+	} else if cfg.GrantType != oauthconfig.AuthorizationCode {
+		fs.Add("config_id", "OAuth config %q uses the %s grant, which has no end-user sign-in; only authorization_code configs have authorize links", cfg.Name, cfg.GrantType)
+	}
+	if returnURL != "" && !a.HasReturnURL(returnURL) {
+		fs.Add("return_url", "is not one of the app's return_urls")
+	}
+	if err := fs.Err(); err != nil {
+		return "", time.Time{}, err
+	}
+	l := Link{InstallationID: inst.ID, ConfigID: configID, UserID: userID, ReturnURL: returnURL}
+	token, err := h.store.CreateLink(ctx, &l)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	return h.publicURL + path + token, l.ExpiresAt, nil
 }
 
 // authorize starts a trip to the provider: a fresh state and PKCE verifier,

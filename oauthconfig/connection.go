@@ -441,9 +441,31 @@ func (cs *Connections) Get(ctx context.Context, installationID, userID, configID
 // set. Connections of a config whose client credentials the provider
 // refused show as ConfigurationError with that refusal as last error.
 func (cs *Connections) List(ctx context.Context, installationID, userID string) ([]Connection, error) {
+	return cs.Page(ctx, installationID, ConnectionPage{UserID: userID})
+}
+
+// ConnectionPage selects a page of an installation's connections, which
+// are in (user id, config id) order: those of UserID if it is set, after
+// the pair AfterUser, AfterConfig if AfterConfig is set (AfterUser is ""
+// for an installation's own connection), at most Limit (0 means all).
+type ConnectionPage struct {
+	UserID                 string
+	AfterUser, AfterConfig string
+	Limit                  int
+}
+
+// Page returns a page of an installation's connections, shown as List
+// shows them.
+func (cs *Connections) Page(ctx context.Context, installationID string, p ConnectionPage) ([]Connection, error) {
 	q := cs.db.WithContext(ctx).Where("installation_id = ?", installationID)
-	if userID != "" {
-		q = q.Where("user_id = ?", userID)
+	if p.UserID != "" {
+		q = q.Where("user_id = ?", p.UserID)
+	}
+	if p.AfterConfig != "" {
+		q = q.Where("(user_id > ? OR (user_id = ? AND config_id > ?))", p.AfterUser, p.AfterUser, p.AfterConfig)
+	}
+	if p.Limit > 0 {
+		q = q.Limit(p.Limit)
 	}
 	var out []Connection
 	if err := q.Order("user_id, config_id").Find(&out).Error; err != nil {

@@ -445,7 +445,10 @@ type explainRequest struct {
 	UserID         string `json:"user_id"`
 }
 
-type variableResponse struct {
+// ExplainedVariable is one variable of an explanation: where its value
+// comes from (organization, user, default, flow or missing) and, unless
+// it is secret, the value.
+type ExplainedVariable struct {
 	Name   string `json:"name"`
 	Source string `json:"source"` // organization, user, default, flow or missing
 	Secret bool   `json:"secret"`
@@ -459,10 +462,49 @@ type requestResponse struct {
 	Body    string            `json:"body"`
 }
 
+// Explanation is what a config's link and token requests would be for one
+// installation and user, secrets masked.
+type Explanation struct {
+	Variables      []ExplainedVariable
+	LinkURL        string   // "" when it cannot be rendered (see Problems)
+	TokenRequest   *Request // nil when it cannot be rendered
+	RefreshRequest *Request // nil when it cannot be rendered
+	Problems       []string // why a part cannot be rendered, safe to show
+}
+
+// Explain renders cfg's link and token and refresh requests with an
+// installation's and user's settings (resolved) as a developer checks
+// them: secrets masked, each variable with its source. Flow values that
+// exist only during a real flow (the state, the code) show as
+// placeholders. What cannot be rendered is a problem, not an error.
+func Explain(cfg *Config, defs []settings.Definition, resolved settings.Resolved, redirectURI string) Explanation {
+	flow := map[string]string{
+		"state": "STATE", "code_challenge": "CODE_CHALLENGE", "auth_code": "AUTH_CODE",
+		"code_verifier": "CODE_VERIFIER", "refresh_token": "REFRESH_TOKEN",
+	}
+	vars := FlowValues(cfg, resolved.Values, resolved.Secret, redirectURI, flow)
+	out := Explanation{Variables: explainVariables(cfg, defs, resolved, vars), Problems: []string{}}
+	if link, err := BuildLink(cfg, vars, true); err != nil {
+		out.Problems = append(out.Problems, err.Error())
+	} else {
+		out.LinkURL = link
+	}
+	for _, refresh := range []bool{false, true} {
+		r, err := BuildRequest(cfg, vars, refresh, true)
+		switch {
+		case err != nil:
+			out.Problems = append(out.Problems, err.Error())
+		case refresh:
+			out.RefreshRequest = &r
+		default:
+			out.TokenRequest = &r
+		}
+	}
+	return out
+}
+
 // explain shows a developer what the link and the token request would be
-// for an installation and user, secrets masked, and where each variable's
-// value comes from. Flow values that exist only during a real flow (the
-// state, the code) show as placeholders.
+// for an installation and user (see Explain).
 func (h *Handler) explain(c echo.Context) error {
 	a, cfg, err := h.findConfig(c)
 	if err != nil {
@@ -488,26 +530,13 @@ func (h *Handler) explain(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	flow := map[string]string{
-		"state": "STATE", "code_challenge": "CODE_CHALLENGE", "auth_code": "AUTH_CODE",
-		"code_verifier": "CODE_VERIFIER", "refresh_token": "REFRESH_TOKEN",
+	ex := Explain(&cfg, defs, resolved, h.redirectURI)
+	out := map[string]any{"variables": ex.Variables, "problems": ex.Problems}
+	if ex.LinkURL != "" {
+		out["link_url"] = ex.LinkURL
 	}
-	vars := FlowValues(&cfg, resolved.Values, resolved.Secret, h.redirectURI, flow)
-	out := map[string]any{"variables": explainVariables(&cfg, defs, resolved, vars)}
-	problems := []string{}
-	if link, err := BuildLink(&cfg, vars, true); err != nil {
-		problems = append(problems, err.Error())
-	} else {
-		out["link_url"] = link
-	}
-	for _, refresh := range []bool{false, true} {
-		key := "token_request"
-		if refresh {
-			key = "refresh_request"
-		}
-		r, err := BuildRequest(&cfg, vars, refresh, true)
-		if err != nil {
-			problems = append(problems, err.Error())
+	for key, r := range map[string]*Request{"token_request": ex.TokenRequest, "refresh_request": ex.RefreshRequest} {
+		if r == nil {
 			continue
 		}
 		hdr := map[string]string{}
@@ -516,11 +545,10 @@ func (h *Handler) explain(c echo.Context) error {
 		}
 		out[key] = requestResponse{Method: r.Method, URL: r.URL, Headers: hdr, Body: r.Body}
 	}
-	out["problems"] = problems
 	return c.JSON(http.StatusOK, out)
 }
 
-func explainVariables(cfg *Config, defs []settings.Definition, resolved settings.Resolved, vars Vars) []variableResponse {
+func explainVariables(cfg *Config, defs []settings.Definition, resolved settings.Resolved, vars Vars) []ExplainedVariable {
 	used := map[string]bool{}
 	srcs := []string{cfg.LinkURL, cfg.TokenURL, cfg.refreshURL(), cfg.TokenBody, cfg.RefreshBody}
 	for _, v := range cfg.Headers {
@@ -540,9 +568,9 @@ func explainVariables(cfg *Config, defs []settings.Definition, resolved settings
 	for _, d := range defs {
 		byKey[d.Key] = d
 	}
-	var out []variableResponse
+	var out []ExplainedVariable
 	for name := range used {
-		v := variableResponse{Name: name, Source: "missing", Secret: vars.secret(name)}
+		v := ExplainedVariable{Name: name, Source: "missing", Secret: vars.secret(name)}
 		if d, ok := byKey[name]; ok {
 			if _, has := resolved.Values[name]; has {
 				v.Source = string(d.Level)
@@ -597,35 +625,59 @@ func (h *Handler) testExtraction(c echo.Context) error {
 		if json.Unmarshal(req.Response, &s) == nil {
 			body = []byte(s) // a response given as a string: JSON or form text
 		}
-		doc, err := decodeBody("application/json", body)
+		x, err := TryExtraction(&cfg, body)
 		if err != nil {
-			if formDoc, ferr := decodeBody("application/x-www-form-urlencoded", body); ferr == nil {
-				doc, err = formDoc, nil
-			}
+			return err
 		}
-		if err != nil {
-			return errs.Fields{{Field: "response", Message: err.Error()}}.Err()
-		}
-		tok, err := Extract(&cfg, doc, false)
-		if err != nil {
-			return errs.Fields{{Field: "response", Message: err.Error()}}.Err()
-		}
-		problems := tok.Problems
-		for i, m := range cfg.Mappings {
-			if _, ok := tok.Extra[m.Setting]; !ok && !m.Required {
-				problems = append(problems, fmt.Sprintf("mappings[%d]: the response has no value at %s; the stored value would be kept", i, m.Path))
-			}
-		}
-		out["problems"] = append([]string{}, problems...)
-		out["access_token"] = Mask(tok.AccessToken)
-		out["refresh_token"] = Mask(tok.RefreshToken)
-		out["expires_in"] = tok.ExpiresIn
-		out["extra"] = tok.Extra
+		out["problems"] = x.Problems
+		out["access_token"] = x.AccessToken
+		out["refresh_token"] = x.RefreshToken
+		out["expires_in"] = x.ExpiresIn
+		out["extra"] = x.Extra
 	}
 	if len(out) == 0 {
 		return errs.Fields{{Field: "response", Message: "give a sample response, a callback_query, or both"}}.Err()
 	}
 	return c.JSON(http.StatusOK, out)
+}
+
+// Extraction is what a config's paths find in a sample token response:
+// the tokens masked, the lifetime, the mapped values, and the problems a
+// real answer like it would be reported with.
+type Extraction struct {
+	AccessToken  string
+	RefreshToken string
+	ExpiresIn    int64
+	Extra        map[string]string // setting -> value
+	Problems     []string
+}
+
+// TryExtraction applies cfg's paths to body, a sample token response as
+// JSON or form text, as a real answer would be read. It returns an
+// errs.Invalid naming the field "response" when body cannot be read or
+// has no access token.
+func TryExtraction(cfg *Config, body []byte) (Extraction, error) {
+	doc, err := decodeBody("application/json", body)
+	if err != nil {
+		if formDoc, ferr := decodeBody("application/x-www-form-urlencoded", body); ferr == nil {
+			doc, err = formDoc, nil
+		}
+	}
+	if err != nil {
+		return Extraction{}, errs.Fields{{Field: "response", Message: err.Error()}}.Err()
+	}
+	tok, err := Extract(cfg, doc, false)
+	if err != nil {
+		return Extraction{}, errs.Fields{{Field: "response", Message: err.Error()}}.Err()
+	}
+	problems := append([]string{}, tok.Problems...)
+	for i, m := range cfg.Mappings {
+		if _, ok := tok.Extra[m.Setting]; !ok && !m.Required {
+			problems = append(problems, fmt.Sprintf("mappings[%d]: the response has no value at %s; the stored value would be kept", i, m.Path))
+		}
+	}
+	return Extraction{AccessToken: Mask(tok.AccessToken), RefreshToken: Mask(tok.RefreshToken),
+		ExpiresIn: tok.ExpiresIn, Extra: tok.Extra, Problems: problems}, nil
 }
 
 // Mask shows enough of a token to recognise it and no more.

@@ -256,7 +256,11 @@ func (h *Caller) exchangeCode(c echo.Context) error {
 	if err := h.connector.Save(ctx, inst, req.UserID, &cfg, tok); err != nil {
 		return err
 	}
-	return h.reportConnection(c, inst, req.UserID, &cfg)
+	conn, extracted, err := h.report(ctx, inst, req.UserID, &cfg)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, fetchResponse{Connection: toConnectionResponse(conn), Extracted: extracted})
 }
 
 type checkRequest struct {
@@ -268,10 +272,8 @@ type checkResponse struct {
 	Identity   map[string]string  `json:"identity"` // setting -> value, secret ones masked
 }
 
-// checkConnection runs the identity request now with the stored (fresh)
-// token and stores what it maps: "is this connection still good?".
+// checkConnection checks a connection now (see Check).
 func (h *Caller) checkConnection(c echo.Context) error {
-	ctx := c.Request().Context()
 	var req checkRequest
 	if err := httpapi.Bind(c, &req); err != nil {
 		return err
@@ -280,62 +282,76 @@ func (h *Caller) checkConnection(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	conn, identity, err := h.Check(c.Request().Context(), inst, &cfg, req.UserID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, checkResponse{Connection: toConnectionResponse(conn), Identity: identity})
+}
+
+// Check runs the config's identity request now with the stored (fresh)
+// token and stores what it maps: "is this connection still good?". It
+// returns the connection and the mapped values (setting -> value, secret
+// ones masked). A failed check is recorded on the connection. Errors are
+// *errs.Error: Invalid for a config without an identity request or a user
+// id that does not fit the config's token level, and those of
+// Refresher.Fresh and TokenClient.Identify.
+func (h *Caller) Check(ctx context.Context, inst settings.Installation, cfg *Config, userID string) (Connection, map[string]string, error) {
 	if cfg.IdentityURL == "" {
-		return errs.New(errs.Invalid, "OAuth config %q has no identity request (identity_url) to check with", cfg.Name)
+		return Connection{}, nil, errs.New(errs.Invalid, "OAuth config %q has no identity request (identity_url) to check with", cfg.Name)
 	}
-	if err := checkOwner(&cfg, req.UserID); err != nil {
-		return err
+	if err := checkOwner(cfg, userID); err != nil {
+		return Connection{}, nil, err
 	}
-	r, err := h.refresher.Fresh(ctx, inst, req.UserID, &cfg)
+	r, err := h.refresher.Fresh(ctx, inst, userID, cfg)
 	if err != nil {
-		return err
+		return Connection{}, nil, err
 	}
-	vars := FlowValues(&cfg, r.Values, r.Secret, h.connector.redirectURI, nil)
-	got, err := h.connector.tokens.Identify(ctx, &cfg, vars, LogMeta{InstallationID: inst.ID, UserID: cfg.Owner(req.UserID)})
+	vars := FlowValues(cfg, r.Values, r.Secret, h.connector.redirectURI, nil)
+	got, err := h.connector.tokens.Identify(ctx, cfg, vars, LogMeta{InstallationID: inst.ID, UserID: cfg.Owner(userID)})
 	if err != nil {
-		if ferr := h.connector.conns.Fail(ctx, inst, req.UserID, &cfg, "the identity request failed: "+errs.MessageOf(err), "", false); ferr != nil {
-			return ferr
+		if ferr := h.connector.conns.Fail(ctx, inst, userID, cfg, "the identity request failed: "+errs.MessageOf(err), "", false); ferr != nil {
+			return Connection{}, nil, ferr
 		}
-		return err
+		return Connection{}, nil, err
 	}
-	if err := h.connector.conns.SaveValues(ctx, inst, req.UserID, &cfg, got); err != nil {
-		return err
+	if err := h.connector.conns.SaveValues(ctx, inst, userID, cfg, got); err != nil {
+		return Connection{}, nil, err
 	}
-	conn, err := h.connector.conns.Get(ctx, inst.ID, cfg.Owner(req.UserID), cfg.ID)
+	conn, err := h.connector.conns.Get(ctx, inst.ID, cfg.Owner(userID), cfg.ID)
 	if err != nil {
-		return err
+		return Connection{}, nil, err
 	}
-	out := checkResponse{Connection: toConnectionResponse(conn), Identity: map[string]string{}}
+	identity := map[string]string{}
 	for k, v := range got {
 		if r.Secret[k] {
 			v = Mask(v)
 		}
-		out.Identity[k] = v
+		identity[k] = v
 	}
-	return c.JSON(http.StatusOK, out)
+	return conn, identity, nil
 }
 
-// reportConnection answers a connection's state and the values stored for
-// it, masked.
-func (h *Caller) reportConnection(c echo.Context, inst settings.Installation, userID string, cfg *Config) error {
-	ctx := c.Request().Context()
+// report returns a connection's state and the values stored for it,
+// masked (setting -> value).
+func (h *Caller) report(ctx context.Context, inst settings.Installation, userID string, cfg *Config) (Connection, map[string]string, error) {
 	conn, err := h.connector.conns.Get(ctx, inst.ID, cfg.Owner(userID), cfg.ID)
 	if err != nil {
-		return err
+		return Connection{}, nil, err
 	}
 	r, err := h.settings.Resolve(ctx, inst, userID)
 	if err != nil {
-		return err
+		return Connection{}, nil, err
 	}
-	out := fetchResponse{Connection: toConnectionResponse(conn), Extracted: map[string]string{}}
+	extracted := map[string]string{}
 	keys := []string{cfg.AccessTokenSetting, cfg.RefreshTokenSetting}
 	for _, m := range append(append([]Mapping{}, cfg.Mappings...), cfg.IdentityMappings...) {
 		keys = append(keys, m.Setting)
 	}
 	for _, k := range keys {
 		if k != "" {
-			out.Extracted[k] = Mask(r.Values[k])
+			extracted[k] = Mask(r.Values[k])
 		}
 	}
-	return c.JSON(http.StatusOK, out)
+	return conn, extracted, nil
 }

@@ -81,7 +81,6 @@ type call struct {
 // prepare finds the installation, API and config of a request and returns
 // them with settings whose token is fresh.
 func (h *Caller) prepare(c echo.Context) (*call, error) {
-	ctx := c.Request().Context()
 	id, err := httpapi.Param(c, "installation")
 	if err != nil {
 		return nil, err
@@ -94,7 +93,14 @@ func (h *Caller) prepare(c echo.Context) (*call, error) {
 	if err != nil {
 		return nil, err
 	}
-	cl := &call{inst: inst, userID: c.Param("user")}
+	return h.prepareCall(c.Request().Context(), inst, a, ref, c.Param("user"))
+}
+
+// prepareCall finds API ref of app a (the installation's) and its config,
+// and returns them with settings whose token is fresh.
+func (h *Caller) prepareCall(ctx context.Context, inst settings.Installation, a app.App, ref, userID string) (*call, error) {
+	cl := &call{inst: inst, userID: userID}
+	var err error
 	if cl.api, err = h.apps.FindAPI(ctx, a.ID, ref); err != nil {
 		return nil, err
 	}
@@ -225,16 +231,20 @@ func proxyPath(c echo.Context) string {
 
 // proxy calls the API: the caller's method, path, query, headers and body,
 // with the API's rendered headers and query added, and streams the
-// response back. An answer that says the token expired makes one renewal
-// and one retry.
+// response back (see Call).
 func (h *Caller) proxy(c echo.Context) error {
 	req := c.Request()
-	cl, err := h.prepare(c)
+	id, err := httpapi.Param(c, "installation")
 	if err != nil {
 		return err
 	}
-	if !cl.api.AllowsMethod(req.Method) {
-		return errs.New(errs.NotAllowed, "API %q does not allow %s; it allows %s", cl.api.Name, req.Method, strings.Join(cl.api.Methods, ", "))
+	inst, a, err := callersInstallation(c, h.settings, h.apps, id)
+	if err != nil {
+		return err
+	}
+	ref, err := httpapi.Param(c, "api")
+	if err != nil {
+		return err
 	}
 	body, err := io.ReadAll(io.LimitReader(req.Body, MaxProxyBody+1))
 	if err != nil {
@@ -243,51 +253,84 @@ func (h *Caller) proxy(c echo.Context) error {
 	if len(body) > MaxProxyBody {
 		return errs.New(errs.TooLarge, "request body is larger than %d bytes", MaxProxyBody)
 	}
-	resp, err := h.send(c, cl, body)
+	resp, err := h.Call(req.Context(), inst, a, ref, c.Param("user"), CallRequest{
+		Method: req.Method, Path: proxyPath(c), RawQuery: req.URL.RawQuery, Header: req.Header, Body: body,
+	})
 	if err != nil {
 		return err
-	}
-	if cl.cfg != nil {
-		var expired bool
-		if resp, expired, err = tokenExpired(cl.cfg, resp); err != nil {
-			return err
-		}
-		if expired {
-			resp.Body.Close()
-			stale := cl.values.Values[cl.cfg.AccessTokenSetting]
-			if cl.values, err = h.refresher.Renew(req.Context(), cl.inst, cl.userID, cl.cfg, stale, true); err != nil {
-				return err
-			}
-			if resp, err = h.send(c, cl, body); err != nil {
-				return err
-			}
-		}
 	}
 	defer resp.Body.Close()
 	return stream(c, resp)
 }
 
+// CallRequest is what a caller sends to an API through Latchkey.
+type CallRequest struct {
+	Method   string
+	Path     string // escaped, under the API's base URL, without a leading slash
+	RawQuery string
+	Header   http.Header // the caller's; Authorization and reserved headers are not sent on
+	Body     []byte      // at most MaxProxyBody
+}
+
+// Call calls API ref of app a (the installation's app, which the caller
+// owns) for the installation and userID ("" for an API whose tokens are
+// the installation's): the API's rendered headers and query are added to
+// r, and an answer that says the token expired makes one renewal and one
+// retry. The caller closes the response's body. Errors are *errs.Error:
+// NotFound for an unknown API, NotAllowed for a method the API does not
+// allow, Invalid for a path that leaves the base URL, and those of
+// Refresher.Fresh and of sending (Upstream, Timeout).
+func (h *Caller) Call(ctx context.Context, inst settings.Installation, a app.App, ref, userID string, r CallRequest) (*http.Response, error) {
+	cl, err := h.prepareCall(ctx, inst, a, ref, userID)
+	if err != nil {
+		return nil, err
+	}
+	if !cl.api.AllowsMethod(r.Method) {
+		return nil, errs.New(errs.NotAllowed, "API %q does not allow %s; it allows %s", cl.api.Name, r.Method, strings.Join(cl.api.Methods, ", "))
+	}
+	resp, err := h.send(ctx, cl, r)
+	if err != nil {
+		return nil, err
+	}
+	if cl.cfg != nil {
+		var expired bool
+		if resp, expired, err = tokenExpired(cl.cfg, resp); err != nil {
+			return nil, err
+		}
+		if expired {
+			resp.Body.Close()
+			stale := cl.values.Values[cl.cfg.AccessTokenSetting]
+			if cl.values, err = h.refresher.Renew(ctx, cl.inst, cl.userID, cl.cfg, stale, true); err != nil {
+				return nil, err
+			}
+			if resp, err = h.send(ctx, cl, r); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return resp, nil
+}
+
 // send renders the API for the call's values and sends the request.
-func (h *Caller) send(c echo.Context, cl *call, body []byte) (*http.Response, error) {
-	req := c.Request()
-	r, err := render(&cl.api, cl.values.Values)
+func (h *Caller) send(ctx context.Context, cl *call, r CallRequest) (*http.Response, error) {
+	rd, err := render(&cl.api, cl.values.Values)
 	if err != nil {
 		return nil, err
 	}
-	u, err := r.target(proxyPath(c), req.URL.RawQuery)
+	u, err := rd.target(r.Path, r.RawQuery)
 	if err != nil {
 		return nil, err
 	}
-	out, err := http.NewRequestWithContext(req.Context(), req.Method, u.String(), bytes.NewReader(body))
+	out, err := http.NewRequestWithContext(ctx, r.Method, u.String(), bytes.NewReader(r.Body))
 	if err != nil {
 		return nil, errs.New(errs.Invalid, "the call cannot be built")
 	}
-	for name, vs := range req.Header {
-		if passHeader(name) && r.header.Get(name) == "" {
+	for name, vs := range r.Header {
+		if passHeader(name) && rd.header.Get(name) == "" {
 			out.Header[name] = vs
 		}
 	}
-	for name, vs := range r.header {
+	for name, vs := range rd.header {
 		out.Header[name] = vs
 	}
 	resp, err := h.http.Do(out)
@@ -465,11 +508,8 @@ type fetchResponse struct {
 	Extracted  map[string]string  `json:"extracted"` // setting -> masked value
 }
 
-// fetchToken gets a new token now for a config whose grant needs no end
-// user at the provider, stores it, and reports what was extracted, masked:
-// how a developer checks a config before publishing the app.
+// fetchToken gets a new token now (see FetchToken).
 func (h *Caller) fetchToken(c echo.Context) error {
-	ctx := c.Request().Context()
 	var req fetchRequest
 	if err := httpapi.Bind(c, &req); err != nil {
 		return err
@@ -478,20 +518,34 @@ func (h *Caller) fetchToken(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if cfg.GrantType == AuthorizationCode {
-		return errs.New(errs.Invalid, "OAuth config %q uses the authorization_code grant, which needs the end user: create an authorize link, or submit a pasted code", cfg.Name)
-	}
-	if err := checkOwner(&cfg, req.UserID); err != nil {
-		return err
-	}
-	current, err := h.settings.Resolve(ctx, inst, req.UserID)
+	conn, extracted, err := h.FetchToken(c.Request().Context(), inst, &cfg, req.UserID)
 	if err != nil {
 		return err
 	}
-	if _, err := h.refresher.Renew(ctx, inst, req.UserID, &cfg, current.Values[cfg.AccessTokenSetting], true); err != nil {
-		return err
+	return c.JSON(http.StatusOK, fetchResponse{Connection: toConnectionResponse(conn), Extracted: extracted})
+}
+
+// FetchToken gets a new token now for a config whose grant needs no end
+// user at the provider, stores it, and returns the connection and what
+// was extracted (setting -> masked value): how a developer checks a config
+// before publishing the app. Errors are *errs.Error: Invalid for an
+// authorization_code config or a user id that does not fit the config's
+// token level, and those of Refresher.Renew.
+func (h *Caller) FetchToken(ctx context.Context, inst settings.Installation, cfg *Config, userID string) (Connection, map[string]string, error) {
+	if cfg.GrantType == AuthorizationCode {
+		return Connection{}, nil, errs.New(errs.Invalid, "OAuth config %q uses the authorization_code grant, which needs the end user: create an authorize link, or submit a pasted code", cfg.Name)
 	}
-	return h.reportConnection(c, inst, req.UserID, &cfg)
+	if err := checkOwner(cfg, userID); err != nil {
+		return Connection{}, nil, err
+	}
+	current, err := h.settings.Resolve(ctx, inst, userID)
+	if err != nil {
+		return Connection{}, nil, err
+	}
+	if _, err := h.refresher.Renew(ctx, inst, userID, cfg, current.Values[cfg.AccessTokenSetting], true); err != nil {
+		return Connection{}, nil, err
+	}
+	return h.report(ctx, inst, userID, cfg)
 }
 
 // APIReferences tells app.APIHandler what an app's API templates may use

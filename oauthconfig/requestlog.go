@@ -123,10 +123,15 @@ type LogFilter struct {
 	ID             string // one entry, e.g. the reference a result page showed
 	ConfigID       string
 	InstallationID string
-	Limit          int // default and maximum 100
+	AppID          string // entries of the app's configs
+	UserID         string
+	Outcome        string // "ok" (a 2xx answer, no error) or "failed"
+	Before         string // entries older than this entry id: the next page
+	Limit          int    // default and maximum 100
 }
 
-// List returns entries, newest first.
+// List returns entries, newest first: entry ids are UUIDv7, ordered as
+// they were recorded, so the order is by id, and Before pages by it.
 func (l *RequestLog) List(ctx context.Context, f LogFilter) ([]Entry, error) {
 	q := l.db.WithContext(ctx)
 	if f.ID != "" {
@@ -138,11 +143,26 @@ func (l *RequestLog) List(ctx context.Context, f LogFilter) ([]Entry, error) {
 	if f.InstallationID != "" {
 		q = q.Where("installation_id = ?", f.InstallationID)
 	}
+	if f.AppID != "" {
+		q = q.Where("config_id IN (?)", l.db.Session(&gorm.Session{NewDB: true}).Model(&Config{}).Select("id").Where("app_id = ?", f.AppID))
+	}
+	if f.UserID != "" {
+		q = q.Where("user_id = ?", f.UserID)
+	}
+	switch f.Outcome {
+	case "ok":
+		q = q.Where("status BETWEEN 200 AND 299 AND error = ''")
+	case "failed":
+		q = q.Where("(status NOT BETWEEN 200 AND 299 OR error <> '')")
+	}
+	if f.Before != "" {
+		q = q.Where("id < ?", f.Before)
+	}
 	if f.Limit <= 0 || f.Limit > 100 {
 		f.Limit = 100
 	}
 	var out []Entry
-	err := q.Order("created_at DESC, id DESC").Limit(f.Limit).Find(&out).Error
+	err := q.Order("id DESC").Limit(f.Limit).Find(&out).Error
 	return out, errs.From(err, "listing OAuth requests")
 }
 

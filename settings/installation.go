@@ -136,9 +136,12 @@ func (s *Store) Installation(ctx context.Context, id string) (Installation, erro
 type InstallationFilter struct {
 	AppIDs         []string // required: the caller's apps
 	OrganizationID string
+	After          string // installations whose ids come after this one: the next page
+	Limit          int    // 0: all
 }
 
-// Installations returns the installations of f.AppIDs, oldest first.
+// Installations returns the installations of f.AppIDs, oldest first (ids
+// are UUIDv7, so id order is creation order and After pages by it).
 func (s *Store) Installations(ctx context.Context, f InstallationFilter) ([]Installation, error) {
 	if len(f.AppIDs) == 0 {
 		return nil, nil
@@ -147,8 +150,14 @@ func (s *Store) Installations(ctx context.Context, f InstallationFilter) ([]Inst
 	if f.OrganizationID != "" {
 		q = q.Where("organization_id = ?", f.OrganizationID)
 	}
+	if f.After != "" {
+		q = q.Where("id > ?", f.After)
+	}
+	if f.Limit > 0 {
+		q = q.Limit(f.Limit)
+	}
 	var out []Installation
-	err := q.Order("created_at, id").Find(&out).Error
+	err := q.Order("id").Find(&out).Error
 	return out, errs.From(err, "listing installations")
 }
 

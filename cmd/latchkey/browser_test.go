@@ -73,6 +73,12 @@ type chrome struct {
 
 func newChrome(t *testing.T) *chrome {
 	t.Helper()
+	return newChromeFor(t, 2*time.Minute)
+}
+
+// newChromeFor is newChrome for a test that may take up to timeout.
+func newChromeFor(t *testing.T, timeout time.Duration) *chrome {
+	t.Helper()
 	path := findChromium()
 	if path == "" {
 		t.Skip("!!! SKIPPING BROWSER TEST: no Chromium found (set LATCHKEY_CHROMIUM, or `apt-get install -y chromium`; .ci/run installs it). " +
@@ -99,7 +105,7 @@ func newChrome(t *testing.T) *chrome {
 		}
 	}))
 	t.Cleanup(cancelTab)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 2*time.Minute)
+	ctx, cancelTimeout := context.WithTimeout(ctx, timeout)
 	t.Cleanup(cancelTimeout)
 	c.ctx = ctx
 	if err := chromedp.Do(ctx); err != nil { // starts the browser
@@ -207,7 +213,7 @@ func logoServer(t *testing.T) string {
 // TestBrowserInstallAndConnect goes through the hosted pages in headless
 // Chromium as a person would: a bad value and its error, the fix, the
 // installation, connect, consent at a real authorization server, and each
-// outcome of the flow.
+// outcome of the flow. Each page is checked for accessibility (see a11y).
 func TestBrowserInstallAndConnect(t *testing.T) {
 	c := newChrome(t)
 	e := newEnv(t)
@@ -223,6 +229,7 @@ func TestBrowserInstallAndConnect(t *testing.T) {
 		t.Error("the logo did not load: the CSP's img-src does not allow it")
 	}
 	c.shoot("01-install-form", true)
+	c.a11y("hosted 01-install-form")
 	c.do("filling the form with a bad value",
 		chromedp.SendKeys(chromedp.CSS("#f-client_secret"), testClientSecret),
 		chromedp.SendKeys(chromedp.CSS("#f-subdomain"), "Not Valid!"),
@@ -242,6 +249,7 @@ func TestBrowserInstallAndConnect(t *testing.T) {
 		t.Error("the secret was filled back in")
 	}
 	c.shoot("02-install-errors", true)
+	c.a11y("hosted 02-install-errors")
 
 	// Fixed, and submitted from the keyboard (Enter in a field).
 	c.do("fixing the form",
@@ -256,6 +264,7 @@ func TestBrowserInstallAndConnect(t *testing.T) {
 		t.Errorf("installed page: %q", got)
 	}
 	c.shoot("03-installed", true)
+	c.a11y("hosted 03-installed")
 
 	// Next step: connect, from the keyboard: Tab to the button, Enter.
 	c.do("opening the connect page", chromedp.Click(chromedp.CSS(".actions a.button")), chromedp.WaitVisible(chromedp.CSS("#connect")))
@@ -263,6 +272,7 @@ func TestBrowserInstallAndConnect(t *testing.T) {
 		t.Errorf("the connect page does not list the scopes:\n%s", got)
 	}
 	c.shoot("04-connect", true)
+	c.a11y("hosted 04-connect")
 	c.do("tabbing to the button", chromedp.KeyEvent(kb.Tab))
 	if id := eval[string](c, `document.activeElement.id`); id != "connect" {
 		t.Errorf("the first Tab focuses %q, not the connect button", id)
@@ -274,6 +284,7 @@ func TestBrowserInstallAndConnect(t *testing.T) {
 		t.Errorf("result page: %q", got)
 	}
 	c.shoot("06-connected", true)
+	c.a11y("hosted 06-connected")
 	conns := e.must(200, "GET", "/v1/installations/"+instID+"/connections?user_id=user-7", e.key, nil)["connections"].([]any)
 	if len(conns) != 1 || conns[0].(map[string]any)["status"] != "connected" {
 		t.Errorf("connections = %v", conns)
@@ -290,6 +301,7 @@ func TestBrowserInstallAndConnect(t *testing.T) {
 		t.Errorf("denied page: %q", got)
 	}
 	c.shoot("07-access-denied", true)
+	c.a11y("hosted 07-access-denied")
 	c.do("trying again", chromedp.Click(chromedp.CSS("#retry")), chromedp.WaitVisible(chromedp.CSS("#connect")))
 
 	// The provider fails (the organization's client secret is wrong): the
@@ -310,6 +322,7 @@ func TestBrowserInstallAndConnect(t *testing.T) {
 		t.Errorf("reference %s finds %v", ref, entries)
 	}
 	c.shoot("08-provider-failed", true)
+	c.a11y("hosted 08-provider-failed")
 
 	// The install link is spent.
 	c.do("opening the used install link", chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS("h1")))
@@ -317,6 +330,7 @@ func TestBrowserInstallAndConnect(t *testing.T) {
 		t.Errorf("used link: %q", got)
 	}
 	c.shoot("09-install-link-used", true)
+	c.a11y("hosted 09-install-link-used")
 
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -14,6 +14,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/latchkey/latchkey/app"
+	"github.com/latchkey/latchkey/app/console"
 	"github.com/latchkey/latchkey/app/hooks"
 	"github.com/latchkey/latchkey/callback"
 	"github.com/latchkey/latchkey/internal/cache"
@@ -179,7 +180,15 @@ func newServer(cfg config.Config, db *gorm.DB, cipher *secret.Cipher, log *slog.
 		Timeout: 10 * cfg.OutboundTimeout, MaxResponseBytes: 256 << 20,
 		Observe: m.Outbound, MaxIdleConnsPerHost: cfg.OutboundIdle,
 	})
-	oauthconfig.NewCaller(apps, settingStore, configs, refresher, connector, apiClient).Register(v1)
+	caller := oauthconfig.NewCaller(apps, settingStore, configs, refresher, connector, apiClient)
+	caller.Register(v1)
+
+	// The developer console: the same stores and functions, as pages.
+	console.New(console.Deps{
+		Sessions: console.NewSessions(db, nil), Apps: apps, Settings: settingStore, Configs: configs,
+		RequestLog: requestLog, Connections: connections, Webhooks: webhooks, Caller: caller, Links: cb,
+		PublicURL: cfg.PublicURL, Log: log,
+	}).Register(e)
 
 	// Webhook receivers are developer-configured URLs like any other: the
 	// same guard, no redirects followed (a signed body must not travel).

@@ -3,6 +3,7 @@ package webpage
 import (
 	"crypto/sha256"
 	"encoding/base64"
+	"html/template"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -95,5 +96,29 @@ func TestRender(t *testing.T) {
 	}
 	if strings.Contains(rec.Body.String(), "<img") || strings.Contains(rec.Header().Get("Content-Security-Policy"), "img-src") {
 		t.Errorf("an unusable logo is still on the page:\n%s", rec.Body.String())
+	}
+}
+
+// TestNav checks that a page may define the layout's "nav" template, which
+// is rendered before <main>, and that pages that do not have none.
+func TestNav(t *testing.T) {
+	withNav := Parse("with-nav", `<h1>{{.Name}}</h1>`)
+	template.Must(withNav.New("nav").Parse(`<nav aria-label="Sections">{{.Name}}</nav>`))
+	for _, tt := range []struct {
+		t    *template.Template
+		wide bool
+		want string
+	}{
+		{withNav, true, "<body>\n<nav aria-label=\"Sections\">x</nav>\n<main class=\"wide\">"},
+		{testTemplate, false, "<body>\n\n\n<main>"},
+	} {
+		rec := httptest.NewRecorder()
+		c := echo.New().NewContext(httptest.NewRequest("GET", "/", nil), rec)
+		if err := Render(c, tt.t, Page{Wide: tt.wide, Body: map[string]string{"Name": "x"}}); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(rec.Body.String(), tt.want) {
+			t.Errorf("page lacks %q:\n%s", tt.want, rec.Body.String())
+		}
 	}
 }
