@@ -21,9 +21,9 @@ import (
 	"github.com/latchkey/latchkey/app"
 	"github.com/latchkey/latchkey/internal/config"
 	"github.com/latchkey/latchkey/internal/dbtest"
+	"github.com/latchkey/latchkey/internal/oauthtest"
 	"github.com/latchkey/latchkey/internal/secret"
 	"github.com/latchkey/latchkey/settings"
-	"github.com/latchkey/latchkey/internal/oauthtest"
 )
 
 // hotPath is a Latchkey server with one app, installation, user token and

@@ -108,7 +108,7 @@ func keyEnv(e *env, sealing string, keys ...secret.Key) func(string) string {
 		"LATCHKEY_ADDR":             "127.0.0.1:0",
 		"LATCHKEY_ENCRYPTION_KEYS":  keyRing(keys),
 		"LATCHKEY_SEALING_KEY":      sealing,
-		"LATCHKEY_SHUTDOWN_TIMEOUT": "5s",
+		"LATCHKEY_SHUTDOWN_TIMEOUT": "30s", // two servers share one SQLite file: a write may wait its busy timeout (5s)
 		"LATCHKEY_OUTBOUND_ALLOW":   "127.0.0.0/8",
 	}
 	if e.db.URL == "" {
