@@ -29,6 +29,7 @@ var Events = []string{
 	"connection.recovered",                // a connection that had failed works again
 	"connection.configuration_error",      // the provider refused the installation's client credentials
 	"connection.configuration_recovered",  // those credentials work again
+	"connection.removed",                  // a connection was removed through the API or the console
 	"provider.event",                      // a provider sent a verified event for an installation (app/hooks)
 }
 

@@ -379,6 +379,41 @@ func (cs *Connections) BeginRefresh(ctx context.Context, inst settings.Installat
 	return errs.From(err, "recording a refresh")
 }
 
+// Remove disconnects owner ("" for a config with organization-level
+// tokens) from cfg: the connection's state and the access and refresh
+// tokens the config stored are deleted, and the app's webhooks get
+// connection.removed. A connection that does not exist is errs.NotFound.
+// Values mapped from the provider's answers (an account id, say) are kept:
+// they describe the account, and the next connection overwrites them.
+func (cs *Connections) Remove(ctx context.Context, inst settings.Installation, owner string, cfg *Config) error {
+	err := cs.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var c Connection
+		err := tx.Where("installation_id = ? AND user_id = ? AND config_id = ?", inst.ID, owner, cfg.ID).Take(&c).Error
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return errs.NotFoundf("no connection of user %q for this config", owner)
+		}
+		if err != nil {
+			return err
+		}
+		if err := tx.Delete(&c).Error; err != nil {
+			return err
+		}
+		tokens := map[string]*string{cfg.AccessTokenSetting: nil}
+		if cfg.RefreshTokenSetting != "" {
+			tokens[cfg.RefreshTokenSetting] = nil
+		}
+		if _, err := cs.settings.WithTx(tx).SetFromProvider(ctx, inst, owner, tokens, nil); err != nil {
+			return err
+		}
+		if err := cs.changed(tx, inst.ID, owner, cfg.ID); err != nil {
+			return err
+		}
+		c.Status = NotConnected
+		return cs.emit(tx, inst, "connection.removed", c)
+	})
+	return errs.From(err, "removing a connection")
+}
+
 // ConfigError returns the installation's configuration error for cfg, if
 // one stands.
 func (cs *Connections) ConfigError(ctx context.Context, installationID, configID string) (ConfigError, bool, error) {

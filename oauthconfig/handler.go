@@ -65,6 +65,7 @@ func (h *Handler) Register(g *echo.Group) {
 	g.POST("/apps/:app/oauth-configs/:config/test-extraction", h.testExtraction)
 	g.GET("/installations/:installation/oauth-requests", h.installationRequests)
 	g.GET("/installations/:installation/connections", h.listConnections)
+	g.DELETE("/installations/:installation/connections/:config", h.removeConnection)
 }
 
 // configRequest is the body of create and update; in an update, absent
@@ -418,6 +419,35 @@ func toConnectionResponse(cn Connection) connectionResponse {
 	return connectionResponse{UserID: cn.UserID, ConfigID: cn.ConfigID, Status: cn.Status,
 		ExpiresAt: cn.ExpiresAt, IssuedAt: cn.IssuedAt, ConnectedAt: cn.ConnectedAt, RefreshedAt: cn.RefreshedAt,
 		LastError: cn.LastError, LastErrorAt: cn.LastErrorAt, EndedBy: cn.EndedBy, Refusals: cn.Refusals}
+}
+
+// removeConnection disconnects a user (user_id in the query; none for a
+// config with organization-level tokens) from a config.
+func (h *Handler) removeConnection(c echo.Context) error {
+	id, err := httpapi.Param(c, "installation")
+	if err != nil {
+		return err
+	}
+	inst, err := h.findInstallation(c, id)
+	if err != nil {
+		return err
+	}
+	ref, err := httpapi.Param(c, "config")
+	if err != nil {
+		return err
+	}
+	cfg, err := h.store.Find(c.Request().Context(), inst.AppID, ref)
+	if err != nil {
+		return err
+	}
+	user := c.QueryParam("user_id")
+	if err := checkOwner(&cfg, user); err != nil {
+		return err
+	}
+	if err := h.connections.Remove(c.Request().Context(), inst, cfg.Owner(user), &cfg); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
 }
 
 func (h *Handler) listConnections(c echo.Context) error {

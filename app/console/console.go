@@ -113,6 +113,7 @@ func (h *Handler) Register(e *echo.Echo) {
 	g.GET("/installations/:installation", h.showInstallation)
 	g.POST("/installations/:installation/links", h.makeLink)
 	g.POST("/installations/:installation/check", h.checkConnection)
+	g.POST("/installations/:installation/remove", h.removeConnection)
 	g.GET("/apps/:app/logs", h.requestLog)
 	g.GET("/apps/:app/deliveries", h.deliveries)
 }

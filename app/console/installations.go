@@ -208,10 +208,11 @@ var installationTemplate = parse("console-installation", `
 <tbody>{{range .D.Connections}}<tr><td>{{if .UserID}}{{.UserID}}{{else}}(the installation){{end}}</td><td>{{.Config}}</td><td class="conn-status">{{.Status}}</td><td>{{.Expires}}</td><td>{{.Refreshed}}</td><td>{{.LastError}}{{with .LastErrorAt}} <span class="muted">({{.}})</span>{{end}}</td>
 <td><a href="/console/apps/{{$.App.ID}}/logs?installation={{$.D.Inst.ID}}&amp;user={{.UserID}}&amp;config={{.ConfigID}}">Request log</a>
 {{if .CanCheck}}<form method="post" action="/console/installations/{{$.D.Inst.ID}}/check"><input type="hidden" name="_csrf" value="{{$.CSRF}}"><input type="hidden" name="config_id" value="{{.ConfigID}}"><input type="hidden" name="user_id" value="{{.UserID}}"><button type="submit" class="button secondary" aria-label="Check now: {{.UserID}}, {{.Config}}">Check now</button></form>{{end}}
+<form method="post" action="/console/installations/{{$.D.Inst.ID}}/remove"><input type="hidden" name="_csrf" value="{{$.CSRF}}"><input type="hidden" name="config_id" value="{{.ConfigID}}"><input type="hidden" name="user_id" value="{{.UserID}}"><button type="submit" class="button secondary" aria-label="Remove the connection: {{.UserID}}, {{.Config}}">Remove</button></form>
 {{if .CanLink}}<form method="post" action="/console/installations/{{$.D.Inst.ID}}/links"><input type="hidden" name="_csrf" value="{{$.CSRF}}"><input type="hidden" name="kind" value="connect"><input type="hidden" name="config_id" value="{{.ConfigID}}"><input type="hidden" name="user_id" value="{{.UserID}}"><button type="submit" class="button secondary" aria-label="New connect link: {{.UserID}}, {{.Config}}">Connect link</button></form>{{end}}</td></tr>
 {{end}}</tbody></table>
 {{template "pager" .D.Pager}}{{else}}<p>No connections yet.</p>{{end}}
-<p class="muted">A connection cannot be removed here: the API has no route for it. Deleting the user's token settings ends its use.</p>
+<p class="muted">Removing a connection deletes its state and the tokens it stored; the user connects again with a connect link.</p>
 {{if .D.LinkForm}}<h2 id="link-title">Connect a user</h2>
 <p>Make a link for one of your users: a connect link shows what the app will access first, an authorize link goes straight to the provider. Links work for an hour.</p>
 {{template "summary" .D.LinkForm}}
@@ -359,6 +360,31 @@ func (h *Handler) makeLink(c echo.Context) error {
 	}
 	return h.renderInstallation(c, http.StatusOK, inst, a, installationPage{link: &madeLink{
 		Kind: kind, User: user, URL: u, Expires: when(&expires)}})
+}
+
+// removeConnection disconnects a user from a config, as DELETE
+// .../connections/{config} does.
+func (h *Handler) removeConnection(c echo.Context) error {
+	inst, a, err := h.installation(c)
+	if err != nil {
+		return err
+	}
+	form, err := readForm(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	cfg, err := h.Configs.Find(ctx, a.ID, form.Get("config_id"))
+	if err != nil {
+		return err
+	}
+	if err := h.Connections.Remove(ctx, inst, cfg.Owner(form.Get("user_id")), &cfg); err != nil {
+		if errs.CodeOf(err) == errs.Internal {
+			return err
+		}
+		return h.renderInstallation(c, statusOf(err), inst, a, installationPage{problem: err})
+	}
+	return c.Redirect(http.StatusSeeOther, "/console/installations/"+inst.ID)
 }
 
 // checkConnection runs the config's identity request for a connection

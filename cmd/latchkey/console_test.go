@@ -261,6 +261,7 @@ func TestConsoleTenantIsolation(t *testing.T) {
 		"/console/apps/" + appID + "/installations":                      {"organization_id": {"org-9"}},
 		"/console/installations/" + f.instID + "/links":                  {"config_id": {f.configID}, "user_id": {"user-2"}},
 		"/console/installations/" + f.instID + "/check":                  {"config_id": {f.configID}, "user_id": {"user-1"}},
+		"/console/installations/" + f.instID + "/remove":                 {"config_id": {f.configID}, "user_id": {"user-1"}},
 	}
 
 	owner := newConsoleClient(e)
@@ -301,6 +302,17 @@ func TestConsoleTenantIsolation(t *testing.T) {
 	}
 	if insts := e.must(200, "GET", "/v1/installations", e.other, nil)["installations"].([]any); len(insts) != 0 {
 		t.Errorf("another account installed: %v", insts)
+	}
+	if n := len(e.must(200, "GET", "/v1/installations/"+f.instID+"/connections", e.key, nil)["connections"].([]any)); n != 1 {
+		t.Errorf("%d connections after another account's remove, want 1", n)
+	}
+
+	// The owner removes the connection.
+	if r := owner.post("/console/installations/"+f.instID+"/remove", url.Values{"config_id": {f.configID}, "user_id": {"user-1"}}); r.status != 303 {
+		t.Errorf("the owner removes the connection: %d\n%s", r.status, r.body)
+	}
+	if n := len(e.must(200, "GET", "/v1/installations/"+f.instID+"/connections", e.key, nil)["connections"].([]any)); n != 0 {
+		t.Errorf("%d connections after the owner's remove, want 0", n)
 	}
 }
 

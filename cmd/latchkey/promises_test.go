@@ -474,3 +474,33 @@ func TestDatabaseDiesAfterTheProviderAnswered(t *testing.T) {
 		t.Errorf("%d reauthorizations", n)
 	}
 }
+
+// TestRemoveConnection: removing a connection deletes its state and its
+// tokens; calls then ask the user to connect again.
+func TestRemoveConnection(t *testing.T) {
+	e := newEnv(t)
+	fault := oauthtest.NewFaultProvider(t)
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	t.Cleanup(api.Close)
+	f := newFlowApp(t, e, map[string]any{"link_url": fault.URL() + "/authorize", "token_url": fault.URL() + "/token"})
+	f.addAPI(t, "api", api.URL)
+	if status, page := f.connectWith(t, fault, "user-1", oauthtest.TokenJSON(map[string]any{"access_token": "at-1", "refresh_token": "rt-1", "expires_in": 3600})); status != 200 {
+		t.Fatalf("connect: %d %s", status, page)
+	}
+	path := "/v1/installations/" + f.instID + "/connections/" + f.configID
+	e.must(422, "DELETE", path, e.key, nil) // no user_id
+	e.must(404, "DELETE", path+"?user_id=user-1", e.other, nil)
+	e.must(404, "DELETE", path+"?user_id=user-2", e.key, nil)
+	e.must(204, "DELETE", path+"?user_id=user-1", e.key, nil)
+	if v := f.resolve("user-1").Values; v["access_token"] != "" || v["refresh_token"] != "" {
+		t.Errorf("tokens left: %q %q", v["access_token"], v["refresh_token"])
+	}
+	if n := len(e.must(200, "GET", "/v1/installations/"+f.instID+"/connections", e.key, nil)["connections"].([]any)); n != 0 {
+		t.Errorf("%d connections left", n)
+	}
+	r := e.proxy(e.url, "GET", "/v1/installations/"+f.instID+"/users/user-1/apis/api/proxy/x", nil, "")
+	if r.status != http.StatusConflict || r.problemCode(t) != "reauthorization_required" {
+		t.Errorf("a call after removal: %d %s", r.status, r.body)
+	}
+	e.must(404, "DELETE", path+"?user_id=user-1", e.key, nil)
+}
