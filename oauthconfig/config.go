@@ -146,8 +146,9 @@ type Config struct {
 // TableName tells GORM where configs live.
 func (Config) TableName() string { return "oauth_configs" }
 
-// applyDefaults fills what a developer may leave out, so that a stored
-// config shows exactly what will be sent.
+// applyDefaults fills what a developer may leave out. The token and refresh
+// bodies are not filled: an empty one means the default, which Body
+// computes from the config as it is when the body is sent.
 func (c *Config) applyDefaults() {
 	def := func(s *string, v string) {
 		if *s == "" {
@@ -188,29 +189,47 @@ func (c *Config) applyDefaults() {
 	if c.Scopes == nil {
 		c.Scopes = []string{}
 	}
-	if c.TokenBody == "" {
-		var pairs []string
-		switch c.GrantType {
-		case AuthorizationCode:
-			pairs = []string{"code", "<<auth_code>>", "redirect_uri", "<<redirect_uri>>"}
-			if c.PKCE == "S256" {
-				pairs = append(pairs, "code_verifier", "<<code_verifier>>")
-			}
-		case Password:
-			pairs = []string{"username", "<<username>>", "password", "<<password>>"}
+}
+
+// Body returns the body template of the token request, or of the refresh
+// request with refresh set: the one the developer wrote or, when none is
+// stored, the default for the config as it is now. Defaults are computed
+// here rather than stored at creation so that changing pkce, client_auth,
+// body_format, scopes or grant_type changes them too.
+func (c *Config) Body(refresh bool) string {
+	if refresh {
+		if c.RefreshBody != "" {
+			return c.RefreshBody
 		}
-		if c.GrantType != AuthorizationCode && len(c.Scopes) > 0 {
-			pairs = append(pairs, "scope", "<<scope>>") // RFC 6749 §4.3.2, §4.4.2
-		}
-		if c.GrantType == RefreshToken {
-			c.TokenBody = c.defaultBody("refresh_token", "refresh_token", "<<refresh_token>>")
-		} else {
-			c.TokenBody = c.defaultBody(string(c.GrantType), pairs...)
-		}
+		return c.defaultBody("refresh_token", "refresh_token", "<<refresh_token>>")
 	}
-	if c.RefreshBody == "" {
-		c.RefreshBody = c.defaultBody("refresh_token", "refresh_token", "<<refresh_token>>")
+	if c.TokenBody != "" {
+		return c.TokenBody
 	}
+	var pairs []string
+	switch c.GrantType {
+	case AuthorizationCode:
+		pairs = []string{"code", "<<auth_code>>", "redirect_uri", "<<redirect_uri>>"}
+		if c.PKCE == "S256" {
+			pairs = append(pairs, "code_verifier", "<<code_verifier>>")
+		}
+	case Password:
+		pairs = []string{"username", "<<username>>", "password", "<<password>>"}
+	case RefreshToken:
+		return c.defaultBody("refresh_token", "refresh_token", "<<refresh_token>>")
+	}
+	if c.GrantType != AuthorizationCode && len(c.Scopes) > 0 {
+		pairs = append(pairs, "scope", "<<scope>>") // RFC 6749 §4.3.2, §4.4.2
+	}
+	return c.defaultBody(string(c.GrantType), pairs...)
+}
+
+// usesRefresh reports whether the config ever sends a refresh request: a
+// client_credentials token is renewed by asking again (RFC 6749 §4.4.3 says
+// no refresh token should be issued), and other grants need a setting that
+// holds the refresh token.
+func (c *Config) usesRefresh() bool {
+	return c.GrantType != ClientCredentials && c.RefreshTokenSetting != ""
 }
 
 // defaultBody writes the RFC 6749 body for a grant in the config's format,
@@ -322,8 +341,14 @@ func (c *Config) Validate(defs []settings.Definition) error {
 	checkTemplate(&fs, "token_url", c.TokenURL, template.URL, known)
 	checkTemplate(&fs, "refresh_url", c.RefreshURL, template.URL, known)
 	if bodyOK {
-		checkTemplate(&fs, "token_body", c.TokenBody, c.bodyContext(), known)
-		checkTemplate(&fs, "refresh_body", c.RefreshBody, c.bodyContext(), known)
+		// A default body is checked only where the grant sends it: a
+		// client_credentials config with its own token body needs no
+		// client_id setting for a refresh body it never sends. A body the
+		// developer wrote is always checked.
+		checkTemplate(&fs, "token_body", c.Body(false), c.bodyContext(), known)
+		if c.RefreshBody != "" || c.usesRefresh() {
+			checkTemplate(&fs, "refresh_body", c.Body(true), c.bodyContext(), known)
+		}
 	}
 	for name, v := range c.Headers {
 		field := "headers." + name
@@ -453,7 +478,16 @@ func (c *Config) organizationSettingsUsed(r settings.Resolved) []string {
 	srcs := []struct {
 		src string
 		ctx template.Context
-	}{{c.TokenURL, template.URL}, {c.refreshURL(), template.URL}, {c.TokenBody, c.bodyContext()}, {c.RefreshBody, c.bodyContext()}}
+	}{{c.TokenURL, template.URL}, {c.Body(false), c.bodyContext()}}
+	if c.usesRefresh() {
+		srcs = append(srcs, struct {
+			src string
+			ctx template.Context
+		}{c.refreshURL(), template.URL}, struct {
+			src string
+			ctx template.Context
+		}{c.Body(true), c.bodyContext()})
+	}
 	for _, h := range c.Headers {
 		srcs = append(srcs, struct {
 			src string

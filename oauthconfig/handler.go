@@ -199,7 +199,7 @@ func (h *Handler) toResponse(c Config) configResponse {
 	return configResponse{
 		ID: c.ID, AppID: c.AppID, Name: c.Name, GrantType: c.GrantType,
 		LinkURL: c.LinkURL, TokenURL: c.TokenURL, RefreshURL: c.RefreshURL,
-		TokenBody: c.TokenBody, RefreshBody: c.RefreshBody, BodyFormat: c.BodyFormat,
+		TokenBody: c.Body(false), RefreshBody: c.Body(true), BodyFormat: c.BodyFormat,
 		Headers: c.Headers, ClientAuth: c.ClientAuth,
 		AuthCodePath: c.AuthCodePath, AccessTokenPath: c.AccessTokenPath,
 		RefreshTokenPath: c.RefreshTokenPath, ExpiresInPath: c.ExpiresInPath,
@@ -490,6 +490,9 @@ func Explain(cfg *Config, defs []settings.Definition, resolved settings.Resolved
 		out.LinkURL = link
 	}
 	for _, refresh := range []bool{false, true} {
+		if refresh && !cfg.usesRefresh() {
+			continue // a refresh request that is never sent has nothing to explain
+		}
 		r, err := BuildRequest(cfg, vars, refresh, true)
 		switch {
 		case err != nil:
@@ -550,7 +553,10 @@ func (h *Handler) explain(c echo.Context) error {
 
 func explainVariables(cfg *Config, defs []settings.Definition, resolved settings.Resolved, vars Vars) []ExplainedVariable {
 	used := map[string]bool{}
-	srcs := []string{cfg.LinkURL, cfg.TokenURL, cfg.refreshURL(), cfg.TokenBody, cfg.RefreshBody}
+	srcs := []string{cfg.LinkURL, cfg.TokenURL, cfg.Body(false)}
+	if cfg.usesRefresh() {
+		srcs = append(srcs, cfg.refreshURL(), cfg.Body(true))
+	}
 	for _, v := range cfg.Headers {
 		srcs = append(srcs, v)
 	}
