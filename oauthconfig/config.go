@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -53,8 +54,10 @@ const (
 	AuthBasic ClientAuth = "basic" // HTTP Basic from the client_id and client_secret settings
 )
 
-// FlowVars are the variables a flow supplies besides the app's settings.
-var FlowVars = []string{"state", "auth_code", "redirect_uri", "code_verifier", "code_challenge", "scope", "refresh_token"}
+// FlowVars are the variables a flow supplies besides the app's settings:
+// those no setting may be named (settings.FlowKeys) and refresh_token,
+// which a refresh sets to the value of the refresh token setting.
+var FlowVars = append(slices.Clone(settings.FlowKeys), "refresh_token")
 
 // Mapping stores the value at a JSONPath of the token response in a
 // user setting, e.g. $.authed_user.id -> slack_user_id.

@@ -75,3 +75,19 @@ func TestClientCredentialsOwnBody(t *testing.T) {
 	cfg["name"] = "cc2"
 	wantFields(t, e.must(422, "POST", "/v1/apps/acme/oauth-configs", e.key, cfg), "token_body")
 }
+
+// TestFlowVariableKeys: a setting named like a flow variable would be
+// shadowed in every template, so it is refused when it is defined;
+// refresh_token, the usual setting for the refresh token, is not.
+func TestFlowVariableKeys(t *testing.T) {
+	e := newEnv(t)
+	e.must(201, "POST", "/v1/apps", e.key, map[string]any{"name": "Acme", "slug": "acme"})
+	for _, k := range []string{"redirect_uri", "state", "scope", "code_verifier", "code_challenge", "auth_code"} {
+		p := e.must(422, "POST", "/v1/apps/acme/settings", e.key, map[string]any{"key": k})
+		wantFields(t, p, "key")
+		if !strings.Contains(string(mustJSON(t, p)), "flow variable") {
+			t.Errorf("%s: %v", k, p)
+		}
+	}
+	e.must(201, "POST", "/v1/apps/acme/settings", e.key, map[string]any{"key": "refresh_token", "level": "user", "secret": true})
+}
