@@ -6,7 +6,9 @@ package oauthconfig
 
 import (
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"sort"
@@ -14,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/PaesslerAG/gval"
 	"github.com/PaesslerAG/jsonpath"
@@ -76,10 +79,16 @@ type Mapping struct {
 
 // Config is one OAuth config of an app.
 type Config struct {
-	ID                  string
-	AppID               string
-	Name                string
-	GrantType           GrantType
+	ID          string
+	AppID       string
+	Name        string
+	Description string
+	GrantType   GrantType
+	// RedirectURI, when set, is sent as <<redirect_uri>> instead of
+	// Latchkey's callback URL, for providers that accept only a URI on the
+	// platform's own domain; that URI must forward to Latchkey's callback
+	// with the query intact, where the state is checked as ever.
+	RedirectURI         string
 	LinkURL             string
 	TokenURL            string
 	RefreshURL          string // empty: TokenURL
@@ -328,6 +337,12 @@ func (c *Config) Validate(defs []settings.Definition) error {
 	if c.PKCE != "S256" && c.PKCE != "off" {
 		fs.Add("pkce", `must be "S256" or "off"`)
 	}
+	checkText(&fs, "description", c.Description, 1000)
+	if c.RedirectURI != "" {
+		if msg := checkRedirectURI(c.RedirectURI); msg != "" {
+			fs.Add("redirect_uri", "%s", msg)
+		}
+	}
 	if c.GrantType == AuthorizationCode && c.LinkURL == "" {
 		fs.Add("link_url", "is required for the authorization_code grant")
 	}
@@ -341,6 +356,9 @@ func (c *Config) Validate(defs []settings.Definition) error {
 		fs.Add("token_url", "is required")
 	}
 	checkTemplate(&fs, "link_url", c.LinkURL, template.URL, known)
+	if rt, ok := literalResponseType(c.LinkURL); ok && rt != "code" {
+		fs.Add("link_url", "response_type=%s is not supported: Latchkey runs the authorization code flow (response_type=code, RFC 6749 §4.1) only; the implicit and hybrid flows hand tokens to the browser, which Latchkey never does, by design", rt)
+	}
 	checkTemplate(&fs, "token_url", c.TokenURL, template.URL, known)
 	checkTemplate(&fs, "refresh_url", c.RefreshURL, template.URL, known)
 	if bodyOK {
@@ -464,6 +482,70 @@ func (c *Config) Validate(defs []settings.Definition) error {
 		}
 	}
 	return fs.Err()
+}
+
+// checkRedirectURI returns what is wrong with a config's own redirect URI,
+// or "". RFC 6749 §3.1.2 wants it absolute and without a fragment; it
+// carries the code, so it must be https, except on the loopback host,
+// where a developer runs a platform locally (RFC 8252 §7.3 allows http).
+func checkRedirectURI(s string) string {
+	if len(s) > 2048 {
+		return "must be at most 2048 bytes"
+	}
+	u, err := url.Parse(s)
+	if err != nil || !u.IsAbs() || u.Host == "" {
+		return "must be an absolute https URL"
+	}
+	switch {
+	case u.User != nil:
+		return "must not contain a user name or password"
+	case u.Fragment != "" || strings.Contains(s, "#"):
+		return "must not contain a fragment (RFC 6749 §3.1.2)"
+	case u.Scheme == "https":
+		return ""
+	case u.Scheme == "http" && loopback(u.Hostname()):
+		return ""
+	}
+	return "must be an https URL (http only for localhost)"
+}
+
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// literalResponseType returns the response_type the link_url template
+// writes literally; ok is false when it writes none or takes it from a
+// variable.
+func literalResponseType(link string) (rt string, ok bool) {
+	t, err := template.Parse(link, template.URL)
+	if err != nil {
+		return "", false
+	}
+	const marker = "latchkeyvariable"
+	vals := map[string]string{}
+	for _, v := range t.Vars() {
+		vals[v] = marker
+	}
+	s, err := t.Render(vals)
+	if err != nil {
+		return "", false
+	}
+	u, err := url.Parse(s)
+	if err != nil || !u.Query().Has("response_type") {
+		return "", false
+	}
+	rt = u.Query().Get("response_type")
+	return rt, !strings.Contains(rt, marker)
+}
+
+func checkText(fs *errs.Fields, field, s string, max int) {
+	if !utf8.ValidString(s) || utf8.RuneCountInString(s) > max {
+		fs.Add(field, "must be valid UTF-8 of at most %d characters", max)
+	}
 }
 
 // organizationSettingsUsed names the organization-level settings the

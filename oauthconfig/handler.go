@@ -71,6 +71,8 @@ func (h *Handler) Register(g *echo.Group) {
 // fields keep their value and empty strings get the default again.
 type configRequest struct {
 	Name                *string            `json:"name"`
+	Description         *string            `json:"description"`
+	RedirectURI         *string            `json:"redirect_uri"`
 	GrantType           *GrantType         `json:"grant_type"`
 	LinkURL             *string            `json:"link_url"`
 	TokenURL            *string            `json:"token_url"`
@@ -109,6 +111,8 @@ type configRequest struct {
 
 func (r *configRequest) apply(c *Config) {
 	set(&c.Name, r.Name)
+	set(&c.Description, r.Description)
+	set(&c.RedirectURI, r.RedirectURI)
 	set(&c.GrantType, r.GrantType)
 	set(&c.LinkURL, r.LinkURL)
 	set(&c.TokenURL, r.TokenURL)
@@ -155,6 +159,7 @@ type configResponse struct {
 	ID                  string            `json:"id"`
 	AppID               string            `json:"app_id"`
 	Name                string            `json:"name"`
+	Description         string            `json:"description"`
 	GrantType           GrantType         `json:"grant_type"`
 	LinkURL             string            `json:"link_url"`
 	TokenURL            string            `json:"token_url"`
@@ -191,12 +196,13 @@ type configResponse struct {
 	IdentityHeaders     map[string]string `json:"identity_headers"`
 	IdentityMappings    []Mapping         `json:"identity_mappings"`
 	RedirectURI         string            `json:"redirect_uri"`
+	CallbackURL         string            `json:"callback_url"`
 	CreatedAt           time.Time         `json:"created_at"`
 	UpdatedAt           time.Time         `json:"updated_at"`
 }
 
 func (h *Handler) toResponse(c Config) configResponse {
-	return configResponse{
+	out := configResponse{
 		ID: c.ID, AppID: c.AppID, Name: c.Name, GrantType: c.GrantType,
 		LinkURL: c.LinkURL, TokenURL: c.TokenURL, RefreshURL: c.RefreshURL,
 		TokenBody: c.Body(false), RefreshBody: c.Body(true), BodyFormat: c.BodyFormat,
@@ -212,9 +218,14 @@ func (h *Handler) toResponse(c Config) configResponse {
 		ExpiredBodyValue: c.ExpiredBodyValue, KeepAlive: c.KeepAlive,
 		GrantGoneErrors: c.GrantGoneErrors, GrantGoneBodyPath: c.GrantGoneBodyPath, GrantGoneBodyValue: c.GrantGoneBodyValue,
 		IdentityURL: c.IdentityURL, IdentityMethod: c.IdentityMethod,
-		IdentityHeaders: c.IdentityHeaders, IdentityMappings: c.IdentityMappings, RedirectURI: h.redirectURI,
-		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
+		IdentityHeaders: c.IdentityHeaders, IdentityMappings: c.IdentityMappings, RedirectURI: h.redirectURI, CallbackURL: h.redirectURI,
+		Description: c.Description,
+		CreatedAt:   c.CreatedAt, UpdatedAt: c.UpdatedAt,
 	}
+	if c.RedirectURI != "" {
+		out.RedirectURI = c.RedirectURI // what to register at the provider
+	}
+	return out
 }
 
 func (h *Handler) findApp(c echo.Context) (app.App, error) {
