@@ -6,13 +6,17 @@ package oauthconfig
 
 import (
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/PaesslerAG/gval"
 	"github.com/PaesslerAG/jsonpath"
@@ -53,8 +57,10 @@ const (
 	AuthBasic ClientAuth = "basic" // HTTP Basic from the client_id and client_secret settings
 )
 
-// FlowVars are the variables a flow supplies besides the app's settings.
-var FlowVars = []string{"state", "auth_code", "redirect_uri", "code_verifier", "code_challenge", "scope", "refresh_token"}
+// FlowVars are the variables a flow supplies besides the app's settings:
+// those no setting may be named (settings.FlowKeys) and refresh_token,
+// which a refresh sets to the value of the refresh token setting.
+var FlowVars = append(slices.Clone(settings.FlowKeys), "refresh_token")
 
 // Mapping stores the value at a JSONPath of the token response in a
 // user setting, e.g. $.authed_user.id -> slack_user_id.
@@ -73,10 +79,16 @@ type Mapping struct {
 
 // Config is one OAuth config of an app.
 type Config struct {
-	ID                  string
-	AppID               string
-	Name                string
-	GrantType           GrantType
+	ID          string
+	AppID       string
+	Name        string
+	Description string
+	GrantType   GrantType
+	// RedirectURI, when set, is sent as <<redirect_uri>> instead of
+	// Latchkey's callback URL, for providers that accept only a URI on the
+	// platform's own domain; that URI must forward to Latchkey's callback
+	// with the query intact, where the state is checked as ever.
+	RedirectURI         string
 	LinkURL             string
 	TokenURL            string
 	RefreshURL          string // empty: TokenURL
@@ -146,8 +158,9 @@ type Config struct {
 // TableName tells GORM where configs live.
 func (Config) TableName() string { return "oauth_configs" }
 
-// applyDefaults fills what a developer may leave out, so that a stored
-// config shows exactly what will be sent.
+// applyDefaults fills what a developer may leave out. The token and refresh
+// bodies are not filled: an empty one means the default, which Body
+// computes from the config as it is when the body is sent.
 func (c *Config) applyDefaults() {
 	def := func(s *string, v string) {
 		if *s == "" {
@@ -188,29 +201,47 @@ func (c *Config) applyDefaults() {
 	if c.Scopes == nil {
 		c.Scopes = []string{}
 	}
-	if c.TokenBody == "" {
-		var pairs []string
-		switch c.GrantType {
-		case AuthorizationCode:
-			pairs = []string{"code", "<<auth_code>>", "redirect_uri", "<<redirect_uri>>"}
-			if c.PKCE == "S256" {
-				pairs = append(pairs, "code_verifier", "<<code_verifier>>")
-			}
-		case Password:
-			pairs = []string{"username", "<<username>>", "password", "<<password>>"}
+}
+
+// Body returns the body template of the token request, or of the refresh
+// request with refresh set: the one the developer wrote or, when none is
+// stored, the default for the config as it is now. Defaults are computed
+// here rather than stored at creation so that changing pkce, client_auth,
+// body_format, scopes or grant_type changes them too.
+func (c *Config) Body(refresh bool) string {
+	if refresh {
+		if c.RefreshBody != "" {
+			return c.RefreshBody
 		}
-		if c.GrantType != AuthorizationCode && len(c.Scopes) > 0 {
-			pairs = append(pairs, "scope", "<<scope>>") // RFC 6749 §4.3.2, §4.4.2
-		}
-		if c.GrantType == RefreshToken {
-			c.TokenBody = c.defaultBody("refresh_token", "refresh_token", "<<refresh_token>>")
-		} else {
-			c.TokenBody = c.defaultBody(string(c.GrantType), pairs...)
-		}
+		return c.defaultBody("refresh_token", "refresh_token", "<<refresh_token>>")
 	}
-	if c.RefreshBody == "" {
-		c.RefreshBody = c.defaultBody("refresh_token", "refresh_token", "<<refresh_token>>")
+	if c.TokenBody != "" {
+		return c.TokenBody
 	}
+	var pairs []string
+	switch c.GrantType {
+	case AuthorizationCode:
+		pairs = []string{"code", "<<auth_code>>", "redirect_uri", "<<redirect_uri>>"}
+		if c.PKCE == "S256" {
+			pairs = append(pairs, "code_verifier", "<<code_verifier>>")
+		}
+	case Password:
+		pairs = []string{"username", "<<username>>", "password", "<<password>>"}
+	case RefreshToken:
+		return c.defaultBody("refresh_token", "refresh_token", "<<refresh_token>>")
+	}
+	if c.GrantType != AuthorizationCode && len(c.Scopes) > 0 {
+		pairs = append(pairs, "scope", "<<scope>>") // RFC 6749 §4.3.2, §4.4.2
+	}
+	return c.defaultBody(string(c.GrantType), pairs...)
+}
+
+// usesRefresh reports whether the config ever sends a refresh request: a
+// client_credentials token is renewed by asking again (RFC 6749 §4.4.3 says
+// no refresh token should be issued), and other grants need a setting that
+// holds the refresh token.
+func (c *Config) usesRefresh() bool {
+	return c.GrantType != ClientCredentials && c.RefreshTokenSetting != ""
 }
 
 // defaultBody writes the RFC 6749 body for a grant in the config's format,
@@ -306,6 +337,12 @@ func (c *Config) Validate(defs []settings.Definition) error {
 	if c.PKCE != "S256" && c.PKCE != "off" {
 		fs.Add("pkce", `must be "S256" or "off"`)
 	}
+	checkText(&fs, "description", c.Description, 1000)
+	if c.RedirectURI != "" {
+		if msg := checkRedirectURI(c.RedirectURI); msg != "" {
+			fs.Add("redirect_uri", "%s", msg)
+		}
+	}
 	if c.GrantType == AuthorizationCode && c.LinkURL == "" {
 		fs.Add("link_url", "is required for the authorization_code grant")
 	}
@@ -319,11 +356,20 @@ func (c *Config) Validate(defs []settings.Definition) error {
 		fs.Add("token_url", "is required")
 	}
 	checkTemplate(&fs, "link_url", c.LinkURL, template.URL, known)
+	if rt, ok := literalResponseType(c.LinkURL); ok && rt != "code" {
+		fs.Add("link_url", "response_type=%s is not supported: Latchkey runs the authorization code flow (response_type=code, RFC 6749 §4.1) only; the implicit and hybrid flows hand tokens to the browser, which Latchkey never does, by design", rt)
+	}
 	checkTemplate(&fs, "token_url", c.TokenURL, template.URL, known)
 	checkTemplate(&fs, "refresh_url", c.RefreshURL, template.URL, known)
 	if bodyOK {
-		checkTemplate(&fs, "token_body", c.TokenBody, c.bodyContext(), known)
-		checkTemplate(&fs, "refresh_body", c.RefreshBody, c.bodyContext(), known)
+		// A default body is checked only where the grant sends it: a
+		// client_credentials config with its own token body needs no
+		// client_id setting for a refresh body it never sends. A body the
+		// developer wrote is always checked.
+		checkTemplate(&fs, "token_body", c.Body(false), c.bodyContext(), known)
+		if c.RefreshBody != "" || c.usesRefresh() {
+			checkTemplate(&fs, "refresh_body", c.Body(true), c.bodyContext(), known)
+		}
 	}
 	for name, v := range c.Headers {
 		field := "headers." + name
@@ -438,6 +484,70 @@ func (c *Config) Validate(defs []settings.Definition) error {
 	return fs.Err()
 }
 
+// checkRedirectURI returns what is wrong with a config's own redirect URI,
+// or "". RFC 6749 §3.1.2 wants it absolute and without a fragment; it
+// carries the code, so it must be https, except on the loopback host,
+// where a developer runs a platform locally (RFC 8252 §7.3 allows http).
+func checkRedirectURI(s string) string {
+	if len(s) > 2048 {
+		return "must be at most 2048 bytes"
+	}
+	u, err := url.Parse(s)
+	if err != nil || !u.IsAbs() || u.Host == "" {
+		return "must be an absolute https URL"
+	}
+	switch {
+	case u.User != nil:
+		return "must not contain a user name or password"
+	case u.Fragment != "" || strings.Contains(s, "#"):
+		return "must not contain a fragment (RFC 6749 §3.1.2)"
+	case u.Scheme == "https":
+		return ""
+	case u.Scheme == "http" && loopback(u.Hostname()):
+		return ""
+	}
+	return "must be an https URL (http only for localhost)"
+}
+
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// literalResponseType returns the response_type the link_url template
+// writes literally; ok is false when it writes none or takes it from a
+// variable.
+func literalResponseType(link string) (rt string, ok bool) {
+	t, err := template.Parse(link, template.URL)
+	if err != nil {
+		return "", false
+	}
+	const marker = "latchkeyvariable"
+	vals := map[string]string{}
+	for _, v := range t.Vars() {
+		vals[v] = marker
+	}
+	s, err := t.Render(vals)
+	if err != nil {
+		return "", false
+	}
+	u, err := url.Parse(s)
+	if err != nil || !u.Query().Has("response_type") {
+		return "", false
+	}
+	rt = u.Query().Get("response_type")
+	return rt, !strings.Contains(rt, marker)
+}
+
+func checkText(fs *errs.Fields, field, s string, max int) {
+	if !utf8.ValidString(s) || utf8.RuneCountInString(s) > max {
+		fs.Add(field, "must be valid UTF-8 of at most %d characters", max)
+	}
+}
+
 // organizationSettingsUsed names the organization-level settings the
 // config's token and refresh requests use, sorted: where an installation's
 // client credentials live.
@@ -453,7 +563,16 @@ func (c *Config) organizationSettingsUsed(r settings.Resolved) []string {
 	srcs := []struct {
 		src string
 		ctx template.Context
-	}{{c.TokenURL, template.URL}, {c.refreshURL(), template.URL}, {c.TokenBody, c.bodyContext()}, {c.RefreshBody, c.bodyContext()}}
+	}{{c.TokenURL, template.URL}, {c.Body(false), c.bodyContext()}}
+	if c.usesRefresh() {
+		srcs = append(srcs, struct {
+			src string
+			ctx template.Context
+		}{c.refreshURL(), template.URL}, struct {
+			src string
+			ctx template.Context
+		}{c.Body(true), c.bodyContext()})
+	}
 	for _, h := range c.Headers {
 		srcs = append(srcs, struct {
 			src string

@@ -72,6 +72,8 @@ func (h *Handler) Register(g *echo.Group) {
 // fields keep their value and empty strings get the default again.
 type configRequest struct {
 	Name                *string            `json:"name"`
+	Description         *string            `json:"description"`
+	RedirectURI         *string            `json:"redirect_uri"`
 	GrantType           *GrantType         `json:"grant_type"`
 	LinkURL             *string            `json:"link_url"`
 	TokenURL            *string            `json:"token_url"`
@@ -110,6 +112,8 @@ type configRequest struct {
 
 func (r *configRequest) apply(c *Config) {
 	set(&c.Name, r.Name)
+	set(&c.Description, r.Description)
+	set(&c.RedirectURI, r.RedirectURI)
 	set(&c.GrantType, r.GrantType)
 	set(&c.LinkURL, r.LinkURL)
 	set(&c.TokenURL, r.TokenURL)
@@ -156,6 +160,7 @@ type configResponse struct {
 	ID                  string            `json:"id"`
 	AppID               string            `json:"app_id"`
 	Name                string            `json:"name"`
+	Description         string            `json:"description"`
 	GrantType           GrantType         `json:"grant_type"`
 	LinkURL             string            `json:"link_url"`
 	TokenURL            string            `json:"token_url"`
@@ -192,15 +197,16 @@ type configResponse struct {
 	IdentityHeaders     map[string]string `json:"identity_headers"`
 	IdentityMappings    []Mapping         `json:"identity_mappings"`
 	RedirectURI         string            `json:"redirect_uri"`
+	CallbackURL         string            `json:"callback_url"`
 	CreatedAt           time.Time         `json:"created_at"`
 	UpdatedAt           time.Time         `json:"updated_at"`
 }
 
 func (h *Handler) toResponse(c Config) configResponse {
-	return configResponse{
+	out := configResponse{
 		ID: c.ID, AppID: c.AppID, Name: c.Name, GrantType: c.GrantType,
 		LinkURL: c.LinkURL, TokenURL: c.TokenURL, RefreshURL: c.RefreshURL,
-		TokenBody: c.TokenBody, RefreshBody: c.RefreshBody, BodyFormat: c.BodyFormat,
+		TokenBody: c.Body(false), RefreshBody: c.Body(true), BodyFormat: c.BodyFormat,
 		Headers: c.Headers, ClientAuth: c.ClientAuth,
 		AuthCodePath: c.AuthCodePath, AccessTokenPath: c.AccessTokenPath,
 		RefreshTokenPath: c.RefreshTokenPath, ExpiresInPath: c.ExpiresInPath,
@@ -213,9 +219,14 @@ func (h *Handler) toResponse(c Config) configResponse {
 		ExpiredBodyValue: c.ExpiredBodyValue, KeepAlive: c.KeepAlive,
 		GrantGoneErrors: c.GrantGoneErrors, GrantGoneBodyPath: c.GrantGoneBodyPath, GrantGoneBodyValue: c.GrantGoneBodyValue,
 		IdentityURL: c.IdentityURL, IdentityMethod: c.IdentityMethod,
-		IdentityHeaders: c.IdentityHeaders, IdentityMappings: c.IdentityMappings, RedirectURI: h.redirectURI,
-		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
+		IdentityHeaders: c.IdentityHeaders, IdentityMappings: c.IdentityMappings, RedirectURI: h.redirectURI, CallbackURL: h.redirectURI,
+		Description: c.Description,
+		CreatedAt:   c.CreatedAt, UpdatedAt: c.UpdatedAt,
 	}
+	if c.RedirectURI != "" {
+		out.RedirectURI = c.RedirectURI // what to register at the provider
+	}
+	return out
 }
 
 func (h *Handler) findApp(c echo.Context) (app.App, error) {
@@ -520,6 +531,9 @@ func Explain(cfg *Config, defs []settings.Definition, resolved settings.Resolved
 		out.LinkURL = link
 	}
 	for _, refresh := range []bool{false, true} {
+		if refresh && !cfg.usesRefresh() {
+			continue // a refresh request that is never sent has nothing to explain
+		}
 		r, err := BuildRequest(cfg, vars, refresh, true)
 		switch {
 		case err != nil:
@@ -580,7 +594,10 @@ func (h *Handler) explain(c echo.Context) error {
 
 func explainVariables(cfg *Config, defs []settings.Definition, resolved settings.Resolved, vars Vars) []ExplainedVariable {
 	used := map[string]bool{}
-	srcs := []string{cfg.LinkURL, cfg.TokenURL, cfg.refreshURL(), cfg.TokenBody, cfg.RefreshBody}
+	srcs := []string{cfg.LinkURL, cfg.TokenURL, cfg.Body(false)}
+	if cfg.usesRefresh() {
+		srcs = append(srcs, cfg.refreshURL(), cfg.Body(true))
+	}
 	for _, v := range cfg.Headers {
 		srcs = append(srcs, v)
 	}

@@ -12,14 +12,18 @@ import (
 )
 
 // FlowValues adds the flow's own variables to an installation's and user's
-// resolved settings: the callback URL and the scopes, and whatever the
-// caller passes (state, code_challenge, auth_code, code_verifier...).
+// resolved settings: the redirect URI (the config's own, else Latchkey's
+// callback URL redirectURI) and the scopes, and whatever the caller passes
+// (state, code_challenge, auth_code, code_verifier...).
 func FlowValues(cfg *Config, settingValues map[string]string, secret map[string]bool, redirectURI string, flow map[string]string) Vars {
 	v := Vars{Values: make(map[string]string, len(settingValues)+len(flow)+2), Secret: secret}
 	for k, val := range settingValues {
 		v.Values[k] = val
 	}
 	v.Values["redirect_uri"] = redirectURI
+	if cfg.RedirectURI != "" {
+		v.Values["redirect_uri"] = cfg.RedirectURI
+	}
 	if len(cfg.Scopes) > 0 {
 		v.Values["scope"] = strings.Join(cfg.Scopes, cfg.ScopeSeparator)
 	}

@@ -121,9 +121,9 @@ func BuildRequest(cfg *Config, vars Vars, refresh, mask bool) (Request, error) {
 	render := func(field, src string, ctx template.Context) (string, error) {
 		return renderField("config field "+field, field, src, ctx, vars, mask)
 	}
-	urlField, urlSrc, bodyField, bodySrc := "token_url", cfg.TokenURL, "token_body", cfg.TokenBody
+	urlField, urlSrc, bodyField, bodySrc := "token_url", cfg.TokenURL, "token_body", cfg.Body(false)
 	if refresh {
-		urlField, urlSrc, bodyField, bodySrc = "refresh_url", cfg.refreshURL(), "refresh_body", cfg.RefreshBody
+		urlField, urlSrc, bodyField, bodySrc = "refresh_url", cfg.refreshURL(), "refresh_body", cfg.Body(true)
 	}
 	req := Request{Method: http.MethodPost, Header: http.Header{}}
 	var err error

@@ -28,6 +28,24 @@ const MaxValueBytes = 64 << 10
 
 var keyPattern = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 
+// FlowKeys are the template variables an OAuth flow fills in itself (the
+// callback URL, the scopes, state, PKCE and the code), over any setting of
+// the same name. A setting by one of these names would be accepted and then
+// silently ignored in every template, so new settings cannot take them.
+// refresh_token is not among them: it is the usual name of the setting that
+// holds the refresh token, whose value the flow passes on as it is.
+var FlowKeys = []string{"state", "auth_code", "redirect_uri", "code_verifier", "code_challenge", "scope"}
+
+// checkKeyFree adds to fs why d's key cannot be given to a new setting.
+// It is not part of Validate: settings made before the rule keep working.
+func (d *Definition) checkKeyFree(fs *errs.Fields) {
+	for _, k := range FlowKeys {
+		if d.Key == k {
+			fs.Add("key", "%q is a flow variable that Latchkey fills in itself (<<%s>>), so a setting by that name would never be used; choose another key", k, k)
+		}
+	}
+}
+
 // Definition describes one setting of an app.
 type Definition struct {
 	ID           string
@@ -57,6 +75,20 @@ func (Definition) TableName() string { return "setting_definitions" }
 // every bad field.
 func (d *Definition) Validate() error {
 	var fs errs.Fields
+	d.check(&fs)
+	return fs.Err()
+}
+
+// validateNew is Validate for a setting being created: its key must also
+// be free (see FlowKeys).
+func (d *Definition) validateNew() error {
+	var fs errs.Fields
+	d.checkKeyFree(&fs)
+	d.check(&fs)
+	return fs.Err()
+}
+
+func (d *Definition) check(fs *errs.Fields) {
 	switch {
 	case d.Key == "":
 		fs.Add("key", "is required")
@@ -66,8 +98,8 @@ func (d *Definition) Validate() error {
 	if d.Level != Organization && d.Level != User {
 		fs.Add("level", `must be "organization" or "user"`)
 	}
-	checkText(&fs, "label", d.Label, 200)
-	checkText(&fs, "description", d.Description, 2000)
+	checkText(fs, "label", d.Label, 200)
+	checkText(fs, "description", d.Description, 2000)
 	var re *regexp.Regexp
 	if d.Pattern != nil {
 		var err error
@@ -75,7 +107,7 @@ func (d *Definition) Validate() error {
 			fs.Add("pattern", "is not a valid regular expression: %v", err)
 		}
 	}
-	d.checkVisibility(&fs)
+	d.checkVisibility(fs)
 	if d.DefaultValue != nil {
 		switch {
 		case d.Secret && !d.sealsFixed():
@@ -87,7 +119,6 @@ func (d *Definition) Validate() error {
 			fs.Add("default", "does not match the pattern")
 		}
 	}
-	return fs.Err()
 }
 
 // compilePattern compiles a developer's pattern so that it must match the

@@ -239,8 +239,8 @@ func (h *Handler) installPrompt(c echo.Context) error {
 	}
 	fields := make([]promptField, 0, len(defs))
 	for _, d := range defs {
-		if d.visibility() == Hidden {
-			continue // never shown; a hidden secret's value is sealed anyway
+		if !d.Prompted() {
+			continue // hidden: never shown; managed: only Latchkey writes it
 		}
 		fields = append(fields, promptField{
 			Key:         d.Key,
@@ -286,20 +286,23 @@ type valueResponse struct {
 	// ReadOnly marks a read_only setting: Value is the developer's
 	// default, which cannot be changed. Hidden settings are not listed.
 	ReadOnly bool `json:"read_only"`
+	// Managed marks a setting only Latchkey writes: Value is omitted,
+	// as for secrets, and Set says whether one is stored.
+	Managed bool `json:"managed"`
 }
 
 func toValueResponses(vs []Value) []valueResponse {
 	out := make([]valueResponse, len(vs))
 	for i, v := range vs {
 		r := valueResponse{Key: v.Definition.Key, Label: v.Definition.Label, Secret: v.Definition.Secret, Set: v.Set, Source: "none",
-			ReadOnly: v.Definition.visibility() == ReadOnly}
+			ReadOnly: v.Definition.visibility() == ReadOnly, Managed: v.Definition.Managed()}
 		switch {
 		case v.Set:
 			r.Source = "stored"
 		case v.FromDefault:
 			r.Source = "default"
 		}
-		if !v.Definition.Secret && (v.Set || v.FromDefault) {
+		if !v.Definition.Secret && !v.Definition.Managed() && (v.Set || v.FromDefault) {
 			val := v.Value
 			r.Value = &val
 		}

@@ -178,7 +178,8 @@ func (s *Store) DeleteInstallation(ctx context.Context, id string) error {
 }
 
 // OrganizationValues returns the installation's organization-level settings
-// in prompt order, secrets masked, hidden settings left out.
+// in prompt order, secret and managed values masked, hidden settings left
+// out.
 func (s *Store) OrganizationValues(ctx context.Context, inst Installation) ([]Value, error) {
 	return s.values(ctx, inst, "", Organization)
 }
@@ -212,7 +213,7 @@ func (s *Store) values(ctx context.Context, inst Installation, userID string, le
 		}
 		if row, ok := stored[d.Key]; ok {
 			v.Set = true
-			if !d.Secret && !row.Encrypted {
+			if !d.Secret && !row.Encrypted && !d.Managed() {
 				v.Value = row.Value
 			}
 		} else if d.DefaultValue != nil {
@@ -374,6 +375,8 @@ func checkChanges(defs []Definition, level Level, installing bool, changes map[s
 			fs.Add(field, "the app has no setting with this key")
 		case d.Fixed():
 			fs.Add(field, "is fixed by the app developer (%s); it cannot be set", d.visibility())
+		case d.Managed():
+			fs.Add(field, "is managed by Latchkey, which stores what the provider sends; it cannot be set or removed")
 		case d.Level != level:
 			fs.Add(field, "is a %s-level setting, not %s-level", d.Level, level)
 		case changes[k] == nil || *changes[k] == "":

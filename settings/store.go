@@ -92,7 +92,7 @@ func (s *Store) CreateDefinition(ctx context.Context, d *Definition) error {
 	if d.Visibility == "" {
 		d.Visibility = Editable
 	}
-	if err := d.Validate(); err != nil {
+	if err := d.validateNew(); err != nil {
 		return err
 	}
 	if err := s.sealFixed(d); err != nil {

@@ -33,6 +33,14 @@ const (
 	// definition itself (FixedSecret) and, like every secret value, is
 	// write-only: responses say only that it is set.
 	Hidden Visibility = "hidden"
+	// Managed settings are written by Latchkey only: they receive the
+	// tokens and mapped values of an OAuth config (for instance the
+	// organization-level setting that holds a client-credentials token).
+	// They are never in the install prompt, organizations and users
+	// cannot set or remove them, and readers of the values are told only
+	// whether one is set, as for secrets. They have no default and cannot
+	// be required: no installer ever gives them.
+	Managed Visibility = "managed"
 )
 
 // visibility returns d's visibility, Editable for the zero value.
@@ -48,6 +56,16 @@ func (d *Definition) visibility() Visibility {
 func (d *Definition) Fixed() bool {
 	v := d.visibility()
 	return v == ReadOnly || v == Hidden
+}
+
+// Managed reports whether only Latchkey writes d's values (see Managed).
+func (d *Definition) Managed() bool { return d.visibility() == Managed }
+
+// Prompted reports whether organizations see d when they install the app:
+// hidden and managed settings are not theirs to see.
+func (d *Definition) Prompted() bool {
+	v := d.visibility()
+	return v == Editable || v == ReadOnly
 }
 
 // sealsFixed reports whether d's developer value is kept sealed in
@@ -73,8 +91,15 @@ func (d *Definition) checkVisibility(fs *errs.Fields) {
 		if !d.HasDefault() {
 			fs.Add("default", "is required: a %s setting's value is its default, fixed by the app developer", d.visibility())
 		}
+	case Managed:
+		if d.DefaultValue != nil {
+			fs.Add("default", "a managed setting cannot have a default: Latchkey writes its value")
+		}
+		if d.Required {
+			fs.Add("required", "a managed setting cannot be required: installers never give its value")
+		}
 	default:
-		fs.Add("visibility", `must be "editable", "read_only" or "hidden"`)
+		fs.Add("visibility", `must be "editable", "read_only", "hidden" or "managed"`)
 	}
 }
 

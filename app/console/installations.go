@@ -130,8 +130,8 @@ func (h *Handler) showInstallations(c echo.Context, status int, a app.App, value
 	f.ID = "install"
 	f.add(input{Name: "organization_id", Label: "Organization id", Required: true, Hint: "Your platform's id of the organization."})
 	for _, d := range defs {
-		if d.Fixed() {
-			continue // the developer's value; the API refuses them too
+		if !d.Prompted() || d.Fixed() {
+			continue // the developer's value or Latchkey's; the API refuses them too
 		}
 		label := d.Label
 		if label == "" {
@@ -170,7 +170,7 @@ func (h *Handler) install(c echo.Context) error {
 	}
 	values := map[string]string{}
 	for _, d := range defs {
-		if !d.Fixed() {
+		if !d.Fixed() && !d.Managed() {
 			values[d.Key] = form.Get(d.Key)
 		}
 	}

@@ -67,8 +67,8 @@ func definitionForm(values url.Values, problem error) *form {
 	f.add(input{Name: "level", Label: "Level", Type: "select", Options: options("organization", "organization", "user")})
 	f.add(input{Name: "label", Label: "Label"})
 	f.add(input{Name: "description", Label: "Description", Type: "textarea", Rows: 2})
-	f.add(input{Name: "visibility", Label: "Visibility", Type: "select", Options: options("editable", "editable", "read_only", "hidden"),
-		Hint: "editable: filled in by organizations or users; read_only: shown with its default, which is fixed; hidden: never shown, its default only used in templates."})
+	f.add(input{Name: "visibility", Label: "Visibility", Type: "select", Options: options("editable", "editable", "read_only", "hidden", "managed"),
+		Hint: "editable: filled in by organizations or users; read_only: shown with its default, which is fixed; hidden: never shown, its default only used in templates; managed: written only by Latchkey (tokens), never asked for."})
 	f.add(input{Name: "secret", Label: "Secret (encrypted, write-only)", Type: "checkbox"})
 	f.add(input{Name: "required", Label: "Required", Type: "checkbox"})
 	f.add(input{Name: "default", Label: "Default"})
@@ -82,7 +82,7 @@ func promptForm(defs []settings.Definition) *form {
 	f := newForm(nil, nil)
 	f.ID = "prompt"
 	for _, d := range defs {
-		if d.Level != settings.Organization || d.Visibility == settings.Hidden {
+		if d.Level != settings.Organization || !d.Prompted() {
 			continue
 		}
 		label := d.Label
@@ -224,7 +224,7 @@ func (h *Handler) showSettingForm(c echo.Context, status int, a app.App, d setti
 	}
 	f.add(input{Name: "label", Label: "Label", Value: d.Label})
 	f.add(input{Name: "description", Label: "Description", Type: "textarea", Rows: 2, Value: d.Description})
-	f.add(input{Name: "visibility", Label: "Visibility", Type: "select", Options: options(visibilityOf(d), "editable", "read_only", "hidden")})
+	f.add(input{Name: "visibility", Label: "Visibility", Type: "select", Options: options(visibilityOf(d), "editable", "read_only", "hidden", "managed")})
 	f.add(input{Name: "secret", Label: "Secret (encrypted, write-only)", Type: "checkbox", Checked: d.Secret})
 	f.add(input{Name: "required", Label: "Required", Type: "checkbox", Checked: d.Required})
 	if d.Secret {

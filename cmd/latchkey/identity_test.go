@@ -185,3 +185,41 @@ func mustJSON(t *testing.T, v any) []byte {
 	}
 	return b
 }
+
+// TestCheckSaysWhyTheIdentityRequestFailed: /check answers a refused
+// identity request with the provider's status and the start of its answer,
+// secrets redacted, in the problem and in the connection's last_error; the
+// connection stays connected (its tokens are not the question).
+func TestCheckSaysWhyTheIdentityRequestFailed(t *testing.T) {
+	e := newEnv(t)
+	tokens := oauthtest.NewFaultProvider(t)
+	identity := oauthtest.NewFaultProvider(t)
+	f := newFlowApp(t, e, map[string]any{"link_url": tokens.URL() + "/authorize", "token_url": tokens.URL() + "/token",
+		"identity_url": identity.URL() + "/me", "identity_headers": map[string]string{"Authorization": "Bearer <<access_token>>"},
+		"identity_mappings": []map[string]string{{"path": "$.user.id", "setting": "provider_user"}}})
+	tokens.Then(oauthtest.TokenJSON(map[string]any{"access_token": "at-secret-1", "refresh_token": "rt-1", "expires_in": 3600}))
+	identity.Then(oauthtest.TokenJSON(map[string]any{"user": map[string]any{"id": "alice"}}))
+	b := newBrowser(t)
+	_, hdr, _ := b.get(f.link("user-1", ""))
+	state := mustURL(t, hdr.Get("Location")).Query().Get("state")
+	if status, _, page := b.get(e.url + "/oauth/callback?code=c&state=" + url.QueryEscape(state)); status >= 400 {
+		t.Fatalf("callback: %d\n%s", status, page)
+	}
+
+	identity.Then(oauthtest.Response{Status: 403, Body: `{"error":"insufficient_scope","seen":"Bearer at-secret-1"}`})
+	r := e.call("POST", "/v1/installations/"+f.instID+"/oauth-configs/"+f.configID+"/check", e.key, map[string]any{"user_id": "user-1"})
+	var p map[string]any
+	if err := json.Unmarshal(r.body, &p); err != nil {
+		t.Fatal(err)
+	}
+	detail, _ := p["detail"].(string)
+	if r.status != http.StatusBadGateway || !strings.Contains(detail, "answered 403") || !strings.Contains(detail, "insufficient_scope") || strings.Contains(detail, "at-secret-1") {
+		t.Errorf("check: %d %s", r.status, r.body)
+	}
+	conns := e.must(200, "GET", "/v1/installations/"+f.instID+"/connections?user_id=user-1", e.key, nil)["connections"].([]any)
+	c := conns[0].(map[string]any)
+	last, _ := c["last_error"].(string)
+	if c["status"] != "connected" || !strings.Contains(last, "answered 403") || !strings.Contains(last, "insufficient_scope") || strings.Contains(last, "at-secret-1") {
+		t.Errorf("connection after a failed check: %v", c)
+	}
+}

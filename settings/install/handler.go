@@ -193,7 +193,7 @@ func (h *Handler) submit(c echo.Context) error {
 	}
 	values := map[string]string{}
 	for _, d := range defs {
-		if d.Fixed() {
+		if d.Fixed() || d.Managed() {
 			continue // not on the form, and the API refuses them too
 		}
 		values[d.Key] = form.Get(d.Key)

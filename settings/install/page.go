@@ -82,8 +82,8 @@ func (h *Handler) form(c echo.Context, status int, token string, a app.App, l Li
 	}
 	var fields []field
 	for _, d := range defs {
-		if d.Visibility == settings.Hidden {
-			continue // never shown to organizations
+		if !d.Prompted() {
+			continue // hidden or managed: never shown to organizations
 		}
 		f := field{Key: d.Key, ID: "f-" + d.Key, Label: d.Label, Required: d.Required && !d.HasDefault(), Secret: d.Secret}
 		if f.Label == "" {
