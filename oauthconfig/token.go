@@ -184,7 +184,7 @@ func (tc *TokenClient) observe(cfg *Config, kind string, err error) {
 // parseName (a stored template that no longer parses) or name (a value
 // that cannot be rendered), never a value.
 func renderField(parseName, name, src string, ctx template.Context, vars Vars, mask bool) (string, error) {
-	t, err := template.Parse(src, ctx)
+	t, err := template.Cached(src, ctx)
 	if err != nil {
 		return "", errs.New(errs.Invalid, "%s does not parse: %v", parseName, err)
 	}

@@ -84,6 +84,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -977,4 +978,37 @@ func writeJSON(w io.Writer, v string) (int, error) {
 	}
 	out.write(v[start:])
 	return out.n, out.err
+}
+
+// parsed keeps templates parsed by Cached: configs and APIs are few and
+// change rarely, and a call renders the same few templates every time. It
+// is bounded, so endless distinct sources cannot grow it without end.
+var (
+	parsed  sync.Map // cacheKey -> *Template
+	nParsed atomic.Int64
+)
+
+type cacheKey struct {
+	src string
+	ctx Context
+}
+
+// Cached is Parse for templates rendered again and again: a Template is
+// safe for concurrent use, so each source is parsed once and shared.
+// Errors are as Parse's, and not kept.
+func Cached(src string, ctx Context) (*Template, error) {
+	k := cacheKey{src, ctx}
+	if t, ok := parsed.Load(k); ok {
+		return t.(*Template), nil
+	}
+	t, err := Parse(src, ctx)
+	if err != nil {
+		return nil, err
+	}
+	if nParsed.Load() < 10000 {
+		if _, loaded := parsed.LoadOrStore(k, t); !loaded {
+			nParsed.Add(1)
+		}
+	}
+	return t, nil
 }
