@@ -2,6 +2,7 @@ package template
 
 import (
 	"encoding/base64"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -16,6 +17,7 @@ const (
 	fnURLEncode                  // url.QueryEscape of the arguments
 	fnUnixTime                   // seconds since 1970, no arguments
 	fnUnixTimeMS                 // milliseconds since 1970, no arguments
+	fnFirst                      // the first argument that is not empty
 )
 
 // funcNames is in the order of the package documentation, which errors
@@ -26,6 +28,7 @@ var funcNames = [...]string{
 	fnURLEncode:  "urlencode",
 	fnUnixTime:   "unix_time",
 	fnUnixTimeMS: "unix_time_ms",
+	fnFirst:      "first",
 }
 
 func (f function) String() string { return funcNames[f] }
@@ -208,6 +211,46 @@ func (c *call) usesTime() bool {
 	return false
 }
 
+// first appends the value of c's first argument that is not empty: a
+// variable without a value, or a call that needs one, is skipped, which is
+// the point of first (a region's URL, else the default). With none, it is
+// a MissingError for the first variable named.
+func (c *call) first(b []byte, vars map[string]string, now time.Time) ([]byte, error) {
+	var missing error
+	for _, a := range c.args {
+		start := len(b)
+		switch {
+		case a.call != nil:
+			var err error
+			b, err = a.call.eval(b, vars, now)
+			if err != nil {
+				var m *MissingError
+				if !errors.As(err, &m) {
+					return b[:start], err
+				}
+				if missing == nil {
+					missing = err
+				}
+				b = b[:start]
+			}
+		case a.name != "":
+			b = append(b, vars[a.name]...)
+			if len(b) == start && missing == nil {
+				missing = &MissingError{Name: a.name}
+			}
+		default:
+			b = append(b, a.lit...)
+		}
+		if len(b) > start {
+			return b, nil
+		}
+	}
+	if missing == nil {
+		missing = &MissingError{Name: "first"}
+	}
+	return b, missing
+}
+
 // eval appends the result of c to b. The arguments are concatenated at
 // the end of b, then replaced by their encoding, so that a render needs
 // one scratch buffer however many calls it makes.
@@ -217,6 +260,8 @@ func (c *call) eval(b []byte, vars map[string]string, now time.Time) ([]byte, er
 		return strconv.AppendInt(b, now.Unix(), 10), nil
 	case fnUnixTimeMS:
 		return strconv.AppendInt(b, now.UnixMilli(), 10), nil
+	case fnFirst:
+		return c.first(b, vars, now)
 	}
 	start := len(b)
 	for _, a := range c.args {

@@ -22,7 +22,7 @@ func TestCallParseErrors(t *testing.T) {
 		pos int
 		msg string // substring of the message
 	}{
-		{Text, "x <<md5(a)>>", 4, `unknown function "md5"; known functions are base64, base64url, urlencode, unix_time, unix_time_ms`},
+		{Text, "x <<md5(a)>>", 4, `unknown function "md5"; known functions are base64, base64url, urlencode, unix_time, unix_time_ms, first`},
 		{Text, "<<Base64(a)>>", 2, `unknown function "Base64"`},
 		{Text, "<<(a)>>", 2, `unexpected "(", want a function name`},
 		{Text, "<<base64 (a)>>", 8, `want "(" after function name base64`},
@@ -302,5 +302,42 @@ func TestEvalScratch(t *testing.T) {
 		if string(got) != want || err != nil {
 			t.Errorf("cap %d: got %q, %v; want %q", capacity, got, err, want)
 		}
+	}
+}
+
+// TestFirst: first gives its first argument that is not empty, skipping
+// variables without a value and calls that need one.
+func TestFirst(t *testing.T) {
+	tests := []struct {
+		ctx  Context
+		src  string
+		vars map[string]string
+		want string
+	}{
+		{Header, `<<first(region_url "https://app.intercom.com")>>`, nil, "https://app.intercom.com"},
+		{Header, `<<first(region_url "https://app.intercom.com")>>`, map[string]string{"region_url": "https://eu.intercom.io"}, "https://eu.intercom.io"},
+		{Header, `<<first(a b "c")>>`, map[string]string{"b": "B"}, "B"},
+		{Header, `Basic <<first(base64(id ":" secret) "anonymous")>>`, map[string]string{"id": "i"}, "Basic anonymous"},
+		{Header, `Basic <<first(base64(id ":" secret) "anonymous")>>`, map[string]string{"id": "i", "secret": "s"}, "Basic aTpz"},
+		{Query, `<<first(q "a b")>>`, nil, "a+b"}, // escaped for where it lands
+		{Text, `x<<base64(first(a "d"))>>`, nil, "xZA=="},
+	}
+	for _, tt := range tests {
+		tp, err := Parse(tt.src, tt.ctx)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.src, err)
+		}
+		got, err := tp.Render(tt.vars)
+		if err != nil || got != tt.want {
+			t.Errorf("%s with %v = %q, %v; want %q", tt.src, tt.vars, got, err, tt.want)
+		}
+	}
+	tp, _ := Parse(`<<first(a b)>>`, Header)
+	var missing *MissingError
+	if _, err := tp.Render(nil); !errors.As(err, &missing) || missing.Name != "a" {
+		t.Errorf("first with no value: %v, want a MissingError for a", err)
+	}
+	if _, err := Parse(`<<first()>>`, Header); err == nil {
+		t.Error("first() with no argument parses")
 	}
 }

@@ -22,7 +22,7 @@
 // Inside "<<" and ">>" a call is, with spaces only where shown:
 //
 //	call     = function "(" spaces [ arg { " " spaces arg } spaces ] ")"
-//	function = "base64" | "base64url" | "urlencode" | "unix_time" | "unix_time_ms"
+//	function = "base64" | "base64url" | "urlencode" | "unix_time" | "unix_time_ms" | "first"
 //	arg      = name | literal | call
 //	literal  = '"' byte { byte } '"'
 //	spaces   = { " " }
@@ -41,8 +41,14 @@
 //	                    RFC 6749 Appendix B
 //	unix_time()         the time in seconds since 1970-01-01 UTC
 //	unix_time_ms()      the time in milliseconds since 1970-01-01 UTC
+//	first(arg ...)      the first argument that is not empty, e.g.
+//	                    first(region_url "https://app.intercom.com"):
+//	                    the setting when it has a value, else the literal
 //
-// The first three take at least one argument, the last two none. All clock
+// base64, base64url, urlencode and first take at least one argument, the
+// clock functions none. first does not concatenate: a variable without a
+// value (or a call that needs one) is skipped, and only when every argument
+// is empty does it fail, as a missing variable. All clock
 // calls in one rendering see the same instant (see Template.WithClock).
 // Functions see nothing else: no environment, no other variables.
 //
