@@ -62,8 +62,11 @@ func (s *Store) Definitions(ctx context.Context, appID string, level Level) ([]D
 		err := s.db.WithContext(ctx).Where("app_id = ?", appID).Order("position, created_at, id").Find(&defs).Error
 		return defs, errs.From(err, "listing settings")
 	})
-	if err != nil || level == "" {
-		return all, err
+	if err != nil {
+		return nil, err
+	}
+	if level == "" {
+		return append([]Definition(nil), all...), nil // the cached slice is shared
 	}
 	var defs []Definition
 	for _, d := range all {
