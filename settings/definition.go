@@ -4,7 +4,12 @@
 package settings
 
 import (
+	"net"
+	"net/netip"
+	"net/url"
 	"regexp"
+	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -21,6 +26,75 @@ const (
 	// User settings are kept per end user (access_token, refresh_token...).
 	User Level = "user"
 )
+
+// Type says what a setting's values are, checked whenever one is stored.
+type Type string
+
+const (
+	String Type = "string" // any text (the default)
+	URL    Type = "url"    // an absolute http(s) URL without query, fragment or userinfo
+	Host   Type = "host"   // a host name or IP address, with an optional port
+)
+
+// typ is d's type, String for definitions stored before types.
+func (d *Definition) typ() Type {
+	if d.Type == "" {
+		return String
+	}
+	return d.Type
+}
+
+// checkType returns why v is not a value of type t, or "". It never
+// quotes v, which may be a secret.
+func checkType(t Type, v string) string {
+	switch t {
+	case URL:
+		u, err := url.Parse(v)
+		switch {
+		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+			return "must be an absolute http or https URL"
+		case u.User != nil:
+			return "must be a URL without user information"
+		case u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(v, "#"):
+			return "must be a URL without a query or fragment"
+		case checkHost(u.Host) != "":
+			return "must be a URL whose host " + checkHost(u.Host)[len("must be "):]
+		}
+	case Host:
+		return checkHost(v)
+	}
+	return ""
+}
+
+var hostLabel = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
+
+// checkHost accepts a DNS name (letters, digits, hyphens, dots) or an IP
+// address (IPv6 in brackets when a port follows), with an optional port.
+func checkHost(v string) string {
+	host, port := v, ""
+	if h, p, err := net.SplitHostPort(v); err == nil {
+		host, port = h, p
+	} else if strings.HasPrefix(v, "[") && strings.HasSuffix(v, "]") {
+		host = v[1 : len(v)-1]
+	}
+	if port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return "must be a host name or IP address with a valid port number"
+		}
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return ""
+	}
+	if host == "" || len(host) > 253 {
+		return "must be a host name or IP address, with an optional port"
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(host, "."), ".") {
+		if !hostLabel.MatchString(label) {
+			return "must be a host name or IP address, with an optional port"
+		}
+	}
+	return ""
+}
 
 // MaxValueBytes bounds one stored value; provider tokens (JWTs with many
 // claims) can run to several kilobytes.
@@ -60,6 +134,7 @@ type Definition struct {
 	Pattern      *string
 	Position     int
 	Visibility   Visibility
+	Type         Type // "" is String
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
 
@@ -108,6 +183,11 @@ func (d *Definition) check(fs *errs.Fields) {
 		}
 	}
 	d.checkVisibility(fs)
+	switch d.Type {
+	case "", String, URL, Host:
+	default:
+		fs.Add("type", `must be "string", "url" or "host"`)
+	}
 	if d.DefaultValue != nil {
 		switch {
 		case d.Secret && !d.sealsFixed():
@@ -117,6 +197,8 @@ func (d *Definition) check(fs *errs.Fields) {
 			fs.Add("default", "must be valid UTF-8 of at most %d bytes", MaxValueBytes)
 		case re != nil && !re.MatchString(*d.DefaultValue):
 			fs.Add("default", "does not match the pattern")
+		case checkType(d.Type, *d.DefaultValue) != "":
+			fs.Add("default", "%s", checkType(d.Type, *d.DefaultValue))
 		}
 	}
 }
@@ -148,7 +230,7 @@ func (d *Definition) checkValue(v string) string {
 			return "does not match the pattern " + *d.Pattern
 		}
 	}
-	return ""
+	return checkType(d.Type, v)
 }
 
 func checkText(fs *errs.Fields, field, s string, max int) {

@@ -60,8 +60,9 @@ type definitionRequest struct {
 	Default     *string `json:"default"`
 	Pattern     *string `json:"pattern"`
 	Position    *int    `json:"position"`
-	// Visibility is checked by Definition.Validate.
+	// Visibility and Type are checked by Definition.Validate.
 	Visibility *Visibility `json:"visibility"`
+	Type       *Type       `json:"type"`
 }
 
 type definitionResponse struct {
@@ -78,6 +79,7 @@ type definitionResponse struct {
 	UpdatedAt   time.Time `json:"updated_at"`
 
 	Visibility Visibility `json:"visibility"`
+	Type       Type       `json:"type"`
 	// DefaultSet is true when there is a default, also for a hidden
 	// secret setting, whose value is write-only: Default is null then.
 	DefaultSet bool `json:"default_set"`
@@ -97,6 +99,7 @@ func toDefinitionResponse(d Definition) definitionResponse {
 		CreatedAt:   d.CreatedAt,
 		UpdatedAt:   d.UpdatedAt,
 		Visibility:  d.visibility(),
+		Type:        d.typ(),
 		DefaultSet:  d.HasDefault(),
 	}
 }
@@ -144,6 +147,7 @@ func (h *Handler) createDefinition(c echo.Context) error {
 	set(&d.Required, req.Required)
 	set(&d.Position, req.Position)
 	set(&d.Visibility, req.Visibility)
+	set(&d.Type, req.Type)
 	if err := h.store.CreateDefinition(c.Request().Context(), &d); err != nil {
 		return err
 	}
@@ -194,6 +198,7 @@ func (h *Handler) updateDefinition(c echo.Context) error {
 		Pattern:      req.Pattern,
 		Position:     req.Position,
 		Visibility:   req.Visibility,
+		Type:         req.Type,
 		DeleteValues: deleteValues,
 	})
 	if err != nil {
@@ -226,6 +231,7 @@ type promptField struct {
 	Default     *string `json:"default"`
 	Pattern     *string `json:"pattern"`
 	ReadOnly    bool    `json:"read_only"`
+	Type        Type    `json:"type"`
 }
 
 func (h *Handler) installPrompt(c echo.Context) error {
@@ -251,6 +257,7 @@ func (h *Handler) installPrompt(c echo.Context) error {
 			Default:     d.DefaultValue,
 			Pattern:     d.Pattern,
 			ReadOnly:    d.visibility() == ReadOnly,
+			Type:        d.typ(),
 		})
 	}
 	return c.JSON(http.StatusOK, map[string]any{

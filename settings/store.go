@@ -3,6 +3,7 @@ package settings
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"gorm.io/gorm"
@@ -95,6 +96,9 @@ func (s *Store) CreateDefinition(ctx context.Context, d *Definition) error {
 	if d.Visibility == "" {
 		d.Visibility = Editable
 	}
+	if d.Type == "" {
+		d.Type = String
+	}
 	if err := d.validateNew(); err != nil {
 		return err
 	}
@@ -138,6 +142,7 @@ type DefinitionUpdate struct {
 	Pattern     *string
 	Position    *int
 	Visibility  *Visibility
+	Type        *Type
 	// DeleteValues lets a change to read_only or hidden delete the values
 	// stored for the setting, which are no longer used.
 	DeleteValues bool
@@ -167,6 +172,20 @@ func (s *Store) UpdateDefinition(ctx context.Context, appID, key string, u Defin
 				return err
 			}
 		}
+		if u.Type != nil && *u.Type == "" {
+			str := String
+			u.Type = &str
+		}
+		if u.Type != nil && *u.Type != d.typ() {
+			n, err := s.with(tx).countValues(d)
+			if err != nil {
+				return err
+			}
+			if n > 0 {
+				return &errs.Error{Code: errs.Conflict, Message: fmt.Sprintf("setting %q has %d stored value(s); its type cannot change while values are stored, since they were checked against the old one", key, n),
+					Fields: []errs.FieldError{{Field: "type", Message: "cannot change while values are stored"}}}
+			}
+		}
 		if u.Secret != nil && *u.Secret != d.Secret {
 			n, err := s.with(tx).countValues(d)
 			if err != nil {
@@ -182,6 +201,7 @@ func (s *Store) UpdateDefinition(ctx context.Context, appID, key string, u Defin
 		set(&d.Required, u.Required)
 		set(&d.Position, u.Position)
 		set(&d.Visibility, u.Visibility)
+		set(&d.Type, u.Type)
 		if u.Default != nil {
 			d.DefaultValue = nilIfEmpty(*u.Default)
 			d.FixedSecret = nil // replaced by the new value, sealed below

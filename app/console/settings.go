@@ -17,8 +17,8 @@ var settingsTemplate = parse("console-settings", `
 <h1>Settings of {{.App.Name}}</h1>
 <p>Organization settings are asked for when an organization installs the app; user settings are kept per end user (tokens go there). Secret values are encrypted at rest and never shown again.</p>
 {{if .D.Defs}}<table>
-<thead><tr><th scope="col">Key</th><th scope="col">Level</th><th scope="col">Label</th><th scope="col">Visibility</th><th scope="col">Secret</th><th scope="col">Required</th><th scope="col">Default</th><th scope="col">Pattern</th></tr></thead>
-<tbody>{{range .D.Defs}}<tr><td><a href="/console/apps/{{$.App.ID}}/settings/{{.Key}}"><code>{{.Key}}</code></a></td><td>{{.Level}}</td><td>{{.Label}}</td><td>{{.Visibility}}</td><td>{{if .Secret}}yes{{else}}no{{end}}</td><td>{{if .Required}}yes{{else}}no{{end}}</td><td>{{.Default}}</td><td>{{with .Pattern}}<code>{{.}}</code>{{end}}</td></tr>
+<thead><tr><th scope="col">Key</th><th scope="col">Level</th><th scope="col">Label</th><th scope="col">Visibility</th><th scope="col">Type</th><th scope="col">Secret</th><th scope="col">Required</th><th scope="col">Default</th><th scope="col">Pattern</th></tr></thead>
+<tbody>{{range .D.Defs}}<tr><td><a href="/console/apps/{{$.App.ID}}/settings/{{.Key}}"><code>{{.Key}}</code></a></td><td>{{.Level}}</td><td>{{.Label}}</td><td>{{.Visibility}}</td><td>{{.Type}}</td><td>{{if .Secret}}yes{{else}}no{{end}}</td><td>{{if .Required}}yes{{else}}no{{end}}</td><td>{{.Default}}</td><td>{{with .Pattern}}<code>{{.}}</code>{{end}}</td></tr>
 {{end}}</tbody>
 </table>{{else}}<p>The app has no settings yet.</p>{{end}}
 <h2 id="add-title">Add a setting</h2>
@@ -36,8 +36,8 @@ var settingsTemplate = parse("console-settings", `
 `)
 
 type defRow struct {
-	Key, Level, Label, Visibility, Default, Pattern string
-	Secret, Required                                bool
+	Key, Level, Label, Visibility, Type, Default, Pattern string
+	Secret, Required                                      bool
 }
 
 // shownDefault is how a definition's default is shown: a hidden secret
@@ -51,6 +51,15 @@ func shownDefault(d settings.Definition) string {
 	}
 	return ""
 }
+
+func typeOf(d settings.Definition) string {
+	if d.Type == "" {
+		return string(settings.String)
+	}
+	return string(d.Type)
+}
+
+const typeHint = "string: any text; url: an absolute http(s) URL without query or fragment (a base URL templates start with); host: a host name or IP address, with an optional port."
 
 func visibilityOf(d settings.Definition) string {
 	if d.Visibility == "" {
@@ -69,6 +78,7 @@ func definitionForm(values url.Values, problem error) *form {
 	f.add(input{Name: "description", Label: "Description", Type: "textarea", Rows: 2})
 	f.add(input{Name: "visibility", Label: "Visibility", Type: "select", Options: options("editable", "editable", "read_only", "hidden", "managed"),
 		Hint: "editable: filled in by organizations or users; read_only: shown with its default, which is fixed; hidden: never shown, its default only used in templates; managed: written only by Latchkey (tokens), never asked for."})
+	f.add(input{Name: "type", Label: "Type", Type: "select", Options: options("string", "string", "url", "host"), Hint: typeHint})
 	f.add(input{Name: "secret", Label: "Secret (encrypted, write-only)", Type: "checkbox"})
 	f.add(input{Name: "required", Label: "Required", Type: "checkbox"})
 	f.add(input{Name: "default", Label: "Default"})
@@ -124,7 +134,7 @@ func (h *Handler) showSettings(c echo.Context, status int, a app.App, values url
 	}
 	var rows []defRow
 	for _, d := range defs {
-		r := defRow{Key: d.Key, Level: string(d.Level), Label: d.Label, Visibility: visibilityOf(d),
+		r := defRow{Key: d.Key, Level: string(d.Level), Label: d.Label, Visibility: visibilityOf(d), Type: typeOf(d),
 			Secret: d.Secret, Required: d.Required, Default: shownDefault(d)}
 		if d.Pattern != nil {
 			r.Pattern = *d.Pattern
@@ -154,6 +164,7 @@ func (h *Handler) createSetting(c echo.Context) error {
 		Secret: form.Get("secret") == "true", Required: form.Get("required") == "true",
 		DefaultValue: nonEmpty(form.Get("default")), Pattern: nonEmpty(form.Get("pattern")),
 		Visibility: settings.Visibility(form.Get("visibility")),
+		Type:       settings.Type(form.Get("type")),
 	}
 	if err := h.Settings.CreateDefinition(c.Request().Context(), &d); err != nil {
 		if formProblem(err) {
@@ -225,6 +236,7 @@ func (h *Handler) showSettingForm(c echo.Context, status int, a app.App, d setti
 	f.add(input{Name: "label", Label: "Label", Value: d.Label})
 	f.add(input{Name: "description", Label: "Description", Type: "textarea", Rows: 2, Value: d.Description})
 	f.add(input{Name: "visibility", Label: "Visibility", Type: "select", Options: options(visibilityOf(d), "editable", "read_only", "hidden", "managed")})
+	f.add(input{Name: "type", Label: "Type", Type: "select", Options: options(typeOf(d), "string", "url", "host"), Hint: typeHint})
 	f.add(input{Name: "secret", Label: "Secret (encrypted, write-only)", Type: "checkbox", Checked: d.Secret})
 	f.add(input{Name: "required", Label: "Required", Type: "checkbox", Checked: d.Required})
 	if d.Secret {
@@ -264,6 +276,9 @@ func (h *Handler) updateSetting(c echo.Context) error {
 	vis := settings.Visibility(form.Get("visibility"))
 	u := settings.DefinitionUpdate{Label: &label, Description: &desc, Secret: &secret, Required: &required,
 		Pattern: &pattern, Visibility: &vis, DeleteValues: form.Get("delete_values") == "true"}
+	if t := settings.Type(form.Get("type")); t != "" {
+		u.Type = &t
+	}
 	if def := form.Get("default"); def != "" || !d.Secret {
 		u.Default = &def
 	}

@@ -443,3 +443,47 @@ func TestRevokeKey(t *testing.T) {
 	e.must(404, "DELETE", "/v1/keys/"+id, e.key, nil)
 	e.must(200, "GET", "/v1/apps", e.key, nil)
 }
+
+// TestSettingTypes: url and host settings take only values of their type,
+// checked at install and on every change, with a message that never quotes
+// the value.
+func TestSettingTypes(t *testing.T) {
+	e := newEnv(t)
+	e.must(201, "POST", "/v1/apps", e.key, map[string]any{"name": "Acme", "slug": "acme"})
+	e.must(201, "POST", "/v1/apps/acme/settings", e.key, map[string]any{"key": "api_domain", "type": "url"})
+	e.must(201, "POST", "/v1/apps/acme/settings", e.key, map[string]any{"key": "looker_host", "type": "host"})
+	e.must(201, "POST", "/v1/apps/acme/settings", e.key, map[string]any{"key": "plain"})
+	wantFields(t, e.must(422, "POST", "/v1/apps/acme/settings", e.key, map[string]any{"key": "x", "type": "url", "default": "ftp://x"}), "default")
+	if got := e.must(200, "GET", "/v1/apps/acme/settings/plain", e.key, nil)["type"]; got != "string" {
+		t.Errorf("default type = %v", got)
+	}
+	if got := e.must(200, "GET", "/v1/apps/acme/install-prompt", e.key, nil)["fields"].([]any)[0].(map[string]any)["type"]; got != "url" {
+		t.Errorf("the prompt's type = %v", got)
+	}
+	for _, bad := range []map[string]string{
+		{"api_domain": "api.example.com"},
+		{"api_domain": "https://api.example.com/v1?x=1"},
+		{"api_domain": "https://user:pw@api.example.com"},
+		{"api_domain": "https://api.example.com/#frag"},
+		{"looker_host": "looker.example.com:99999"},
+		{"looker_host": "https://looker.example.com"},
+		{"looker_host": "bad host"},
+	} {
+		p := e.must(422, "POST", "/v1/installations", e.key, map[string]any{"app_id": "acme", "organization_id": "org-1", "values": bad})
+		for k, v := range bad {
+			wantFields(t, p, "values."+k)
+			if strings.Contains(fmt.Sprint(p), v) {
+				t.Errorf("the problem quotes the value %q", v)
+			}
+		}
+	}
+	inst := e.must(201, "POST", "/v1/installations", e.key, map[string]any{"app_id": "acme", "organization_id": "org-1",
+		"values": map[string]string{"api_domain": "https://api.eu.example.com/v1", "looker_host": "looker.example.com:19999", "plain": "anything at all"}})
+	id := inst["id"].(string)
+	for _, ok := range []string{"10.0.0.1:8080", "[2001:db8::1]:443", "2001:db8::1", "example.com"} {
+		e.must(200, "PATCH", "/v1/installations/"+id+"/settings", e.key, map[string]any{"values": map[string]any{"looker_host": ok}})
+	}
+	e.must(422, "PATCH", "/v1/installations/"+id+"/settings", e.key, map[string]any{"values": map[string]any{"api_domain": "not a url"}})
+	// The type cannot change under stored values.
+	e.must(409, "PATCH", "/v1/apps/acme/settings/api_domain", e.key, map[string]any{"type": "string"})
+}
