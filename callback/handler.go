@@ -17,6 +17,8 @@ import (
 	"github.com/latchkey/latchkey/internal/secret"
 	"github.com/latchkey/latchkey/internal/webpage"
 	"github.com/latchkey/latchkey/oauthconfig"
+	"github.com/latchkey/latchkey/oauthconfig/connection"
+	"github.com/latchkey/latchkey/oauthconfig/token"
 	"github.com/latchkey/latchkey/settings"
 )
 
@@ -41,10 +43,10 @@ type (
 		FindByID(ctx context.Context, id string) (oauthconfig.Config, error)
 	}
 	tokenExchanger interface {
-		Exchange(ctx context.Context, cfg *oauthconfig.Config, vars oauthconfig.Vars, meta oauthconfig.LogMeta) (oauthconfig.Token, error)
+		Exchange(ctx context.Context, cfg *oauthconfig.Config, vars token.Vars, meta token.LogMeta) (token.Token, error)
 	}
 	tokenSaver interface {
-		Save(ctx context.Context, inst settings.Installation, userID string, cfg *oauthconfig.Config, tok oauthconfig.Token) error
+		Save(ctx context.Context, inst settings.Installation, userID string, cfg *oauthconfig.Config, tok token.Token) error
 	}
 )
 
@@ -52,8 +54,8 @@ var (
 	_ appFinder      = (*app.Store)(nil)
 	_ installations  = (*settings.Store)(nil)
 	_ configFinder   = (*oauthconfig.Store)(nil)
-	_ tokenExchanger = (*oauthconfig.TokenClient)(nil)
-	_ tokenSaver     = (*oauthconfig.Connections)(nil)
+	_ tokenExchanger = (*token.Client)(nil)
+	_ tokenSaver     = (*connection.Connections)(nil)
 )
 
 // Handler serves authorize links and the callback.
@@ -103,7 +105,7 @@ func (h *Handler) Register(api *echo.Group, public *echo.Echo) {
 
 // AuthorizeURL makes a fresh authorize link for an installation, config and
 // user, for errors that ask an end user to connect (again). It implements
-// oauthconfig.Linker.
+// connection.Linker.
 func (h *Handler) AuthorizeURL(ctx context.Context, installationID, configID, userID string) (string, error) {
 	l := Link{InstallationID: installationID, ConfigID: configID, UserID: userID}
 	token, err := h.store.CreateLink(ctx, &l)
@@ -113,7 +115,7 @@ func (h *Handler) AuthorizeURL(ctx context.Context, installationID, configID, us
 	return h.publicURL + AuthorizePath + token, nil
 }
 
-var _ oauthconfig.Linker = (*Handler)(nil)
+var _ connection.Linker = (*Handler)(nil)
 
 type linkRequest struct {
 	ConfigID  string `json:"config_id"`
@@ -210,14 +212,14 @@ func (h *Handler) authorize(c echo.Context) error {
 	flow := map[string]string{"state": state}
 	st := State{InstallationID: inst.ID, ConfigID: cfg.ID, UserID: l.UserID, ReturnURL: l.ReturnURL, BrowserHash: secret.Hash(browser)}
 	if cfg.PKCE == "S256" {
-		verifier := oauthconfig.NewVerifier()
-		flow["code_challenge"] = oauthconfig.Challenge(verifier)
+		verifier := token.NewVerifier()
+		flow["code_challenge"] = token.Challenge(verifier)
 		if st.CodeVerifier, err = h.cipher.Seal(verifier, verifierAAD(secret.Hash(state))); err != nil {
 			return h.page(c, resultPage{App: a, Problem: err})
 		}
 	}
-	vars := oauthconfig.FlowValues(&cfg, resolved.Values, resolved.Secret, h.RedirectURI(), flow)
-	link, err := oauthconfig.BuildLink(&cfg, vars, false)
+	vars := token.FlowValues(&cfg, resolved.Values, resolved.Secret, h.RedirectURI(), flow)
+	link, err := token.BuildLink(&cfg, vars, false)
 	if err != nil {
 		return h.page(c, resultPage{App: a, Problem: err})
 	}
@@ -282,16 +284,16 @@ func (h *Handler) callback(c echo.Context) error {
 		} else {
 			// Untrusted text: it passes the redactor with the
 			// installation's secrets before it is shown.
-			var r oauthconfig.Vars
+			var r token.Vars
 			if resolved, err := h.installs.Resolve(ctx, inst, st.UserID); err == nil {
-				r = oauthconfig.Vars{Values: resolved.Values, Secret: resolved.Secret}
+				r = token.Vars{Values: resolved.Values, Secret: resolved.Secret}
 			}
-			red := oauthconfig.Redactor(r)
+			red := token.Redactor(r)
 			result.Problem = errs.New(errs.Upstream, "the provider reported an error: %s%s", red.String(clip(code, 100)), red.String(describe(q.Get("error_description"))))
 		}
 		return h.page(c, result)
 	}
-	authCode, err := oauthconfig.ExtractCode(&cfg, q)
+	authCode, err := token.ExtractCode(&cfg, q)
 	if err != nil {
 		result.Problem = err
 		return h.page(c, result)
@@ -309,11 +311,11 @@ func (h *Handler) callback(c echo.Context) error {
 			return h.page(c, result)
 		}
 		flow["code_verifier"] = verifier
-		flow["code_challenge"] = oauthconfig.Challenge(verifier)
+		flow["code_challenge"] = token.Challenge(verifier)
 	}
-	vars := oauthconfig.FlowValues(&cfg, resolved.Values, resolved.Secret, h.RedirectURI(), flow)
+	vars := token.FlowValues(&cfg, resolved.Values, resolved.Secret, h.RedirectURI(), flow)
 	var entryID string
-	meta := oauthconfig.LogMeta{InstallationID: inst.ID, UserID: st.UserID,
+	meta := token.LogMeta{InstallationID: inst.ID, UserID: st.UserID,
 		Recorded: func(id string) { entryID = id }}
 	tok, err := h.tokens.Exchange(ctx, &cfg, vars, meta)
 	if err != nil {

@@ -1,7 +1,9 @@
 // Package oauthconfig holds OAuth configs (how to talk to one provider's
-// authorization server), the token client that renders, sends and reads
-// token requests, the connection state of each user, and the log of OAuth
-// requests.
+// authorization server): the model, its validation and defaults, the store
+// and the REST handler for creating and editing configs. What is done with
+// a config lives in the sub-packages below it: token (requests to the
+// provider's token endpoint), connection (the tokens each user keeps and
+// their renewal) and call (calls to an app's API with those tokens).
 package oauthconfig
 
 import (
@@ -158,10 +160,10 @@ type Config struct {
 // TableName tells GORM where configs live.
 func (Config) TableName() string { return "oauth_configs" }
 
-// applyDefaults fills what a developer may leave out. The token and refresh
+// ApplyDefaults fills what a developer may leave out. The token and refresh
 // bodies are not filled: an empty one means the default, which Body
 // computes from the config as it is when the body is sent.
-func (c *Config) applyDefaults() {
+func (c *Config) ApplyDefaults() {
 	def := func(s *string, v string) {
 		if *s == "" {
 			*s = v
@@ -236,11 +238,11 @@ func (c *Config) Body(refresh bool) string {
 	return c.defaultBody(string(c.GrantType), pairs...)
 }
 
-// usesRefresh reports whether the config ever sends a refresh request: a
+// UsesRefresh reports whether the config ever sends a refresh request: a
 // client_credentials token is renewed by asking again (RFC 6749 §4.4.3 says
 // no refresh token should be issued), and other grants need a setting that
 // holds the refresh token.
-func (c *Config) usesRefresh() bool {
+func (c *Config) UsesRefresh() bool {
 	return c.GrantType != ClientCredentials && c.RefreshTokenSetting != ""
 }
 
@@ -272,16 +274,16 @@ func (c *Config) defaultBody(grant string, pairs ...string) string {
 	return b.String()
 }
 
-// bodyContext is the template context of request bodies.
-func (c *Config) bodyContext() template.Context {
+// BodyContext is the template context of request bodies.
+func (c *Config) BodyContext() template.Context {
 	if c.BodyFormat == JSON {
 		return template.JSON
 	}
 	return template.Form
 }
 
-// refreshURL is where refresh requests go.
-func (c *Config) refreshURL() string {
+// RefreshEndpoint is where refresh requests go.
+func (c *Config) RefreshEndpoint() string {
 	if c.RefreshURL != "" {
 		return c.RefreshURL
 	}
@@ -366,9 +368,9 @@ func (c *Config) Validate(defs []settings.Definition) error {
 		// client_credentials config with its own token body needs no
 		// client_id setting for a refresh body it never sends. A body the
 		// developer wrote is always checked.
-		checkTemplate(&fs, "token_body", c.Body(false), c.bodyContext(), known)
-		if c.RefreshBody != "" || c.usesRefresh() {
-			checkTemplate(&fs, "refresh_body", c.Body(true), c.bodyContext(), known)
+		checkTemplate(&fs, "token_body", c.Body(false), c.BodyContext(), known)
+		if c.RefreshBody != "" || c.UsesRefresh() {
+			checkTemplate(&fs, "refresh_body", c.Body(true), c.BodyContext(), known)
 		}
 	}
 	for name, v := range c.Headers {
@@ -548,10 +550,10 @@ func checkText(fs *errs.Fields, field, s string, max int) {
 	}
 }
 
-// organizationSettingsUsed names the organization-level settings the
+// OrganizationSettingsUsed names the organization-level settings the
 // config's token and refresh requests use, sorted: where an installation's
 // client credentials live.
-func (c *Config) organizationSettingsUsed(r settings.Resolved) []string {
+func (c *Config) OrganizationSettingsUsed(r settings.Resolved) []string {
 	org := make(map[string]bool)
 	for _, k := range r.OrganizationKeys() {
 		org[k] = true
@@ -563,15 +565,15 @@ func (c *Config) organizationSettingsUsed(r settings.Resolved) []string {
 	srcs := []struct {
 		src string
 		ctx template.Context
-	}{{c.TokenURL, template.URL}, {c.Body(false), c.bodyContext()}}
-	if c.usesRefresh() {
+	}{{c.TokenURL, template.URL}, {c.Body(false), c.BodyContext()}}
+	if c.UsesRefresh() {
 		srcs = append(srcs, struct {
 			src string
 			ctx template.Context
-		}{c.refreshURL(), template.URL}, struct {
+		}{c.RefreshEndpoint(), template.URL}, struct {
 			src string
 			ctx template.Context
-		}{c.Body(true), c.bodyContext()})
+		}{c.Body(true), c.BodyContext()})
 	}
 	for _, h := range c.Headers {
 		srcs = append(srcs, struct {
@@ -619,7 +621,7 @@ func checkTemplate(fs *errs.Fields, field, src string, ctx template.Context, kno
 }
 
 func checkPath(fs *errs.Fields, field, path string) {
-	if _, err := compilePath(path); err != nil {
+	if _, err := CompilePath(path); err != nil {
 		fs.Add(field, "%v", err)
 	}
 }
@@ -633,8 +635,8 @@ var (
 	cachedPaths   atomic.Int64
 )
 
-// compilePath compiles a JSONPath, which must start at the root ($).
-func compilePath(path string) (gval.Evaluable, error) {
+// CompilePath compiles a JSONPath, which must start at the root ($).
+func CompilePath(path string) (gval.Evaluable, error) {
 	if e, ok := compiledPaths.Load(path); ok {
 		return e.(gval.Evaluable), nil
 	}

@@ -39,7 +39,7 @@ func NewStore(db *gorm.DB) *Store {
 // Create fills defaults, validates c against the app's setting definitions
 // and stores it. A name the app already uses is errs.Conflict.
 func (s *Store) Create(ctx context.Context, c *Config, defs []settings.Definition) error {
-	c.applyDefaults()
+	c.ApplyDefaults()
 	if err := c.Validate(defs); err != nil {
 		return err
 	}
@@ -61,7 +61,7 @@ func nameTaken(name string) error {
 // Update validates and stores a changed config; fields left empty get
 // their defaults again.
 func (s *Store) Update(ctx context.Context, c *Config, defs []settings.Definition) error {
-	c.applyDefaults()
+	c.ApplyDefaults()
 	if err := c.Validate(defs); err != nil {
 		return err
 	}

@@ -12,6 +12,8 @@ import (
 	"github.com/latchkey/latchkey/internal/errs"
 	"github.com/latchkey/latchkey/internal/httpapi"
 	"github.com/latchkey/latchkey/oauthconfig"
+	"github.com/latchkey/latchkey/oauthconfig/call"
+	"github.com/latchkey/latchkey/oauthconfig/token"
 )
 
 // apiMethods are the methods an API may allow, as app.API says.
@@ -290,7 +292,7 @@ func (h *Handler) updateAPI(c echo.Context) error {
 	return redirect(c, Path+"/apps/"+a.ID+"/apis/"+x.ID, "saved")
 }
 
-// tryAPI calls the API in-process with oauthconfig.Caller.Call, the code
+// tryAPI calls the API in-process with call.Caller.Call, the code
 // the REST proxy runs, and shows the status, the headers and the start of
 // the body, with the call's secrets redacted.
 func (h *Handler) tryAPI(c echo.Context) error {
@@ -325,7 +327,7 @@ func (h *Handler) tryAPI(c echo.Context) error {
 		header.Set("Content-Type", form.Get("content_type"))
 	}
 	user := strings.TrimSpace(form.Get("user_id"))
-	resp, err := h.Caller.Call(ctx, inst, a, x.ID, user, oauthconfig.CallRequest{
+	resp, err := h.Caller.Call(ctx, inst, a, x.ID, user, call.Request{
 		Method: form.Get("method"), Path: strings.TrimPrefix(target.EscapedPath(), "/"), RawQuery: target.RawQuery,
 		Header: header, Body: body,
 	})
@@ -344,7 +346,7 @@ func (h *Handler) tryAPI(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	red := oauthconfig.Redactor(oauthconfig.Vars{Values: resolved.Values, Secret: resolved.Secret})
+	red := token.Redactor(token.Vars{Values: resolved.Values, Secret: resolved.Secret})
 	ans := &answer{Status: resp.Status, Truncated: len(head) > bodyShown, Shown: bodyShown}
 	if ans.Truncated {
 		head = []byte(strings.ToValidUTF8(string(head[:bodyShown]), "\uFFFD"))

@@ -12,6 +12,8 @@ import (
 	"github.com/latchkey/latchkey/app"
 	"github.com/latchkey/latchkey/internal/errs"
 	"github.com/latchkey/latchkey/oauthconfig"
+	"github.com/latchkey/latchkey/oauthconfig/connection"
+	"github.com/latchkey/latchkey/oauthconfig/token"
 )
 
 var checkTemplate = parse("console-config-check", `
@@ -78,7 +80,7 @@ type checkPage struct {
 }
 
 type explained struct {
-	Variables               []oauthconfig.ExplainedVariable
+	Variables               []token.ExplainedVariable
 	LinkURL, Token, Refresh string
 	Problems                []string
 }
@@ -137,7 +139,7 @@ func (h *Handler) renderCheck(c echo.Context, status int, a app.App, cfg oauthco
 	}})
 }
 
-// explain shows oauthconfig.Explain for an installation and user, as POST
+// explain shows token.Explain for an installation and user, as POST
 // .../explain does.
 func (h *Handler) explain(c echo.Context) error {
 	a, cfg, err := h.config(c)
@@ -163,14 +165,14 @@ func (h *Handler) explain(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ex := oauthconfig.Explain(&cfg, defs, resolved, h.Links.RedirectURI())
+	ex := token.Explain(&cfg, defs, resolved, h.Links.RedirectURI())
 	p.explained = &explained{Variables: ex.Variables, LinkURL: ex.LinkURL, Problems: ex.Problems,
 		Token: showRequest(ex.TokenRequest), Refresh: showRequest(ex.RefreshRequest)}
 	return h.renderCheck(c, http.StatusOK, a, cfg, p)
 }
 
 // showRequest writes a request as it goes on the wire, roughly.
-func showRequest(r *oauthconfig.Request) string {
+func showRequest(r *token.Request) string {
 	if r == nil {
 		return ""
 	}
@@ -191,7 +193,7 @@ func showRequest(r *oauthconfig.Request) string {
 }
 
 // testExtraction applies the config's paths to a pasted sample, with
-// oauthconfig.TryExtraction and ExtractCode, as POST .../test-extraction
+// token.TryExtraction and ExtractCode, as POST .../test-extraction
 // does.
 func (h *Handler) testExtraction(c echo.Context) error {
 	a, cfg, err := h.config(c)
@@ -213,14 +215,14 @@ func (h *Handler) testExtraction(c echo.Context) error {
 		if err != nil {
 			return fail(errs.Fields{{Field: "callback_query", Message: "is not a URL query"}}.Err())
 		}
-		code, err := oauthconfig.ExtractCode(&cfg, values)
+		code, err := token.ExtractCode(&cfg, values)
 		if err != nil {
 			return fail(errs.Fields{{Field: "callback_query", Message: errs.MessageOf(err)}}.Err())
 		}
-		x.Rows = append(x.Rows, valueRow{Key: "authorization code", Shown: oauthconfig.Mask(code)})
+		x.Rows = append(x.Rows, valueRow{Key: "authorization code", Shown: token.Mask(code)})
 	}
 	if body := strings.TrimSpace(form.Get("response")); body != "" {
-		got, err := oauthconfig.TryExtraction(&cfg, []byte(body))
+		got, err := token.TryExtraction(&cfg, []byte(body))
 		if err != nil {
 			return fail(err)
 		}
@@ -253,7 +255,7 @@ func expiresIn(n int64) string {
 	return strconv.FormatInt(n, 10) + " seconds"
 }
 
-// fetchToken retrieves a token now with oauthconfig.Caller.FetchToken, as
+// fetchToken retrieves a token now with call.Caller.FetchToken, as
 // POST .../token does.
 func (h *Handler) fetchToken(c echo.Context) error {
 	a, cfg, err := h.config(c)
@@ -268,7 +270,7 @@ func (h *Handler) fetchToken(c echo.Context) error {
 	ctx := c.Request().Context()
 	inst, err := h.appInstallation(ctx, a, "installation_id", form.Get("installation_id"))
 	if err == nil {
-		var conn oauthconfig.Connection
+		var conn connection.Connection
 		var got map[string]string
 		conn, got, err = h.Caller.FetchToken(ctx, inst, &cfg, strings.TrimSpace(form.Get("user_id")))
 		if err == nil {

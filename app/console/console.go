@@ -30,6 +30,9 @@ import (
 	"github.com/latchkey/latchkey/internal/secret"
 	"github.com/latchkey/latchkey/internal/webpage"
 	"github.com/latchkey/latchkey/oauthconfig"
+	"github.com/latchkey/latchkey/oauthconfig/call"
+	"github.com/latchkey/latchkey/oauthconfig/connection"
+	"github.com/latchkey/latchkey/oauthconfig/token"
 	"github.com/latchkey/latchkey/settings"
 )
 
@@ -52,10 +55,10 @@ type Deps struct {
 	Apps        *app.Store
 	Settings    *settings.Store
 	Configs     *oauthconfig.Store
-	RequestLog  *oauthconfig.RequestLog
-	Connections *oauthconfig.Connections
+	RequestLog  *token.RequestLog
+	Connections *connection.Connections
 	Webhooks    *app.Webhooks
-	Caller      *oauthconfig.Caller
+	Caller      *call.Caller
 	Links       *callback.Handler
 	PublicURL   string // Latchkey's base URL, as browsers reach it
 	Log         *slog.Logger

@@ -13,6 +13,7 @@ import (
 	"github.com/latchkey/latchkey/internal/errs"
 	"github.com/latchkey/latchkey/internal/httpapi"
 	"github.com/latchkey/latchkey/oauthconfig"
+	"github.com/latchkey/latchkey/oauthconfig/connection"
 	"github.com/latchkey/latchkey/settings"
 )
 
@@ -293,7 +294,7 @@ func (h *Handler) renderInstallation(c echo.Context, status int, inst settings.I
 		}
 	}
 	q := c.QueryParams()
-	conns, err := h.Connections.Page(ctx, inst.ID, oauthconfig.ConnectionPage{
+	conns, err := h.Connections.Page(ctx, inst.ID, connection.Page{
 		AfterUser: q.Get("after_user"), AfterConfig: q.Get("after_config"), Limit: pageSize + 1})
 	if err != nil {
 		return err
@@ -388,7 +389,7 @@ func (h *Handler) removeConnection(c echo.Context) error {
 }
 
 // checkConnection runs the config's identity request for a connection
-// now, with oauthconfig.Caller.Check, as POST .../check does.
+// now, with call.Caller.Check, as POST .../check does.
 func (h *Handler) checkConnection(c echo.Context) error {
 	inst, a, err := h.installation(c)
 	if err != nil {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/latchkey/latchkey/app"
 	"github.com/latchkey/latchkey/internal/errs"
-	"github.com/latchkey/latchkey/oauthconfig"
+	"github.com/latchkey/latchkey/oauthconfig/token"
 )
 
 // logPageSize is how many entries a log page shows: each carries bodies.
@@ -76,7 +76,7 @@ func (h *Handler) requestLog(c echo.Context) error {
 	f.add(input{Name: "outcome", Label: "Outcome", Type: "select", Options: []option{
 		{Value: "", Label: "(all)"}, {Value: "ok", Label: "answered 2xx", Selected: q.Get("outcome") == "ok"},
 		{Value: "failed", Label: "failed", Selected: q.Get("outcome") == "failed"}}})
-	es, err := h.RequestLog.List(ctx, oauthconfig.LogFilter{
+	es, err := h.RequestLog.List(ctx, token.LogFilter{
 		AppID: a.ID, ID: strings.TrimSpace(q.Get("id")), ConfigID: q.Get("config"), InstallationID: q.Get("installation"),
 		UserID: q.Get("user"), Outcome: q.Get("outcome"), Before: q.Get("before"), Limit: logPageSize + 1,
 	})
@@ -117,7 +117,7 @@ func (h *Handler) find(c echo.Context) error {
 	ref := strings.TrimSpace(c.QueryParam("reference"))
 	ctx := c.Request().Context()
 	if ref != "" {
-		es, err := h.RequestLog.List(ctx, oauthconfig.LogFilter{ID: ref, Limit: 1})
+		es, err := h.RequestLog.List(ctx, token.LogFilter{ID: ref, Limit: 1})
 		if err != nil {
 			return err
 		}

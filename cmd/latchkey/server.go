@@ -27,6 +27,9 @@ import (
 	"github.com/latchkey/latchkey/internal/outbound"
 	"github.com/latchkey/latchkey/internal/secret"
 	"github.com/latchkey/latchkey/oauthconfig"
+	"github.com/latchkey/latchkey/oauthconfig/call"
+	"github.com/latchkey/latchkey/oauthconfig/connection"
+	"github.com/latchkey/latchkey/oauthconfig/token"
 	"github.com/latchkey/latchkey/settings"
 	"github.com/latchkey/latchkey/settings/install"
 )
@@ -37,7 +40,7 @@ type background struct {
 	bus        *cache.Bus // listens for other replicas' changes
 	dsn        string
 	dispatcher *app.Dispatcher
-	keepAlive  *oauthconfig.KeepAliveJob
+	keepAlive  *connection.KeepAliveJob
 
 	// jobs are what start runs, each until its context ends: the three
 	// above and the sweeps.
@@ -136,23 +139,24 @@ func newServer(cfg config.Config, db *gorm.DB, cipher *secret.Cipher, log *slog.
 
 	configs := oauthconfig.NewStore(db)
 	configs.UseCache(bus)
-	requestLog := oauthconfig.NewRequestLog(db, log)
+	requestLog := token.NewRequestLog(db, log)
 	webhooks := app.NewWebhooks(db, cipher)
 	app.NewWebhookHandler(apps, webhooks).Register(v1)
-	connections := oauthconfig.NewConnections(db, settingStore)
+	connections := connection.NewConnections(db, settingStore)
 	connections.UseCache(bus)
 	connections.Events = webhooks
 	outboundClient := outbound.New(outbound.Options{Allow: cfg.OutboundAllow, Timeout: cfg.OutboundTimeout, Observe: m.Outbound, MaxIdleConnsPerHost: cfg.OutboundIdle})
-	tokens := oauthconfig.NewTokenClient(outboundClient, requestLog)
+	tokens := token.NewClient(outboundClient, requestLog)
 	tokens.Observe = m.TokenRequest
 	states := callback.NewStore(db)
 	redirectURI := cfg.PublicURL + callback.CallbackPath
-	connector := oauthconfig.NewConnector(tokens, connections, settingStore, redirectURI)
+	connector := connection.NewConnector(tokens, connections, settingStore, redirectURI)
 	cb := callback.NewHandler(callback.Deps{
 		Store: states, Apps: apps, Installations: settingStore, Configs: configs,
 		Tokens: tokens, Saver: connector, Cipher: cipher, PublicURL: cfg.PublicURL, Log: log,
 	})
-	oauthconfig.NewHandler(configs, apps, settingStore, requestLog, connections, cb.RedirectURI()).Register(v1)
+	oauthconfig.NewHandler(configs, apps, settingStore, cb.RedirectURI()).Register(v1)
+	connection.NewHandler(configs, apps, settingStore, requestLog, connections, cb.RedirectURI()).Register(v1)
 	cb.Register(v1, e)
 	// The hosted install page; its success page offers the connect page.
 	installs := install.NewStore(db, settingStore)
@@ -170,7 +174,7 @@ func newServer(cfg config.Config, db *gorm.DB, cipher *secret.Cipher, log *slog.
 	hookHandler.Observe = m.HookEvent
 	hookHandler.Register(v1, e)
 
-	refresher := oauthconfig.NewRefresher(db, settingStore, connections, tokens, cb.RedirectURI(), log)
+	refresher := connection.NewRefresher(db, settingStore, connections, tokens, cb.RedirectURI(), log)
 	refresher.SetLinker(cb)
 	app.NewAPIHandler(apps, oauthconfig.APIReferences{Settings: settingStore, Configs: configs}).Register(v1)
 	// API calls stream: a longer overall timeout than token requests, the
@@ -180,7 +184,7 @@ func newServer(cfg config.Config, db *gorm.DB, cipher *secret.Cipher, log *slog.
 		Timeout: 10 * cfg.OutboundTimeout, MaxResponseBytes: 256 << 20,
 		Observe: m.Outbound, MaxIdleConnsPerHost: cfg.OutboundIdle,
 	})
-	caller := oauthconfig.NewCaller(apps, settingStore, configs, refresher, connector, apiClient)
+	caller := call.NewCaller(apps, settingStore, configs, refresher, connector, apiClient)
 	caller.Register(v1)
 
 	// The developer console: the same stores and functions, as pages.
@@ -197,7 +201,7 @@ func newServer(cfg config.Config, db *gorm.DB, cipher *secret.Cipher, log *slog.
 		bus:        bus,
 		dsn:        database.PostgresDSN(db),
 		dispatcher: app.NewDispatcher(webhooks, hookClient, log),
-		keepAlive:  oauthconfig.NewKeepAliveJob(db, settingStore, configs, refresher, log),
+		keepAlive:  connection.NewKeepAliveJob(db, settingStore, configs, refresher, log),
 	}
 	b.jobs = []func(context.Context){
 		func(ctx context.Context) { b.bus.Run(ctx, b.dsn) },

@@ -1,4 +1,4 @@
-package oauthconfig
+package token
 
 import (
 	"crypto/rand"
@@ -9,13 +9,14 @@ import (
 
 	"github.com/latchkey/latchkey/internal/errs"
 	"github.com/latchkey/latchkey/internal/template"
+	"github.com/latchkey/latchkey/oauthconfig"
 )
 
 // FlowValues adds the flow's own variables to an installation's and user's
 // resolved settings: the redirect URI (the config's own, else Latchkey's
 // callback URL redirectURI) and the scopes, and whatever the caller passes
 // (state, code_challenge, auth_code, code_verifier...).
-func FlowValues(cfg *Config, settingValues map[string]string, secret map[string]bool, redirectURI string, flow map[string]string) Vars {
+func FlowValues(cfg *oauthconfig.Config, settingValues map[string]string, secret map[string]bool, redirectURI string, flow map[string]string) Vars {
 	v := Vars{Values: make(map[string]string, len(settingValues)+len(flow)+2), Secret: secret}
 	for k, val := range settingValues {
 		v.Values[k] = val
@@ -37,14 +38,14 @@ func FlowValues(cfg *Config, settingValues map[string]string, secret map[string]
 // state and, with PKCE, the S256 challenge (RFC 7636 §4.3) are appended when
 // the template does not place them itself, so they are never forgotten.
 // With mask set, secret values show as ****.
-func BuildLink(cfg *Config, vars Vars, mask bool) (string, error) {
+func BuildLink(cfg *oauthconfig.Config, vars Vars, mask bool) (string, error) {
 	t, err := template.Parse(cfg.LinkURL, template.URL)
 	if err != nil {
 		return "", errs.New(errs.Invalid, "config field link_url does not parse: %v", err)
 	}
 	var link string
 	if mask {
-		link, err = t.RenderMasked(vars.Values, vars.secret)
+		link, err = t.RenderMasked(vars.Values, vars.IsSecret)
 	} else {
 		link, err = t.Render(vars.Values)
 	}

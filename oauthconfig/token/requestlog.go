@@ -1,4 +1,4 @@
-package oauthconfig
+package token
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/latchkey/latchkey/internal/database"
 	"github.com/latchkey/latchkey/internal/errs"
 	"github.com/latchkey/latchkey/internal/redact"
+	"github.com/latchkey/latchkey/oauthconfig"
 )
 
 // LogMeta says whose request a token request is.
@@ -144,7 +145,7 @@ func (l *RequestLog) List(ctx context.Context, f LogFilter) ([]Entry, error) {
 		q = q.Where("installation_id = ?", f.InstallationID)
 	}
 	if f.AppID != "" {
-		q = q.Where("config_id IN (?)", l.db.Session(&gorm.Session{NewDB: true}).Model(&Config{}).Select("id").Where("app_id = ?", f.AppID))
+		q = q.Where("config_id IN (?)", l.db.Session(&gorm.Session{NewDB: true}).Model(&oauthconfig.Config{}).Select("id").Where("app_id = ?", f.AppID))
 	}
 	if f.UserID != "" {
 		q = q.Where("user_id = ?", f.UserID)
@@ -175,12 +176,12 @@ func (l *RequestLog) List(ctx context.Context, f LogFilter) ([]Entry, error) {
 func newRedactor(vars Vars, tok Token, sent http.Header) *redact.Redactor {
 	r := redact.New(tok.AccessToken, tok.RefreshToken)
 	for name, v := range vars.Values {
-		if vars.secret(name) {
+		if vars.IsSecret(name) {
 			r.Add(v)
 		}
 	}
 	for setting, v := range tok.Extra {
-		if vars.secret(setting) {
+		if vars.IsSecret(setting) {
 			r.Add(v) // a mapping into a secret setting
 		}
 	}

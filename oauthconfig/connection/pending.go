@@ -1,10 +1,12 @@
-package oauthconfig
+package connection
 
 import (
 	"context"
 	"sync"
 	"time"
 
+	"github.com/latchkey/latchkey/oauthconfig"
+	"github.com/latchkey/latchkey/oauthconfig/token"
 	"github.com/latchkey/latchkey/settings"
 )
 
@@ -15,8 +17,8 @@ import (
 type pendingWrite struct {
 	inst    settings.Installation
 	userID  string
-	cfg     Config
-	tok     Token
+	cfg     oauthconfig.Config
+	tok     token.Token
 	issued  time.Time
 	expires time.Time
 
@@ -27,7 +29,7 @@ type pendingWrite struct {
 // keep holds tok in memory for the connection of key and starts writing it
 // in the background, with backoff, for at most rf.PendingFor; then the
 // token is logged as lost.
-func (rf *Refresher) keep(key string, inst settings.Installation, userID string, cfg *Config, tok Token) {
+func (rf *Refresher) keep(key string, inst settings.Installation, userID string, cfg *oauthconfig.Config, tok token.Token) {
 	now := rf.now()
 	lifetime := tok.ExpiresIn
 	if lifetime <= 0 {
@@ -73,7 +75,7 @@ func (rf *Refresher) supersede(key string) {
 }
 
 // overlay puts key's kept answer, if any, over what the database holds.
-func (rf *Refresher) overlay(key string, cfg *Config, r settings.Resolved, conn Connection) (settings.Resolved, Connection) {
+func (rf *Refresher) overlay(key string, cfg *oauthconfig.Config, r settings.Resolved, conn Connection) (settings.Resolved, Connection) {
 	p := rf.pendingFor(key)
 	if p == nil {
 		return r, conn

@@ -1,4 +1,4 @@
-package oauthconfig
+package connection
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/latchkey/latchkey/oauthconfig"
 	"github.com/latchkey/latchkey/settings"
 )
 
@@ -16,14 +17,14 @@ import (
 type KeepAliveJob struct {
 	db        *gorm.DB
 	settings  *settings.Store
-	configs   *Store
+	configs   *oauthconfig.Store
 	refresher *Refresher
 	log       *slog.Logger
 	now       func() time.Time
 }
 
 // NewKeepAliveJob returns a KeepAliveJob.
-func NewKeepAliveJob(db *gorm.DB, s *settings.Store, configs *Store, r *Refresher, log *slog.Logger) *KeepAliveJob {
+func NewKeepAliveJob(db *gorm.DB, s *settings.Store, configs *oauthconfig.Store, r *Refresher, log *slog.Logger) *KeepAliveJob {
 	return &KeepAliveJob{db: db, settings: s, configs: configs, refresher: r, log: log,
 		now: func() time.Time { return time.Now().UTC() }}
 }
@@ -65,7 +66,7 @@ func (k *KeepAliveJob) RunOnce(ctx context.Context) (int, error) {
 	n := 0
 	// Many connections share an installation and a config: read each once.
 	insts := map[string]settings.Installation{}
-	cfgs := map[string]Config{}
+	cfgs := map[string]oauthconfig.Config{}
 	for _, r := range rows {
 		cutoff := now.Add(-time.Duration(r.KeepAlive) * time.Second)
 		if r.IssuedAt == nil || r.IssuedAt.After(cutoff) {

@@ -1,4 +1,10 @@
-package oauthconfig
+// Package connection keeps each user's tokens for a config: the stored
+// connections, their renewal (Refresher, with the tokens kept in memory
+// when the database refuses them), the keep-alive job, and the Connector
+// that completes a connection after a code exchange. Its Handler serves the
+// routes that read what a config did: explanations, extraction tests, the
+// request log and an installation's connections.
+package connection
 
 import (
 	"context"
@@ -12,6 +18,8 @@ import (
 	"github.com/latchkey/latchkey/app"
 	"github.com/latchkey/latchkey/internal/cache"
 	"github.com/latchkey/latchkey/internal/errs"
+	"github.com/latchkey/latchkey/oauthconfig"
+	"github.com/latchkey/latchkey/oauthconfig/token"
 	"github.com/latchkey/latchkey/settings"
 )
 
@@ -79,15 +87,6 @@ type ConfigError struct {
 
 // TableName tells GORM where configuration errors live.
 func (ConfigError) TableName() string { return "config_errors" }
-
-// Owner is whose tokens a config keeps: userID, or "" when its tokens
-// belong to the whole installation.
-func (c *Config) Owner(userID string) string {
-	if c.TokenLevel == settings.Organization {
-		return ""
-	}
-	return userID
-}
 
 // TableName tells GORM where connections live.
 func (Connection) TableName() string { return "connections" }
@@ -167,7 +166,7 @@ func (cs *Connections) WithTx(tx *gorm.DB) *Connections {
 }
 
 // Save stores a new connection's tokens; see store.
-func (cs *Connections) Save(ctx context.Context, inst settings.Installation, userID string, cfg *Config, tok Token) error {
+func (cs *Connections) Save(ctx context.Context, inst settings.Installation, userID string, cfg *oauthconfig.Config, tok token.Token) error {
 	problems, err := cs.store(ctx, inst, cfg.Owner(userID), cfg, tok, false)
 	if err == nil && len(problems) > 0 {
 		return errs.New(errs.Upstream, "the tokens are stored, but the provider's answer does not fit the config: %s", strings.Join(problems, "; "))
@@ -177,7 +176,7 @@ func (cs *Connections) Save(ctx context.Context, inst settings.Installation, use
 
 // SaveRefreshed stores renewed tokens of a connection and returns what of
 // the answer did not fit (reported on the connection too); see store.
-func (cs *Connections) SaveRefreshed(ctx context.Context, inst settings.Installation, userID string, cfg *Config, tok Token) ([]string, error) {
+func (cs *Connections) SaveRefreshed(ctx context.Context, inst settings.Installation, userID string, cfg *oauthconfig.Config, tok token.Token) ([]string, error) {
 	return cs.store(ctx, inst, cfg.Owner(userID), cfg, tok, true)
 }
 
@@ -191,7 +190,7 @@ func (cs *Connections) SaveRefreshed(ctx context.Context, inst settings.Installa
 // the token is renewed rather than trusted forever. A connection that had
 // failed, or whose installation had a configuration error, is reported
 // recovered.
-func (cs *Connections) store(ctx context.Context, inst settings.Installation, userID string, cfg *Config, tok Token, refreshed bool) ([]string, error) {
+func (cs *Connections) store(ctx context.Context, inst settings.Installation, userID string, cfg *oauthconfig.Config, tok token.Token, refreshed bool) ([]string, error) {
 	now := cs.now()
 	changes := map[string]*string{cfg.AccessTokenSetting: &tok.AccessToken}
 	always := map[string]bool{cfg.AccessTokenSetting: true}
@@ -271,7 +270,7 @@ func (cs *Connections) store(ctx context.Context, inst settings.Installation, us
 
 // SaveValues stores values (setting -> value) at the config's token level
 // for userID, such as what an identity check mapped.
-func (cs *Connections) SaveValues(ctx context.Context, inst settings.Installation, userID string, cfg *Config, values map[string]string) error {
+func (cs *Connections) SaveValues(ctx context.Context, inst settings.Installation, userID string, cfg *oauthconfig.Config, values map[string]string) error {
 	changes := make(map[string]*string, len(values))
 	for k, v := range values {
 		changes[k] = &v
@@ -294,7 +293,7 @@ func (cs *Connections) SaveValues(ctx context.Context, inst settings.Installatio
 // again, and no call uses it until they do. The stored tokens are kept
 // either way. A refusal (answered) clears the intent record; a failure
 // without an answer (answered false) keeps it: the provider may have acted.
-func (cs *Connections) Fail(ctx context.Context, inst settings.Installation, userID string, cfg *Config, reason, endedBy string, answered bool) error {
+func (cs *Connections) Fail(ctx context.Context, inst settings.Installation, userID string, cfg *oauthconfig.Config, reason, endedBy string, answered bool) error {
 	now := cs.now()
 	c := Connection{InstallationID: inst.ID, UserID: cfg.Owner(userID), ConfigID: cfg.ID, Status: NotConnected,
 		ConnectedAt: now, LastError: clipReason(reason), LastErrorAt: &now, UpdatedAt: now}
@@ -335,7 +334,7 @@ func (cs *Connections) Fail(ctx context.Context, inst settings.Installation, use
 // returns how many such refusals came in a row. A refusal less than a
 // minute after the last counted one is not counted again, so that a burst
 // of calls cannot end a grant in a second.
-func (cs *Connections) Refused(ctx context.Context, inst settings.Installation, userID string, cfg *Config, reason string) (int, error) {
+func (cs *Connections) Refused(ctx context.Context, inst settings.Installation, userID string, cfg *oauthconfig.Config, reason string) (int, error) {
 	now := cs.now()
 	owner := cfg.Owner(userID)
 	var n int
@@ -366,7 +365,7 @@ func (cs *Connections) Refused(ctx context.Context, inst settings.Installation, 
 
 // BeginRefresh writes the intent record of a refresh about to be sent, in
 // its own transaction so that it survives whatever happens next.
-func (cs *Connections) BeginRefresh(ctx context.Context, inst settings.Installation, userID string, cfg *Config) error {
+func (cs *Connections) BeginRefresh(ctx context.Context, inst settings.Installation, userID string, cfg *oauthconfig.Config) error {
 	err := cs.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		err := tx.Model(&Connection{}).
 			Where("installation_id = ? AND user_id = ? AND config_id = ?", inst.ID, cfg.Owner(userID), cfg.ID).
@@ -385,7 +384,7 @@ func (cs *Connections) BeginRefresh(ctx context.Context, inst settings.Installat
 // connection.removed. A connection that does not exist is errs.NotFound.
 // Values mapped from the provider's answers (an account id, say) are kept:
 // they describe the account, and the next connection overwrites them.
-func (cs *Connections) Remove(ctx context.Context, inst settings.Installation, owner string, cfg *Config) error {
+func (cs *Connections) Remove(ctx context.Context, inst settings.Installation, owner string, cfg *oauthconfig.Config) error {
 	err := cs.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var c Connection
 		err := tx.Where("installation_id = ? AND user_id = ? AND config_id = ?", inst.ID, owner, cfg.ID).Take(&c).Error
@@ -428,7 +427,7 @@ func (cs *Connections) ConfigError(ctx context.Context, installationID, configID
 // SetConfigError records that the provider refused the installation's
 // client credentials for cfg while its organization settings had digest,
 // and tells the app's webhooks (once per digest).
-func (cs *Connections) SetConfigError(ctx context.Context, inst settings.Installation, userID string, cfg *Config, message, digest string) error {
+func (cs *Connections) SetConfigError(ctx context.Context, inst settings.Installation, userID string, cfg *oauthconfig.Config, message, digest string) error {
 	now := cs.now()
 	e := ConfigError{InstallationID: inst.ID, ConfigID: cfg.ID, Message: clipReason(message), SettingsDigest: digest, CreatedAt: now}
 	err := cs.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -476,14 +475,14 @@ func (cs *Connections) Get(ctx context.Context, installationID, userID, configID
 // set. Connections of a config whose client credentials the provider
 // refused show as ConfigurationError with that refusal as last error.
 func (cs *Connections) List(ctx context.Context, installationID, userID string) ([]Connection, error) {
-	return cs.Page(ctx, installationID, ConnectionPage{UserID: userID})
+	return cs.Page(ctx, installationID, Page{UserID: userID})
 }
 
-// ConnectionPage selects a page of an installation's connections, which
+// Page selects a page of an installation's connections, which
 // are in (user id, config id) order: those of UserID if it is set, after
 // the pair AfterUser, AfterConfig if AfterConfig is set (AfterUser is ""
 // for an installation's own connection), at most Limit (0 means all).
-type ConnectionPage struct {
+type Page struct {
 	UserID                 string
 	AfterUser, AfterConfig string
 	Limit                  int
@@ -491,7 +490,7 @@ type ConnectionPage struct {
 
 // Page returns a page of an installation's connections, shown as List
 // shows them.
-func (cs *Connections) Page(ctx context.Context, installationID string, p ConnectionPage) ([]Connection, error) {
+func (cs *Connections) Page(ctx context.Context, installationID string, p Page) ([]Connection, error) {
 	q := cs.db.WithContext(ctx).Where("installation_id = ?", installationID)
 	if p.UserID != "" {
 		q = q.Where("user_id = ?", p.UserID)

@@ -1,4 +1,9 @@
-package oauthconfig
+// Package token sends token requests to providers: it renders a config's
+// templates into a request (BuildRequest, BuildLink, FlowValues), sends it,
+// reads the answer (Extract, RetrieveError) and runs identity requests;
+// it keeps the OAuth request log and removes a request's secrets from what
+// comes back.
+package token
 
 import (
 	"bytes"
@@ -17,6 +22,7 @@ import (
 	"github.com/latchkey/latchkey/internal/errs"
 	"github.com/latchkey/latchkey/internal/outbound"
 	"github.com/latchkey/latchkey/internal/template"
+	"github.com/latchkey/latchkey/oauthconfig"
 )
 
 // Token is what a token response gave, extracted with the config's paths.
@@ -39,7 +45,7 @@ type Vars struct {
 	Secret map[string]bool // which names hold secrets, for masking and redaction
 }
 
-func (v Vars) secret(name string) bool {
+func (v Vars) IsSecret(name string) bool {
 	switch name {
 	case "auth_code", "code_verifier", "refresh_token":
 		return true
@@ -73,6 +79,10 @@ type RetrieveError struct {
 // RetrieveError holds (errs.Shown), so logs do not repeat it.
 func (e *RetrieveError) ShownInMessage() {}
 
+// Body is the refusal's body, decoded (JSON or form), for a config's
+// grant_gone_body_path; nil when the answer had none that could be read.
+func (e *RetrieveError) Body() any { return e.body }
+
 func (e *RetrieveError) Error() string {
 	if e.ErrorCode != "" {
 		return fmt.Sprintf("oauth2: %d %s %s", e.Status, e.ErrorCode, e.ErrorDescription)
@@ -80,8 +90,8 @@ func (e *RetrieveError) Error() string {
 	return fmt.Sprintf("oauth2: status %d", e.Status)
 }
 
-// TokenClient renders, sends and reads token requests.
-type TokenClient struct {
+// Client renders, sends and reads token requests.
+type Client struct {
 	http *outbound.Client
 	log  *RequestLog // nil: nothing is logged
 	now  func() time.Time
@@ -92,10 +102,10 @@ type TokenClient struct {
 	Observe func(configID, kind, outcome string)
 }
 
-// NewTokenClient returns a client that sends through c and records
+// NewClient returns a client that sends through c and records
 // requests of configs that ask for it in log (which may be nil).
-func NewTokenClient(c *outbound.Client, log *RequestLog) *TokenClient {
-	return &TokenClient{http: c, log: log, now: time.Now}
+func NewClient(c *outbound.Client, log *RequestLog) *Client {
+	return &Client{http: c, log: log, now: time.Now}
 }
 
 // Exchange trades an authorization code (in vars as auth_code) for tokens
@@ -103,34 +113,34 @@ func NewTokenClient(c *outbound.Client, log *RequestLog) *TokenClient {
 // be rendered (a setting without a value), Timeout when the provider does
 // not answer, Upstream for anything the provider answered that is not a
 // token, with a *RetrieveError inside.
-func (tc *TokenClient) Exchange(ctx context.Context, cfg *Config, vars Vars, meta LogMeta) (Token, error) {
+func (tc *Client) Exchange(ctx context.Context, cfg *oauthconfig.Config, vars Vars, meta LogMeta) (Token, error) {
 	meta.Kind = "exchange"
 	return tc.send(ctx, cfg, vars, false, meta)
 }
 
 // Refresh uses a refresh token (in vars as refresh_token) for new tokens
 // (RFC 6749 §6), with the config's refresh URL and body. Errors as Exchange.
-func (tc *TokenClient) Refresh(ctx context.Context, cfg *Config, vars Vars, meta LogMeta) (Token, error) {
+func (tc *Client) Refresh(ctx context.Context, cfg *oauthconfig.Config, vars Vars, meta LogMeta) (Token, error) {
 	meta.Kind = "refresh"
 	return tc.send(ctx, cfg, vars, true, meta)
 }
 
 // BuildRequest renders the token (or refresh) request for vars. With mask
 // set, secret values show as ****, for explaining a request to a developer.
-func BuildRequest(cfg *Config, vars Vars, refresh, mask bool) (Request, error) {
+func BuildRequest(cfg *oauthconfig.Config, vars Vars, refresh, mask bool) (Request, error) {
 	render := func(field, src string, ctx template.Context) (string, error) {
-		return renderField("config field "+field, field, src, ctx, vars, mask)
+		return RenderField("config field "+field, field, src, ctx, vars, mask)
 	}
 	urlField, urlSrc, bodyField, bodySrc := "token_url", cfg.TokenURL, "token_body", cfg.Body(false)
 	if refresh {
-		urlField, urlSrc, bodyField, bodySrc = "refresh_url", cfg.refreshURL(), "refresh_body", cfg.Body(true)
+		urlField, urlSrc, bodyField, bodySrc = "refresh_url", cfg.RefreshEndpoint(), "refresh_body", cfg.Body(true)
 	}
 	req := Request{Method: http.MethodPost, Header: http.Header{}}
 	var err error
 	if req.URL, err = render(urlField, urlSrc, template.URL); err != nil {
 		return Request{}, err
 	}
-	if req.Body, err = render(bodyField, bodySrc, cfg.bodyContext()); err != nil {
+	if req.Body, err = render(bodyField, bodySrc, cfg.BodyContext()); err != nil {
 		return Request{}, err
 	}
 	for name, src := range cfg.Headers {
@@ -142,10 +152,10 @@ func BuildRequest(cfg *Config, vars Vars, refresh, mask bool) (Request, error) {
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	if cfg.BodyFormat == JSON {
+	if cfg.BodyFormat == oauthconfig.JSON {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if cfg.ClientAuth == AuthBasic {
+	if cfg.ClientAuth == oauthconfig.AuthBasic {
 		id, secret := vars.Values["client_id"], vars.Values["client_secret"]
 		if id == "" || secret == "" {
 			return Request{}, errs.New(errs.Invalid, "basic client authentication needs client_id and client_secret, and this installation has no value for one of them")
@@ -160,15 +170,16 @@ func BuildRequest(cfg *Config, vars Vars, refresh, mask bool) (Request, error) {
 	return req, nil
 }
 
-// annotate adds problems found after a logged request to its entry.
-func (tc *TokenClient) annotate(ctx context.Context, entryID string, problems []string) {
+// Annotate adds problems found after a logged request (entryID, from
+// LogMeta) to its entry; nothing when the client keeps no log.
+func (tc *Client) Annotate(ctx context.Context, entryID string, problems []string) {
 	if tc.log != nil {
 		tc.log.Annotate(context.WithoutCancel(ctx), entryID, "the tokens are stored, but: "+strings.Join(problems, "; "))
 	}
 }
 
 // observe tells Observe, if set, how a request of kind ended.
-func (tc *TokenClient) observe(cfg *Config, kind string, err error) {
+func (tc *Client) observe(cfg *oauthconfig.Config, kind string, err error) {
 	if tc.Observe == nil {
 		return
 	}
@@ -179,18 +190,18 @@ func (tc *TokenClient) observe(cfg *Config, kind string, err error) {
 	tc.Observe(cfg.ID, kind, outcome)
 }
 
-// renderField renders one template field with vars; with mask set, secret
+// RenderField renders one template field with vars; with mask set, secret
 // values show as ****. Errors are errs.Invalid naming the field as
 // parseName (a stored template that no longer parses) or name (a value
 // that cannot be rendered), never a value.
-func renderField(parseName, name, src string, ctx template.Context, vars Vars, mask bool) (string, error) {
+func RenderField(parseName, name, src string, ctx template.Context, vars Vars, mask bool) (string, error) {
 	t, err := template.Cached(src, ctx)
 	if err != nil {
 		return "", errs.New(errs.Invalid, "%s does not parse: %v", parseName, err)
 	}
 	var out string
 	if mask {
-		out, err = t.RenderMasked(vars.Values, vars.secret)
+		out, err = t.RenderMasked(vars.Values, vars.IsSecret)
 	} else {
 		out, err = t.Render(vars.Values)
 	}
@@ -209,7 +220,7 @@ func renderError(field string, err error) error {
 	return errs.New(errs.Invalid, "%s cannot be rendered: %v", field, err)
 }
 
-func (tc *TokenClient) send(ctx context.Context, cfg *Config, vars Vars, refresh bool, meta LogMeta) (Token, error) {
+func (tc *Client) send(ctx context.Context, cfg *oauthconfig.Config, vars Vars, refresh bool, meta LogMeta) (Token, error) {
 	req, err := BuildRequest(cfg, vars, refresh, false)
 	if err != nil {
 		return Token{}, err
@@ -242,7 +253,7 @@ func (tc *TokenClient) send(ctx context.Context, cfg *Config, vars Vars, refresh
 	return tok, err
 }
 
-func (tc *TokenClient) do(ctx context.Context, cfg *Config, r Request, refresh bool) (tok Token, status int, header http.Header, body []byte, err error) {
+func (tc *Client) do(ctx context.Context, cfg *oauthconfig.Config, r Request, refresh bool) (tok Token, status int, header http.Header, body []byte, err error) {
 	hreq, err := http.NewRequestWithContext(ctx, r.Method, r.URL, strings.NewReader(r.Body))
 	if err != nil {
 		return Token{}, 0, nil, nil, errs.New(errs.Invalid, "token URL is not a valid URL")
@@ -290,7 +301,7 @@ func sendError(err error) error {
 // parseResponse reads a token response the way real providers send them:
 // JSON, or form-encoded (RFC 6749 says JSON; GitHub's old API and others
 // send a form), with errors in a 4xx or in a 200 (RFC 6749 §5.2).
-func parseResponse(cfg *Config, resp *http.Response, body []byte, refresh bool) (Token, error) {
+func parseResponse(cfg *oauthconfig.Config, resp *http.Response, body []byte, refresh bool) (Token, error) {
 	status := resp.StatusCode
 	re := &RetrieveError{Status: status}
 	if status >= 300 && status < 400 {
@@ -401,9 +412,9 @@ func decodeBody(contentType string, body []byte) (any, error) {
 // that is missing (from an exchange, when it is required) or not text,
 // are Problems of the token; a mapping missing from a refresh (refresh
 // set) keeps the stored value.
-func Extract(cfg *Config, doc any, refresh bool) (Token, error) {
+func Extract(cfg *oauthconfig.Config, doc any, refresh bool) (Token, error) {
 	re := &RetrieveError{Status: http.StatusOK}
-	access, ok, err := lookupString(cfg.AccessTokenPath, doc)
+	access, ok, err := LookupString(cfg.AccessTokenPath, doc)
 	if err != nil || !ok || access == "" {
 		return Token{}, upstream(re, "the token response has no access token at %s", cfg.AccessTokenPath)
 	}
@@ -411,7 +422,7 @@ func Extract(cfg *Config, doc any, refresh bool) (Token, error) {
 	problem := func(format string, args ...any) {
 		tok.Problems = append(tok.Problems, fmt.Sprintf(format, args...))
 	}
-	if tok.RefreshToken, _, err = lookupString(cfg.RefreshTokenPath, doc); err != nil {
+	if tok.RefreshToken, _, err = LookupString(cfg.RefreshTokenPath, doc); err != nil {
 		problem("refresh token at %s: %v; the stored one is kept", cfg.RefreshTokenPath, err)
 	}
 	if v, ok, err := lookup(cfg.ExpiresInPath, doc); err != nil {
@@ -425,7 +436,7 @@ func Extract(cfg *Config, doc any, refresh bool) (Token, error) {
 		}
 	}
 	for i, m := range cfg.Mappings {
-		v, ok, err := lookupString(m.Path, doc)
+		v, ok, err := LookupString(m.Path, doc)
 		switch {
 		case err != nil:
 			problem("mappings[%d]: %v", i, err)
@@ -440,7 +451,7 @@ func Extract(cfg *Config, doc any, refresh bool) (Token, error) {
 
 // lookup evaluates path on doc; ok is false when nothing is there.
 func lookup(path string, doc any) (any, bool, error) {
-	eval, err := compilePath(path)
+	eval, err := oauthconfig.CompilePath(path)
 	if err != nil {
 		return nil, false, err
 	}
@@ -458,9 +469,9 @@ func lookup(path string, doc any) (any, bool, error) {
 	return v, v != nil, nil
 }
 
-// lookupString is lookup for values stored as text: strings, numbers and
+// LookupString is lookup for values stored as text: strings, numbers and
 // booleans; an object or array is an error.
-func lookupString(path string, doc any) (string, bool, error) {
+func LookupString(path string, doc any) (string, bool, error) {
 	v, ok, err := lookup(path, doc)
 	if err != nil || !ok {
 		return "", ok, err
@@ -477,12 +488,12 @@ func lookupString(path string, doc any) (string, bool, error) {
 // ExtractCode applies the config's auth code path to a callback's query
 // parameters, seen as a JSON object of strings (RFC 6749 §4.1.2). A missing
 // code is an errs.Upstream error naming the path.
-func ExtractCode(cfg *Config, query url.Values) (string, error) {
+func ExtractCode(cfg *oauthconfig.Config, query url.Values) (string, error) {
 	doc := make(map[string]any, len(query))
 	for k := range query {
 		doc[k] = query.Get(k)
 	}
-	code, ok, err := lookupString(cfg.AuthCodePath, doc)
+	code, ok, err := LookupString(cfg.AuthCodePath, doc)
 	if err != nil || !ok || code == "" {
 		return "", errs.New(errs.Upstream, "the provider's redirect has no authorization code at %s", cfg.AuthCodePath)
 	}

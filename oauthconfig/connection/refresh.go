@@ -1,4 +1,4 @@
-package oauthconfig
+package connection
 
 import (
 	"context"
@@ -18,6 +18,8 @@ import (
 
 	"github.com/latchkey/latchkey/internal/database"
 	"github.com/latchkey/latchkey/internal/errs"
+	"github.com/latchkey/latchkey/oauthconfig"
+	"github.com/latchkey/latchkey/oauthconfig/token"
 	"github.com/latchkey/latchkey/settings"
 )
 
@@ -38,7 +40,7 @@ type Refresher struct {
 	db          *gorm.DB
 	settings    *settings.Store
 	conns       *Connections
-	tokens      *TokenClient
+	tokens      *token.Client
 	links       Linker
 	redirectURI string
 	log         *slog.Logger
@@ -71,7 +73,7 @@ type Refresher struct {
 }
 
 // NewRefresher returns a Refresher. links may be nil until SetLinker.
-func NewRefresher(db *gorm.DB, s *settings.Store, conns *Connections, tokens *TokenClient, redirectURI string, log *slog.Logger) *Refresher {
+func NewRefresher(db *gorm.DB, s *settings.Store, conns *Connections, tokens *token.Client, redirectURI string, log *slog.Logger) *Refresher {
 	return &Refresher{
 		db: db, settings: s, conns: conns, tokens: tokens, redirectURI: redirectURI, log: log,
 		now:      func() time.Time { return time.Now().UTC() },
@@ -85,6 +87,9 @@ func NewRefresher(db *gorm.DB, s *settings.Store, conns *Connections, tokens *To
 	}
 }
 
+// Connections is the store the Refresher reads and writes connections in.
+func (rf *Refresher) Connections() *Connections { return rf.conns }
+
 // SetLinker sets where authorize links for reauthorization errors come from.
 func (rf *Refresher) SetLinker(l Linker) { rf.links = l }
 
@@ -95,12 +100,12 @@ func (rf *Refresher) SetLinker(l Linker) { rf.links = l }
 // Errors are *errs.Error: Reauthorize (with an authorize link) when the end
 // user must connect (again); Timeout or Upstream when a needed renewal
 // failed at the provider; Invalid when a request cannot be rendered.
-func (rf *Refresher) Fresh(ctx context.Context, inst settings.Installation, userID string, cfg *Config) (settings.Resolved, error) {
+func (rf *Refresher) Fresh(ctx context.Context, inst settings.Installation, userID string, cfg *oauthconfig.Config) (settings.Resolved, error) {
 	r, conn, err := rf.read(ctx, nil, inst, userID, cfg)
 	if err != nil {
 		return settings.Resolved{}, err
 	}
-	if cfg.GrantType == AuthorizationCode && conn.Status == ReauthorizationRequired {
+	if cfg.GrantType == oauthconfig.AuthorizationCode && conn.Status == ReauthorizationRequired {
 		return settings.Resolved{}, rf.reauthorize(ctx, inst, userID, cfg, conn.LastError)
 	}
 	if !rf.due(cfg, r, conn) {
@@ -113,7 +118,7 @@ func (rf *Refresher) Fresh(ctx context.Context, inst settings.Installation, user
 // (another caller renewed it meanwhile), and returns the settings with the
 // new token. refused says the API refused stale; without it, a renewal that
 // fails transiently answers the old token while it has not expired.
-func (rf *Refresher) Renew(ctx context.Context, inst settings.Installation, userID string, cfg *Config, stale string, refused bool) (settings.Resolved, error) {
+func (rf *Refresher) Renew(ctx context.Context, inst settings.Installation, userID string, cfg *oauthconfig.Config, stale string, refused bool) (settings.Resolved, error) {
 	// Fresh enough: another caller or replica renewed it while we waited.
 	renewed := func(r settings.Resolved, conn Connection) bool {
 		current := r.Values[cfg.AccessTokenSetting]
@@ -126,7 +131,7 @@ func (rf *Refresher) Renew(ctx context.Context, inst settings.Installation, user
 // that a provider that revokes unused refresh tokens does not revoke it. A
 // connection renewed meanwhile (by a call, or by another replica's
 // keep-alive) is left alone.
-func (rf *Refresher) KeepAlive(ctx context.Context, inst settings.Installation, userID string, cfg *Config, cutoff time.Time) error {
+func (rf *Refresher) KeepAlive(ctx context.Context, inst settings.Installation, userID string, cfg *oauthconfig.Config, cutoff time.Time) error {
 	recent := func(_ settings.Resolved, conn Connection) bool {
 		return conn.Status != Connected || conn.IssuedAt == nil || conn.IssuedAt.After(cutoff)
 	}
@@ -136,7 +141,7 @@ func (rf *Refresher) KeepAlive(ctx context.Context, inst settings.Installation, 
 
 // renew runs one renewal per user and config at a time in this process,
 // unless fresh says the stored token needs none.
-func (rf *Refresher) renew(ctx context.Context, inst settings.Installation, userID string, cfg *Config, fresh func(settings.Resolved, Connection) bool, refused bool) (settings.Resolved, error) {
+func (rf *Refresher) renew(ctx context.Context, inst settings.Installation, userID string, cfg *oauthconfig.Config, fresh func(settings.Resolved, Connection) bool, refused bool) (settings.Resolved, error) {
 	key := connKey(inst, userID, cfg)
 	ch := rf.group.DoChan(key, func() (any, error) {
 		// Shared by every waiter: one caller going away must not fail
@@ -156,11 +161,11 @@ func (rf *Refresher) renew(ctx context.Context, inst settings.Installation, user
 }
 
 // connKey names a connection, for single-flight, locks and kept tokens.
-func connKey(inst settings.Installation, userID string, cfg *Config) string {
+func connKey(inst settings.Installation, userID string, cfg *oauthconfig.Config) string {
 	return inst.ID + "\x00" + cfg.Owner(userID) + "\x00" + cfg.ID
 }
 
-func (rf *Refresher) renewLocked(ctx context.Context, key string, inst settings.Installation, userID string, cfg *Config, fresh func(settings.Resolved, Connection) bool, refused bool) (settings.Resolved, error) {
+func (rf *Refresher) renewLocked(ctx context.Context, key string, inst settings.Installation, userID string, cfg *oauthconfig.Config, fresh func(settings.Resolved, Connection) bool, refused bool) (settings.Resolved, error) {
 	var out settings.Resolved
 	var failure error // kept out of the transaction's error so that Fail is committed
 	var kept bool     // the answer is kept in memory: the database did not take it
@@ -169,7 +174,7 @@ func (rf *Refresher) renewLocked(ctx context.Context, key string, inst settings.
 		if err != nil {
 			return err
 		}
-		if cfg.GrantType == AuthorizationCode && conn.Status == ReauthorizationRequired {
+		if cfg.GrantType == oauthconfig.AuthorizationCode && conn.Status == ReauthorizationRequired {
 			failure = rf.reauthorize(ctx, inst, userID, cfg, conn.LastError)
 			return nil
 		}
@@ -219,7 +224,7 @@ func (rf *Refresher) renewLocked(ctx context.Context, key string, inst settings.
 				return err
 			}
 			if later := problems[len(tok.Problems):]; len(later) > 0 {
-				rf.tokens.annotate(ctx, entryID, later) // the entry has tok.Problems already
+				rf.tokens.Annotate(ctx, entryID, later) // the entry has tok.Problems already
 			}
 			out, _, err = rf.read(ctx, db, inst, userID, cfg)
 			return err
@@ -250,8 +255,8 @@ func (rf *Refresher) renewLocked(ctx context.Context, key string, inst settings.
 //
 // Unless the grant ended, the old access token is still used while it has
 // not expired.
-func (rf *Refresher) failed(ctx context.Context, db *gorm.DB, inst settings.Installation, userID string, cfg *Config, r settings.Resolved, conn Connection, leftover *time.Time, refused bool, cause error) (settings.Resolved, error) {
-	var re *RetrieveError
+func (rf *Refresher) failed(ctx context.Context, db *gorm.DB, inst settings.Installation, userID string, cfg *oauthconfig.Config, r settings.Resolved, conn Connection, leftover *time.Time, refused bool, cause error) (settings.Resolved, error) {
+	var re *token.RetrieveError
 	errors.As(cause, &re)
 	conns := rf.conns.WithTx(db)
 	reason := errs.MessageOf(cause) // the shown part only: the cause may name a URL
@@ -304,7 +309,7 @@ func (rf *Refresher) failed(ctx context.Context, db *gorm.DB, inst settings.Inst
 			leftover.UTC().Format(time.RFC3339), reason)
 		log.Error("LOST TOKEN: a refresh's answer was never stored; the user must connect again", "user_id", cfg.Owner(userID))
 	}
-	if cfg.GrantType != AuthorizationCode && cfg.GrantType != RefreshToken {
+	if cfg.GrantType != oauthconfig.AuthorizationCode && cfg.GrantType != oauthconfig.RefreshToken {
 		rule = EndGrantRefused
 	}
 	if err := conns.Fail(ctx, inst, userID, cfg, reason, rule, true); err != nil {
@@ -317,7 +322,7 @@ func (rf *Refresher) failed(ctx context.Context, db *gorm.DB, inst settings.Inst
 // meanwhile answers a renewal that failed without ending the grant: the
 // current token while it has not expired (unless the API just refused it),
 // else the failure.
-func (rf *Refresher) meanwhile(cfg *Config, r settings.Resolved, conn Connection, refused bool, failure error) (settings.Resolved, error) {
+func (rf *Refresher) meanwhile(cfg *oauthconfig.Config, r settings.Resolved, conn Connection, refused bool, failure error) (settings.Resolved, error) {
 	if !refused && r.Values[cfg.AccessTokenSetting] != "" && conn.ExpiresAt != nil && rf.now().Before(*conn.ExpiresAt) {
 		return r, nil
 	}
@@ -327,17 +332,17 @@ func (rf *Refresher) meanwhile(cfg *Config, r settings.Resolved, conn Connection
 // clientRefused reports a refusal of the installation's client credentials
 // (RFC 6749 §5.2 invalid_client, unauthorized_client). A grant without a
 // user has no user's grant to lose, so any refusal of it is one too.
-func clientRefused(cfg *Config, re *RetrieveError) bool {
+func clientRefused(cfg *oauthconfig.Config, re *token.RetrieveError) bool {
 	switch re.ErrorCode {
 	case "invalid_client", "unauthorized_client":
 		return true
 	}
-	return cfg.GrantType == ClientCredentials && re.ErrorCode != "" && re.Status < 500
+	return cfg.GrantType == oauthconfig.ClientCredentials && re.ErrorCode != "" && re.Status < 500
 }
 
 // grantGone returns the rule by which a refusal says the user's grant is
 // gone, or "".
-func grantGone(cfg *Config, re *RetrieveError) string {
+func grantGone(cfg *oauthconfig.Config, re *token.RetrieveError) string {
 	if re.ErrorCode == "invalid_grant" {
 		return EndInvalidGrant
 	}
@@ -346,8 +351,8 @@ func grantGone(cfg *Config, re *RetrieveError) string {
 			return EndGoneError
 		}
 	}
-	if cfg.GrantGoneBodyPath != "" && re.body != nil {
-		v, ok, err := lookupString(cfg.GrantGoneBodyPath, re.body)
+	if cfg.GrantGoneBodyPath != "" && re.Body() != nil {
+		v, ok, err := token.LookupString(cfg.GrantGoneBodyPath, re.Body())
 		if err == nil && ok && (cfg.GrantGoneBodyValue == "" || v == cfg.GrantGoneBodyValue) {
 			return EndGoneBody
 		}
@@ -358,8 +363,8 @@ func grantGone(cfg *Config, re *RetrieveError) string {
 // configurationError is the error calls get while the provider refuses an
 // installation's client credentials: it names the organization settings
 // the token request uses, which are the ones to fix.
-func (rf *Refresher) configurationError(cfg *Config, r settings.Resolved, reason string) error {
-	names := cfg.organizationSettingsUsed(r)
+func (rf *Refresher) configurationError(cfg *oauthconfig.Config, r settings.Resolved, reason string) error {
+	names := cfg.OrganizationSettingsUsed(r)
 	fix := "its organization settings"
 	if len(names) > 0 {
 		fix = "organization settings " + strings.Join(names, ", ")
@@ -381,19 +386,19 @@ func permanent(code string) bool {
 // refresh token, otherwise a new token request for grants that need no end
 // user. Transient failures are retried with jittered exponential backoff,
 // honouring a short Retry-After.
-func (rf *Refresher) request(ctx context.Context, inst settings.Installation, userID string, cfg *Config, r settings.Resolved) (tok Token, entryID string, err error) {
+func (rf *Refresher) request(ctx context.Context, inst settings.Installation, userID string, cfg *oauthconfig.Config, r settings.Resolved) (tok token.Token, entryID string, err error) {
 	refreshToken := r.Values[cfg.RefreshTokenSetting]
-	useRefresh := cfg.RefreshTokenSetting != "" && refreshToken != "" && cfg.GrantType != ClientCredentials
-	vars := FlowValues(cfg, r.Values, r.Secret, rf.redirectURI, map[string]string{"refresh_token": refreshToken})
-	meta := LogMeta{InstallationID: inst.ID, UserID: cfg.Owner(userID), Recorded: func(id string) { entryID = id }}
+	useRefresh := cfg.RefreshTokenSetting != "" && refreshToken != "" && cfg.GrantType != oauthconfig.ClientCredentials
+	vars := token.FlowValues(cfg, r.Values, r.Secret, rf.redirectURI, map[string]string{"refresh_token": refreshToken})
+	meta := token.LogMeta{InstallationID: inst.ID, UserID: cfg.Owner(userID), Recorded: func(id string) { entryID = id }}
 	for attempt := 1; ; attempt++ {
 		if useRefresh {
 			tok, err = rf.tokens.Refresh(ctx, cfg, vars, meta)
 		} else {
 			tok, err = rf.tokens.Exchange(ctx, cfg, vars, meta)
 		}
-		var re *RetrieveError
-		if err != nil && useRefresh && cfg.GrantType == Password && errors.As(err, &re) && permanent(re.ErrorCode) {
+		var re *token.RetrieveError
+		if err != nil && useRefresh && cfg.GrantType == oauthconfig.Password && errors.As(err, &re) && permanent(re.ErrorCode) {
 			// The refresh token is spent, but the password grant can
 			// start over without the user.
 			useRefresh = false
@@ -420,7 +425,7 @@ func (rf *Refresher) request(ctx context.Context, inst settings.Installation, us
 
 // due reports whether the access token must be renewed before a call: it
 // is missing, or expires within the margin.
-func (rf *Refresher) due(cfg *Config, r settings.Resolved, conn Connection) bool {
+func (rf *Refresher) due(cfg *oauthconfig.Config, r settings.Resolved, conn Connection) bool {
 	if r.Values[cfg.AccessTokenSetting] == "" {
 		return true
 	}
@@ -433,7 +438,7 @@ func (rf *Refresher) due(cfg *Config, r settings.Resolved, conn Connection) bool
 // margin is how long before expiry a token is renewed: the config's, or
 // the smaller of 5 minutes and 10% of the token's lifetime, so that a
 // 10-minute token is not renewed every call.
-func margin(cfg *Config, conn Connection) time.Duration {
+func margin(cfg *oauthconfig.Config, conn Connection) time.Duration {
 	if cfg.RefreshMargin > 0 {
 		return time.Duration(cfg.RefreshMargin) * time.Second
 	}
@@ -448,16 +453,16 @@ func margin(cfg *Config, conn Connection) time.Duration {
 
 // canRenew reports whether a new access token can be had without the end
 // user: with a refresh token, or by a grant that needs no user.
-func canRenew(cfg *Config, r settings.Resolved) bool {
+func canRenew(cfg *oauthconfig.Config, r settings.Resolved) bool {
 	switch cfg.GrantType {
-	case ClientCredentials, Password:
+	case oauthconfig.ClientCredentials, oauthconfig.Password:
 		return true
 	}
 	return cfg.RefreshTokenSetting != "" && r.Values[cfg.RefreshTokenSetting] != ""
 }
 
-func (rf *Refresher) cannotRenew(ctx context.Context, inst settings.Installation, userID string, cfg *Config) error {
-	if cfg.GrantType == RefreshToken {
+func (rf *Refresher) cannotRenew(ctx context.Context, inst settings.Installation, userID string, cfg *oauthconfig.Config) error {
+	if cfg.GrantType == oauthconfig.RefreshToken {
 		return errs.New(errs.Invalid, "setting %q has no refresh token to get an access token with", cfg.RefreshTokenSetting)
 	}
 	return rf.reauthorize(ctx, inst, userID, cfg, "")
@@ -465,10 +470,10 @@ func (rf *Refresher) cannotRenew(ctx context.Context, inst settings.Installation
 
 // reauthorize is the error that asks the end user to connect (again),
 // with a fresh authorize link where the grant has one.
-func (rf *Refresher) reauthorize(ctx context.Context, inst settings.Installation, userID string, cfg *Config, reason string) error {
+func (rf *Refresher) reauthorize(ctx context.Context, inst settings.Installation, userID string, cfg *oauthconfig.Config, reason string) error {
 	var e *errs.Error
 	switch {
-	case cfg.GrantType != AuthorizationCode:
+	case cfg.GrantType != oauthconfig.AuthorizationCode:
 		e = errs.New(errs.Reauthorize, "the provider refused this installation's credentials for OAuth config %q; fix its settings and try again", cfg.Name)
 	case reason == "":
 		e = errs.New(errs.Reauthorize, "user %q has not connected OAuth config %q", userID, cfg.Name)
@@ -478,7 +483,7 @@ func (rf *Refresher) reauthorize(ctx context.Context, inst settings.Installation
 	if reason != "" {
 		e.Message += ": " + reason
 	}
-	if cfg.GrantType == AuthorizationCode && rf.links != nil && userID != "" {
+	if cfg.GrantType == oauthconfig.AuthorizationCode && rf.links != nil && userID != "" {
 		link, err := rf.links.AuthorizeURL(ctx, inst.ID, cfg.ID, userID)
 		if err != nil {
 			return err
@@ -493,7 +498,7 @@ func (rf *Refresher) reauthorize(ctx context.Context, inst settings.Installation
 // lock), which re-reads what another worker may have stored.
 // Tokens kept in memory (see keep) are newer than the stored ones and
 // overlay them.
-func (rf *Refresher) read(ctx context.Context, db *gorm.DB, inst settings.Installation, userID string, cfg *Config) (settings.Resolved, Connection, error) {
+func (rf *Refresher) read(ctx context.Context, db *gorm.DB, inst settings.Installation, userID string, cfg *oauthconfig.Config) (settings.Resolved, Connection, error) {
 	s, conns := rf.settings, rf.conns // cached: the hot path
 	if db != nil {
 		s, conns = s.WithTx(db), conns.WithTx(db) // the database itself, under the lock
@@ -557,6 +562,7 @@ func (rf *Refresher) withLock(ctx context.Context, key string, fn func(db *gorm.
 // renewals use the database at a time (none while waiting for a provider),
 // so that ordinary requests still find free pooled connections.
 func (rf *Refresher) busy() { rf.slots <- struct{}{} }
+
 func (rf *Refresher) idle() { <-rf.slots }
 
 // release gives a lease back, trying again in the background while the

@@ -1,4 +1,7 @@
-package oauthconfig
+// Package call calls an app's APIs with a connection's tokens: the proxy,
+// the rendered headers, and the routes that get a token now, exchange a
+// pasted code or check a connection.
+package call
 
 import (
 	"bytes"
@@ -20,6 +23,9 @@ import (
 	"github.com/latchkey/latchkey/internal/httpapi"
 	"github.com/latchkey/latchkey/internal/outbound"
 	"github.com/latchkey/latchkey/internal/template"
+	"github.com/latchkey/latchkey/oauthconfig"
+	"github.com/latchkey/latchkey/oauthconfig/connection"
+	"github.com/latchkey/latchkey/oauthconfig/token"
 	"github.com/latchkey/latchkey/settings"
 )
 
@@ -45,15 +51,15 @@ var _ apiFinder = (*app.Store)(nil)
 type Caller struct {
 	apps      apiFinder
 	settings  *settings.Store
-	configs   *Store
-	refresher *Refresher
-	connector *Connector
+	configs   *oauthconfig.Store
+	refresher *connection.Refresher
+	connector *connection.Connector
 	http      *outbound.Client
 }
 
 // NewCaller returns a Caller that sends through c, an outbound client that
 // does not follow redirects: credentials must never reach another host.
-func NewCaller(apps apiFinder, s *settings.Store, configs *Store, r *Refresher, cn *Connector, c *outbound.Client) *Caller {
+func NewCaller(apps apiFinder, s *settings.Store, configs *oauthconfig.Store, r *connection.Refresher, cn *connection.Connector, c *outbound.Client) *Caller {
 	return &Caller{apps: apps, settings: s, configs: configs, refresher: r, connector: cn, http: c}
 }
 
@@ -73,7 +79,7 @@ func (h *Caller) Register(g *echo.Group) {
 type call struct {
 	inst   settings.Installation
 	api    app.API
-	cfg    *Config // nil for an API without an OAuth config
+	cfg    *oauthconfig.Config // nil for an API without an OAuth config
 	userID string
 	values settings.Resolved
 }
@@ -85,7 +91,7 @@ func (h *Caller) prepare(c echo.Context) (*call, error) {
 	if err != nil {
 		return nil, err
 	}
-	inst, a, err := callersInstallation(c, h.settings, h.apps, id)
+	inst, a, err := oauthconfig.CallersInstallation(c, h.settings, h.apps, id)
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +140,7 @@ type rendered struct {
 
 func render(api *app.API, values map[string]string) (rendered, error) {
 	fill := func(field, src string, ctx template.Context) (string, error) {
-		return renderField("API field "+field, "API field "+field, src, ctx, Vars{Values: values}, false)
+		return token.RenderField("API field "+field, "API field "+field, src, ctx, token.Vars{Values: values}, false)
 	}
 	var r rendered
 	base, err := fill("base_url", api.BaseURL, template.URL)
@@ -238,7 +244,7 @@ func (h *Caller) proxy(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	inst, a, err := callersInstallation(c, h.settings, h.apps, id)
+	inst, a, err := oauthconfig.CallersInstallation(c, h.settings, h.apps, id)
 	if err != nil {
 		return err
 	}
@@ -253,7 +259,7 @@ func (h *Caller) proxy(c echo.Context) error {
 	if len(body) > MaxProxyBody {
 		return errs.New(errs.TooLarge, "request body is larger than %d bytes", MaxProxyBody)
 	}
-	resp, err := h.Call(req.Context(), inst, a, ref, c.Param("user"), CallRequest{
+	resp, err := h.Call(req.Context(), inst, a, ref, c.Param("user"), Request{
 		Method: req.Method, Path: proxyPath(c), RawQuery: req.URL.RawQuery, Header: req.Header, Body: body,
 	})
 	if err != nil {
@@ -263,8 +269,8 @@ func (h *Caller) proxy(c echo.Context) error {
 	return stream(c, resp)
 }
 
-// CallRequest is what a caller sends to an API through Latchkey.
-type CallRequest struct {
+// Request is what a caller sends to an API through Latchkey.
+type Request struct {
 	Method   string
 	Path     string // escaped, under the API's base URL, without a leading slash
 	RawQuery string
@@ -280,7 +286,7 @@ type CallRequest struct {
 // NotFound for an unknown API, NotAllowed for a method the API does not
 // allow, Invalid for a path that leaves the base URL, and those of
 // Refresher.Fresh and of sending (Upstream, Timeout).
-func (h *Caller) Call(ctx context.Context, inst settings.Installation, a app.App, ref, userID string, r CallRequest) (*http.Response, error) {
+func (h *Caller) Call(ctx context.Context, inst settings.Installation, a app.App, ref, userID string, r Request) (*http.Response, error) {
 	cl, err := h.prepareCall(ctx, inst, a, ref, userID)
 	if err != nil {
 		return nil, err
@@ -312,7 +318,7 @@ func (h *Caller) Call(ctx context.Context, inst settings.Installation, a app.App
 }
 
 // send renders the API for the call's values and sends the request.
-func (h *Caller) send(ctx context.Context, cl *call, r CallRequest) (*http.Response, error) {
+func (h *Caller) send(ctx context.Context, cl *call, r Request) (*http.Response, error) {
 	rd, err := render(&cl.api, cl.values.Values)
 	if err != nil {
 		return nil, err
@@ -371,7 +377,7 @@ func callError(api string, err error) error {
 // tokenExpired reports whether resp says the token expired: one of the
 // config's statuses, or its body condition. A body read for the check is
 // put back, so the response can still be streamed.
-func tokenExpired(cfg *Config, resp *http.Response) (*http.Response, bool, error) {
+func tokenExpired(cfg *oauthconfig.Config, resp *http.Response) (*http.Response, bool, error) {
 	for _, s := range cfg.ExpiredStatuses {
 		if resp.StatusCode == s {
 			return resp, true, nil
@@ -396,7 +402,7 @@ func tokenExpired(cfg *Config, resp *http.Response) (*http.Response, bool, error
 	if json.Unmarshal(head, &doc) != nil {
 		return resp, false, nil
 	}
-	eval, err := compilePath(cfg.ExpiredBodyPath)
+	eval, err := oauthconfig.CompilePath(cfg.ExpiredBodyPath)
 	if err != nil {
 		return resp, false, nil
 	}
@@ -491,7 +497,7 @@ func (h *Caller) headers(c echo.Context) error {
 		out.Headers[name] = r.header.Get(name)
 	}
 	if cl.cfg != nil {
-		if conn, err := h.refresher.conns.Get(c.Request().Context(), cl.inst.ID, cl.cfg.Owner(cl.userID), cl.cfg.ID); err == nil {
+		if conn, err := h.refresher.Connections().Get(c.Request().Context(), cl.inst.ID, cl.cfg.Owner(cl.userID), cl.cfg.ID); err == nil {
 			out.ExpiresAt = conn.ExpiresAt
 		}
 	}
@@ -504,8 +510,8 @@ type fetchRequest struct {
 }
 
 type fetchResponse struct {
-	Connection connectionResponse `json:"connection"`
-	Extracted  map[string]string  `json:"extracted"` // setting -> masked value
+	Connection connection.Response `json:"connection"`
+	Extracted  map[string]string   `json:"extracted"` // setting -> masked value
 }
 
 // fetchToken gets a new token now (see FetchToken).
@@ -522,7 +528,7 @@ func (h *Caller) fetchToken(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, fetchResponse{Connection: toConnectionResponse(conn), Extracted: extracted})
+	return c.JSON(http.StatusOK, fetchResponse{Connection: connection.NewResponse(conn), Extracted: extracted})
 }
 
 // FetchToken gets a new token now for a config whose grant needs no end
@@ -531,50 +537,19 @@ func (h *Caller) fetchToken(c echo.Context) error {
 // before publishing the app. Errors are *errs.Error: Invalid for an
 // authorization_code config or a user id that does not fit the config's
 // token level, and those of Refresher.Renew.
-func (h *Caller) FetchToken(ctx context.Context, inst settings.Installation, cfg *Config, userID string) (Connection, map[string]string, error) {
-	if cfg.GrantType == AuthorizationCode {
-		return Connection{}, nil, errs.New(errs.Invalid, "OAuth config %q uses the authorization_code grant, which needs the end user: create an authorize link, or submit a pasted code", cfg.Name)
+func (h *Caller) FetchToken(ctx context.Context, inst settings.Installation, cfg *oauthconfig.Config, userID string) (connection.Connection, map[string]string, error) {
+	if cfg.GrantType == oauthconfig.AuthorizationCode {
+		return connection.Connection{}, nil, errs.New(errs.Invalid, "OAuth config %q uses the authorization_code grant, which needs the end user: create an authorize link, or submit a pasted code", cfg.Name)
 	}
-	if err := checkOwner(cfg, userID); err != nil {
-		return Connection{}, nil, err
+	if err := oauthconfig.CheckOwner(cfg, userID); err != nil {
+		return connection.Connection{}, nil, err
 	}
 	current, err := h.settings.Resolve(ctx, inst, userID)
 	if err != nil {
-		return Connection{}, nil, err
+		return connection.Connection{}, nil, err
 	}
 	if _, err := h.refresher.Renew(ctx, inst, userID, cfg, current.Values[cfg.AccessTokenSetting], true); err != nil {
-		return Connection{}, nil, err
+		return connection.Connection{}, nil, err
 	}
 	return h.report(ctx, inst, userID, cfg)
-}
-
-// APIReferences tells app.APIHandler what an app's API templates may use
-// and which OAuth configs exist.
-type APIReferences struct {
-	Settings *settings.Store
-	Configs  *Store
-}
-
-var _ app.References = APIReferences{}
-
-// Variables returns the app's setting keys.
-func (r APIReferences) Variables(ctx context.Context, appID string) (map[string]bool, error) {
-	defs, err := r.Settings.Definitions(ctx, appID, "")
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]bool, len(defs))
-	for _, d := range defs {
-		out[d.Key] = true
-	}
-	return out, nil
-}
-
-// HasConfig reports whether the app has the config.
-func (r APIReferences) HasConfig(ctx context.Context, appID, configID string) (bool, error) {
-	_, err := r.Configs.Find(ctx, appID, configID)
-	if errs.Is(err, errs.NotFound) {
-		return false, nil
-	}
-	return err == nil, err
 }

@@ -1,4 +1,4 @@
-package oauthconfig
+package token
 
 import (
 	"encoding/base64"
@@ -9,11 +9,12 @@ import (
 	"testing"
 
 	"github.com/latchkey/latchkey/internal/redact"
+	"github.com/latchkey/latchkey/oauthconfig"
 )
 
-func testConfig() *Config {
-	c := &Config{Mappings: []Mapping{{Path: "$.user.id", Setting: "uid"}}}
-	c.applyDefaults()
+func testConfig() *oauthconfig.Config {
+	c := &oauthconfig.Config{Mappings: []oauthconfig.Mapping{{Path: "$.user.id", Setting: "uid"}}}
+	c.ApplyDefaults()
 	return c
 }
 
@@ -58,12 +59,12 @@ func TestParseResponse(t *testing.T) {
 // else is wrong with its answer is a problem to report, never an error
 // that would drop the token.
 func TestExtractKeepsTokens(t *testing.T) {
-	cfg := &Config{Mappings: []Mapping{
+	cfg := &oauthconfig.Config{Mappings: []oauthconfig.Mapping{
 		{Path: "$.instance_url", Setting: "instance_url", Required: true},
 		{Path: "$.team.id", Setting: "team"},
 		{Path: "$.obj", Setting: "obj"},
 	}}
-	cfg.applyDefaults()
+	cfg.ApplyDefaults()
 	doc := map[string]any{"access_token": "at", "refresh_token": "rt", "expires_in": "soon", "obj": map[string]any{}}
 	for _, tt := range []struct {
 		refresh      bool
