@@ -442,7 +442,7 @@ func (c *Config) Validate(defs []settings.Definition) error {
 		if m.Required {
 			fs.Add(fmt.Sprintf("identity_mappings[%d].required", i), "identity mappings are always required; leave it out")
 		}
-		checkPath(&fs, fmt.Sprintf("identity_mappings[%d].path", i), m.Path)
+		checkIdentityPath(&fs, fmt.Sprintf("identity_mappings[%d].path", i), m.Path, known)
 		checkTokenSetting(&fs, fmt.Sprintf("identity_mappings[%d].setting", i), m.Setting, levels, fixed, c.TokenLevel, true)
 	}
 	if len(c.GrantGoneErrors) > 10 {
@@ -618,6 +618,28 @@ func checkTemplate(fs *errs.Fields, field, src string, ctx template.Context, kno
 	} else if err != nil {
 		fs.Add(field, "%v", err)
 	}
+}
+
+var placeholderTag = regexp.MustCompile(`<<[^>]*>>`)
+
+// checkIdentityPath checks an identity mapping's JSONPath, which may name
+// settings inside double-quoted string literals to pick the list entry of
+// this installation: $[?(@.url == "<<site_url>>")].id. Each placeholder
+// must sit alone in such a literal, where its value (escaped when the path
+// is rendered) can only be compared.
+func checkIdentityPath(fs *errs.Fields, field, path string, known func(string) bool) {
+	if !strings.Contains(path, "<<") {
+		checkPath(fs, field, path)
+		return
+	}
+	for _, loc := range placeholderTag.FindAllStringIndex(path, -1) {
+		if loc[0] == 0 || path[loc[0]-1] != '"' || loc[1] >= len(path) || path[loc[1]] != '"' {
+			fs.AddAt(field, loc[0], "a placeholder in a JSONPath must be the whole of a double-quoted string, as in \"<<site_url>>\"")
+			return
+		}
+	}
+	checkTemplate(fs, field, path, template.Text, known)
+	checkPath(fs, field, placeholderTag.ReplaceAllString(path, "x"))
 }
 
 func checkPath(fs *errs.Fields, field, path string) {

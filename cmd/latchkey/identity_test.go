@@ -223,3 +223,30 @@ func TestCheckSaysWhyTheIdentityRequestFailed(t *testing.T) {
 		t.Errorf("connection after a failed check: %v", c)
 	}
 }
+
+// TestIdentityArray: an identity answer that is a list (Atlassian's
+// accessible-resources) is read, and a path that names a setting picks the
+// installation's own entry.
+func TestIdentityArray(t *testing.T) {
+	e := newEnv(t)
+	tokens := oauthtest.NewFaultProvider(t)
+	identity := oauthtest.NewFaultProvider(t)
+	f := newFlowApp(t, e, map[string]any{"link_url": tokens.URL() + "/authorize", "token_url": tokens.URL() + "/token"})
+	e.must(201, "POST", "/v1/apps/acme/settings", e.key, map[string]any{"key": "site_url", "type": "url"})
+	e.must(201, "POST", "/v1/apps/acme/settings", e.key, map[string]any{"key": "cloud_id", "level": "user"})
+	path := "/v1/apps/acme/oauth-configs/" + f.configID
+	// A placeholder outside a quoted string could change the path.
+	wantFields(t, e.must(422, "PATCH", path, e.key, map[string]any{"identity_url": identity.URL() + "/resources",
+		"identity_mappings": []map[string]string{{"path": `$[?(@.url == <<site_url>>)].id`, "setting": "cloud_id"}}}), "identity_mappings[0].path")
+	e.must(200, "PATCH", path, e.key, map[string]any{"identity_url": identity.URL() + "/resources",
+		"identity_headers":  map[string]string{"Authorization": "Bearer <<access_token>>"},
+		"identity_mappings": []map[string]string{{"path": `$[?(@.url == "<<site_url>>")].id`, "setting": "cloud_id"}, {"path": "$[0].id", "setting": "provider_user"}}})
+	e.must(200, "PATCH", "/v1/installations/"+f.instID+"/settings", e.key, map[string]any{"values": map[string]any{"site_url": `https://b.example.net`}})
+	identity.Then(oauthtest.Response{Body: `[{"id":"c1","url":"https://a.example.net"},{"id":"c2","url":"https://b.example.net"}]`})
+	if status, page := f.connectWith(t, tokens, "user-1", oauthtest.TokenJSON(map[string]any{"access_token": "at-1", "expires_in": 3600})); status != 200 {
+		t.Fatalf("connect: %d %s", status, page)
+	}
+	if v := f.resolve("user-1").Values; v["cloud_id"] != "c2" || v["provider_user"] != "c1" {
+		t.Errorf("cloud_id %q, provider_user %q; want c2 and c1", v["cloud_id"], v["provider_user"])
+	}
+}

@@ -3,9 +3,11 @@ package token
 import (
 	"context"
 	"errors"
+	"fmt"
 	"mime"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/latchkey/latchkey/internal/errs"
@@ -42,7 +44,7 @@ func (tc *Client) Identify(ctx context.Context, cfg *oauthconfig.Config, vars Va
 	}
 	start := tc.now()
 	r := newRedactor(vars, Token{}, req.Header)
-	status, header, body, out, err := tc.identify(cfg, req, r)
+	status, header, body, out, err := tc.identify(cfg, req, r, vars)
 	tc.observe(cfg, meta.Kind, err)
 	for setting, v := range out {
 		if vars.IsSecret(setting) {
@@ -62,7 +64,7 @@ func (tc *Client) Identify(ctx context.Context, cfg *oauthconfig.Config, vars Va
 	return out, err
 }
 
-func (tc *Client) identify(cfg *oauthconfig.Config, req *http.Request, r *redact.Redactor) (int, http.Header, []byte, map[string]string, error) {
+func (tc *Client) identify(cfg *oauthconfig.Config, req *http.Request, r *redact.Redactor, vars Vars) (int, http.Header, []byte, map[string]string, error) {
 	resp, err := tc.http.Do(req)
 	if err != nil {
 		var blocked *outbound.BlockedError
@@ -87,19 +89,54 @@ func (tc *Client) identify(cfg *oauthconfig.Config, req *http.Request, r *redact
 		return resp.StatusCode, resp.Header, body, nil, errs.New(errs.Upstream, "the identity request was answered %d%s", resp.StatusCode, excerpt(r, body))
 	}
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-	doc, err := decodeBody(mt, body)
+	doc, err := decodeAny(mt, body)
 	if err != nil {
 		return resp.StatusCode, resp.Header, body, nil, errs.New(errs.Upstream, "the identity response is not JSON: %v", err)
 	}
 	out := make(map[string]string, len(cfg.IdentityMappings))
 	for i, m := range cfg.IdentityMappings {
-		v, ok, err := LookupString(m.Path, doc)
+		path, err := pathFor(m.Path, vars)
+		if err != nil {
+			return resp.StatusCode, resp.Header, body, nil, errs.New(errs.Invalid, "identity_mappings[%d].path: %v", i, err)
+		}
+		v, ok, err := LookupString(path, doc)
 		if err != nil || !ok {
 			return resp.StatusCode, resp.Header, body, nil, errs.New(errs.Upstream, "identity_mappings[%d]: the identity response has no value at %s", i, m.Path)
 		}
 		out[m.Setting] = v
 	}
 	return resp.StatusCode, resp.Header, body, out, nil
+}
+
+// pathFor renders a mapping's JSONPath that names settings, as in
+// $[?(@.url == "<<site_url>>")].id, which picks the entry of a list that
+// belongs to the installation. Each value is escaped for the string
+// literal it sits in, so it can only ever be compared, never change the
+// path.
+func pathFor(path string, vars Vars) (string, error) {
+	if !strings.Contains(path, "<<") {
+		return path, nil
+	}
+	t, err := template.Cached(path, template.Text)
+	if err != nil {
+		return "", err
+	}
+	quoted := make(map[string]string, len(t.Vars()))
+	for _, name := range t.Vars() {
+		if v := vars.Values[name]; v != "" {
+			q := strconv.Quote(v)
+			quoted[name] = q[1 : len(q)-1]
+		}
+	}
+	out, err := t.Render(quoted)
+	if err != nil {
+		var missing *template.MissingError
+		if errors.As(err, &missing) {
+			return "", fmt.Errorf("<<%s>> has no value for this installation and user", missing.Name)
+		}
+		return "", err
+	}
+	return out, nil
 }
 
 // excerpt is the start of a provider's answer for an error message, with

@@ -372,6 +372,19 @@ func retryAfter(v string) time.Duration {
 // decodeBody returns the body as a JSON-like document: a JSON value, or a
 // map for a form-encoded body.
 func decodeBody(contentType string, body []byte) (any, error) {
+	doc, err := decodeAny(contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := doc.(map[string]any); !ok {
+		return nil, fmt.Errorf("the token response is JSON but not an object")
+	}
+	return doc, nil
+}
+
+// decodeAny is decodeBody for answers that may be any JSON value, such as
+// an identity answer that is a list (Atlassian's accessible-resources).
+func decodeAny(contentType string, body []byte) (any, error) {
 	mt, _, _ := mime.ParseMediaType(contentType)
 	switch mt {
 	case "application/x-www-form-urlencoded", "text/plain":
@@ -398,9 +411,6 @@ func decodeBody(contentType string, body []byte) (any, error) {
 	}
 	if dec.More() {
 		return nil, fmt.Errorf("the token response is not valid JSON (data after the first value)")
-	}
-	if _, ok := doc.(map[string]any); !ok {
-		return nil, fmt.Errorf("the token response is JSON but not an object")
 	}
 	return doc, nil
 }

@@ -142,3 +142,26 @@ func FuzzCallbackParsing(f *testing.F) {
 		}
 	})
 }
+
+// TestPathForEscapes: a value in a JSONPath's string literal is escaped,
+// so it is compared, never read as path syntax.
+func TestPathForEscapes(t *testing.T) {
+	doc := []any{map[string]any{"url": `a") || (@.x == "`, "id": "evil"}, map[string]any{"url": "b", "id": "good"}}
+	for _, tt := range []struct{ value, want string }{
+		{"b", "good"},
+		{`a") || (@.x == "`, "evil"}, // matched as a plain string, whole
+		{`x" || "y`, ""},
+	} {
+		path, err := pathFor(`$[?(@.url == "<<site>>")].id`, Vars{Values: map[string]string{"site": tt.value}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _, err := LookupString(path, doc)
+		if err != nil || got != tt.want {
+			t.Errorf("value %q: path %s gives %q, %v; want %q", tt.value, path, got, err, tt.want)
+		}
+	}
+	if _, err := pathFor(`$[?(@.url == "<<site>>")].id`, Vars{}); err == nil {
+		t.Error("a missing value is not an error")
+	}
+}
