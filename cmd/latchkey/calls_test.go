@@ -657,3 +657,40 @@ func TestClientCredentialsAndPassword(t *testing.T) {
 		}
 	})
 }
+
+// TestOptionalHeaderAndQuery: an API's header or query parameter whose
+// only placeholder is optional (<<name?>>) is left out when the setting
+// has no value, and sent when it has one.
+func TestOptionalHeaderAndQuery(t *testing.T) {
+	e := newEnv(t)
+	var mu sync.Mutex
+	var got *http.Request
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = r
+		mu.Unlock()
+	}))
+	t.Cleanup(api.Close)
+	e.must(201, "POST", "/v1/apps", e.key, map[string]any{"name": "Acme", "slug": "acme"})
+	e.must(201, "POST", "/v1/apps/acme/settings", e.key, map[string]any{"key": "company_id"})
+	e.must(201, "POST", "/v1/apps/acme/apis", e.key, map[string]any{"name": "api", "base_url": api.URL,
+		"headers": map[string]string{"Procore-Company-Id": "<<company_id?>>"}, "query": map[string]string{"company": "<<company_id?>>"}})
+	wantFields(t, e.must(422, "POST", "/v1/apps/acme/apis", e.key, map[string]any{"name": "bad", "base_url": api.URL + "/<<company_id?>>"}), "base_url")
+	inst := e.must(201, "POST", "/v1/installations", e.key, map[string]any{"app_id": "acme", "organization_id": "org-1"})["id"].(string)
+	call := func() *http.Request {
+		t.Helper()
+		if r := e.proxy(e.url, "GET", "/v1/installations/"+inst+"/apis/api/proxy/x", nil, ""); r.status != 200 {
+			t.Fatalf("call: %d %s", r.status, r.body)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return got
+	}
+	if r := call(); r.Header.Get("Procore-Company-Id") != "" || r.URL.Query().Has("company") {
+		t.Errorf("without a value: header %q, query %q", r.Header.Get("Procore-Company-Id"), r.URL.RawQuery)
+	}
+	e.must(200, "PATCH", "/v1/installations/"+inst+"/settings", e.key, map[string]any{"values": map[string]any{"company_id": "42"}})
+	if r := call(); r.Header.Get("Procore-Company-Id") != "42" || r.URL.Query().Get("company") != "42" {
+		t.Errorf("with a value: header %q, query %q", r.Header.Get("Procore-Company-Id"), r.URL.RawQuery)
+	}
+}

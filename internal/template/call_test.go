@@ -341,3 +341,37 @@ func TestFirst(t *testing.T) {
 		t.Error("first() with no argument parses")
 	}
 }
+
+// TestOptional: <<name?>> leaves a header or query parameter out when the
+// value is missing, and is refused where a field cannot be left out.
+func TestOptional(t *testing.T) {
+	tp, err := Parse("<<company_id?>>", Header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := tp.Render(map[string]string{"company_id": "42"}); err != nil || got != "42" {
+		t.Errorf("with a value: %q, %v", got, err)
+	}
+	if _, err := tp.Render(nil); !errors.Is(err, ErrOmitted) {
+		t.Errorf("without a value: %v, want ErrOmitted", err)
+	}
+	if got := tp.Vars(); len(got) != 1 || got[0] != "company_id" {
+		t.Errorf("Vars = %v", got)
+	}
+	q, _ := Parse("id-<<x?>>", Query)
+	if _, err := q.Render(nil); !errors.Is(err, ErrOmitted) {
+		t.Errorf("query: %v", err)
+	}
+	for _, ctx := range []Context{URL, Form, JSON, Text} {
+		src := "<<x?>>"
+		switch ctx {
+		case URL:
+			src = "https://a.example/<<x?>>"
+		case JSON:
+			src = `{"a":"<<x?>>"}`
+		}
+		if _, err := Parse(src, ctx); err == nil || !strings.Contains(err.Error(), "optional") {
+			t.Errorf("%v: %v, want a refusal", ctx, err)
+		}
+	}
+}

@@ -220,6 +220,9 @@ const (
 // A placeholder is one occurrence of <<name>> or <<call>> in the source.
 type placeholder struct {
 	name string // the variable, or "" for a call or a literal
+	// optional, for <<name?>>: without a value the whole template is
+	// left out (ErrOmitted), as a header or query parameter is.
+	optional bool
 	call *call
 	lit  string // a literal placeholder's text, never empty
 	refs []ref  // the variables it uses, in source order; a window on Template.refs
@@ -306,6 +309,11 @@ func Parse(src string, ctx Context) (*Template, error) {
 	if err := checkURLEncode(phs, ctx); err != nil {
 		return nil, err
 	}
+	for _, p := range phs {
+		if p.optional && ctx != Header && ctx != Query {
+			return nil, &Error{Pos: p.pos, Msg: "<<" + p.name + "?>> is optional, which only header and query parameter templates can be: they are left out when it has no value"}
+		}
+	}
 
 	// scan has already found every tag closed, so this cannot fail; the
 	// check is for a future fasttemplate that disagrees with scan.
@@ -349,11 +357,12 @@ func scan(src string) ([]placeholder, []ref, error) {
 			}
 			ph.lit = a.lit
 		} else if strings.IndexByte(tag, '(') < 0 {
-			if err := checkName(tag); err != "" {
+			name, optional := strings.CutSuffix(tag, "?")
+			if err := checkName(name); err != "" {
 				return nil, nil, &Error{Pos: start, Msg: err}
 			}
-			ph.name = tag
-			p.refs = append(p.refs, ref{name: tag, pos: start})
+			ph.name, ph.optional = name, optional
+			p.refs = append(p.refs, ref{name: name, pos: start})
 		} else {
 			p.i, p.end = start+2, start+2+j
 			c, err := p.call(0)
@@ -787,6 +796,9 @@ func (t *Template) execute(vars map[string]string, secret func(string) bool) (st
 			v = p.lit
 		case p.call == nil:
 			v = vars[p.name]
+			if v == "" && p.optional {
+				return 0, ErrOmitted
+			}
 			if v == "" {
 				return 0, &MissingError{Name: p.name}
 			}
@@ -985,6 +997,12 @@ func writeJSON(w io.Writer, v string) (int, error) {
 	out.write(v[start:])
 	return out.n, out.err
 }
+
+// ErrOmitted is what rendering a header or query template answers when an
+// optional placeholder (<<name?>>) has no value: the header or parameter
+// is to be left out, not sent empty (Google Ads' login-customer-id,
+// Procore's company header).
+var ErrOmitted = errors.New("template: an optional value is missing; leave the field out")
 
 // parsed keeps templates parsed by Cached: configs and APIs are few and
 // change rarely, and a call renders the same few templates every time. It

@@ -153,6 +153,9 @@ func render(api *app.API, values map[string]string) (rendered, error) {
 	r.header = http.Header{}
 	for name, src := range api.Headers {
 		v, err := fill("headers."+name, src, template.Header)
+		if errors.Is(err, template.ErrOmitted) {
+			continue // an optional header without its value
+		}
 		if err != nil {
 			return rendered{}, err
 		}
@@ -161,6 +164,9 @@ func render(api *app.API, values map[string]string) (rendered, error) {
 	r.query = url.Values{}
 	for name, src := range api.Query {
 		v, err := fill("query."+name, src, template.Query)
+		if errors.Is(err, template.ErrOmitted) {
+			continue
+		}
 		if err != nil {
 			return rendered{}, err
 		}

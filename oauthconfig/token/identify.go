@@ -37,6 +37,9 @@ func (tc *Client) Identify(ctx context.Context, cfg *oauthconfig.Config, vars Va
 	req.Header.Set("Accept", "application/json")
 	for name, src := range cfg.IdentityHeaders {
 		v, err := render("identity_headers."+name, src, template.Header)
+		if errors.Is(err, template.ErrOmitted) {
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -145,6 +145,9 @@ func BuildRequest(cfg *oauthconfig.Config, vars Vars, refresh, mask bool) (Reque
 	}
 	for name, src := range cfg.Headers {
 		v, err := render("headers."+name, src, template.Header)
+		if errors.Is(err, template.ErrOmitted) {
+			continue
+		}
 		if err != nil {
 			return Request{}, err
 		}
@@ -204,6 +207,9 @@ func RenderField(parseName, name, src string, ctx template.Context, vars Vars, m
 		out, err = t.RenderMasked(vars.Values, vars.IsSecret)
 	} else {
 		out, err = t.Render(vars.Values)
+	}
+	if errors.Is(err, template.ErrOmitted) {
+		return "", err // the caller leaves the field out
 	}
 	if err != nil {
 		return "", renderError(name, err)
