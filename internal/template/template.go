@@ -223,12 +223,12 @@ type placeholder struct {
 	// optional, for <<name?>>: without a value the whole template is
 	// left out (ErrOmitted), as a header or query parameter is.
 	optional bool
-	call *call
-	lit  string // a literal placeholder's text, never empty
-	refs []ref  // the variables it uses, in source order; a window on Template.refs
-	pos  int    // offset of "<<"
-	end  int    // offset just past ">>"
-	kind kind
+	call     *call
+	lit      string // a literal placeholder's text, never empty
+	refs     []ref  // the variables it uses, in source order; a window on Template.refs
+	pos      int    // offset of "<<"
+	end      int    // offset just past ">>"
+	kind     kind
 }
 
 // label names p in messages about the template, as in "<<code>>" or
