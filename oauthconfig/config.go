@@ -8,6 +8,7 @@ package oauthconfig
 
 import (
 	"fmt"
+	"mime"
 	"net"
 	"net/http"
 	"net/url"
@@ -97,6 +98,14 @@ type Config struct {
 	TokenBody           string
 	RefreshBody         string
 	BodyFormat          BodyFormat
+	// TokenMethod is how token and refresh requests are sent: POST (the
+	// default, RFC 6749 §3.2) or GET; TokenParams where their parameters
+	// go: "body", or "query" (the rendered form body in the URL's query,
+	// no body: Instagram's long-lived tokens, Kno Commerce). GET implies
+	// query. ContentType replaces the body's default media type.
+	TokenMethod string
+	TokenParams string
+	ContentType string
 	Headers             map[string]string `gorm:"serializer:json"`
 	ClientAuth          ClientAuth
 	AuthCodePath        string
@@ -171,6 +180,11 @@ func (c *Config) ApplyDefaults() {
 	}
 	def((*string)(&c.GrantType), string(AuthorizationCode))
 	def((*string)(&c.BodyFormat), string(Form))
+	def(&c.TokenMethod, http.MethodPost)
+	def(&c.TokenParams, "body")
+	if c.TokenMethod == http.MethodGet {
+		c.TokenParams = "query"
+	}
 	def((*string)(&c.ClientAuth), string(AuthBody))
 	def(&c.AuthCodePath, "$.code")
 	def(&c.AccessTokenPath, "$.access_token")
@@ -324,6 +338,23 @@ func (c *Config) Validate(defs []settings.Definition) error {
 	if c.BodyFormat != Form && c.BodyFormat != JSON {
 		fs.Add("body_format", `must be "form" or "json"`)
 		bodyOK = false
+	}
+	switch {
+	case c.TokenMethod != http.MethodPost && c.TokenMethod != http.MethodGet:
+		fs.Add("token_method", `must be "POST" or "GET"`)
+	case c.TokenParams != "body" && c.TokenParams != "query":
+		fs.Add("token_params", `must be "body" or "query"`)
+	case c.TokenParams == "query" && c.BodyFormat == JSON:
+		fs.Add("token_params", `"query" needs body_format "form": the parameters are form-encoded into the URL's query`)
+	}
+	if c.ContentType != "" {
+		if len(c.ContentType) > 200 {
+			fs.Add("content_type", "must be at most 200 characters")
+		} else if mt, _, err := mime.ParseMediaType(c.ContentType); err != nil || !strings.Contains(mt, "/") || strings.ContainsAny(c.ContentType, "\r\n") {
+			fs.Add("content_type", "must be a media type such as application/vnd.api+json")
+		} else if c.TokenParams == "query" {
+			fs.Add("content_type", "is for a body; with token_params \"query\" requests have none")
+		}
 	}
 	if c.ClientAuth != AuthBody && c.ClientAuth != AuthBasic {
 		fs.Add("client_auth", `must be "body" or "basic"`)
@@ -717,6 +748,7 @@ func checkTokenSetting(fs *errs.Fields, field, key string, levels map[string]set
 func forbiddenHeader(name string) bool {
 	switch strings.ToLower(name) {
 	case "host", "content-length", "transfer-encoding", "connection", "content-type", "te", "upgrade", "proxy-authorization", "expect", "keep-alive", "trailer":
+		// Content-Type has its own field, content_type; Accept may be set.
 		return true
 	}
 	return false

@@ -68,6 +68,9 @@ type configRequest struct {
 	TokenBody           *string            `json:"token_body"`
 	RefreshBody         *string            `json:"refresh_body"`
 	BodyFormat          *BodyFormat        `json:"body_format"`
+	TokenMethod         *string            `json:"token_method"`
+	TokenParams         *string            `json:"token_params"`
+	ContentType         *string            `json:"content_type"`
 	Headers             *map[string]string `json:"headers"`
 	ClientAuth          *ClientAuth        `json:"client_auth"`
 	AuthCodePath        *string            `json:"auth_code_path"`
@@ -108,6 +111,9 @@ func (r *configRequest) apply(c *Config) {
 	set(&c.TokenBody, r.TokenBody)
 	set(&c.RefreshBody, r.RefreshBody)
 	set(&c.BodyFormat, r.BodyFormat)
+	set(&c.TokenMethod, r.TokenMethod)
+	set(&c.TokenParams, r.TokenParams)
+	set(&c.ContentType, r.ContentType)
 	set(&c.Headers, r.Headers)
 	set(&c.ClientAuth, r.ClientAuth)
 	set(&c.AuthCodePath, r.AuthCodePath)
@@ -155,6 +161,9 @@ type configResponse struct {
 	TokenBody           string            `json:"token_body"`
 	RefreshBody         string            `json:"refresh_body"`
 	BodyFormat          BodyFormat        `json:"body_format"`
+	TokenMethod         string            `json:"token_method"`
+	TokenParams         string            `json:"token_params"`
+	ContentType         string            `json:"content_type"`
 	Headers             map[string]string `json:"headers"`
 	ClientAuth          ClientAuth        `json:"client_auth"`
 	AuthCodePath        string            `json:"auth_code_path"`
@@ -194,6 +203,7 @@ func (h *Handler) toResponse(c Config) configResponse {
 		ID: c.ID, AppID: c.AppID, Name: c.Name, GrantType: c.GrantType,
 		LinkURL: c.LinkURL, TokenURL: c.TokenURL, RefreshURL: c.RefreshURL,
 		TokenBody: c.Body(false), RefreshBody: c.Body(true), BodyFormat: c.BodyFormat,
+		TokenMethod: c.TokenMethod, TokenParams: c.TokenParams, ContentType: c.ContentType,
 		Headers: c.Headers, ClientAuth: c.ClientAuth,
 		AuthCodePath: c.AuthCodePath, AccessTokenPath: c.AccessTokenPath,
 		RefreshTokenPath: c.RefreshTokenPath, ExpiresInPath: c.ExpiresInPath,

@@ -694,3 +694,59 @@ func TestOptionalHeaderAndQuery(t *testing.T) {
 		t.Errorf("with a value: header %q, query %q", r.Header.Get("Procore-Company-Id"), r.URL.RawQuery)
 	}
 }
+
+// TestTokenRequestShapes: token requests as GET with the parameters in
+// the query, as POST with them in the query and no body, and with the
+// Content-Type and Accept a provider wants.
+func TestTokenRequestShapes(t *testing.T) {
+	for _, tt := range []struct {
+		name               string
+		cfg                map[string]any
+		method, ctype, acc string
+		inQuery            bool
+	}{
+		{"GET", map[string]any{"token_method": "GET"}, "GET", "", "application/json", true},
+		{"POST with a query", map[string]any{"token_params": "query"}, "POST", "", "application/json", true},
+		{"vendor media types", map[string]any{"content_type": "application/vnd.api+json", "headers": map[string]string{"Accept": "application/vnd.api+json"}}, "POST", "application/vnd.api+json", "application/vnd.api+json", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			fault := oauthtest.NewFaultProvider(t)
+			cfg := map[string]any{"link_url": fault.URL() + "/authorize", "token_url": fault.URL() + "/token?v=1"}
+			for k, v := range tt.cfg {
+				cfg[k] = v
+			}
+			f := newFlowApp(t, e, cfg)
+			if status, page := f.connectWith(t, fault, "user-1", oauthtest.TokenJSON(map[string]any{"access_token": "at-1", "expires_in": 3600})); status != 200 {
+				t.Fatalf("connect: %d %s", status, page)
+			}
+			r := fault.Requests()[0]
+			if r.Method != tt.method || r.Header.Get("Content-Type") != tt.ctype && tt.ctype != "" || r.Header.Get("Accept") != tt.acc {
+				t.Errorf("request: %s, Content-Type %q, Accept %q", r.Method, r.Header.Get("Content-Type"), r.Header.Get("Accept"))
+			}
+			if got := r.Query.Get("code"); (got == "c") != tt.inQuery || r.Query.Get("v") != "1" {
+				t.Errorf("query %v (code in the query: %v)", r.Query, tt.inQuery)
+			}
+			if tt.inQuery && r.Body != "" {
+				t.Errorf("a body with the parameters in the query: %q", r.Body)
+			}
+		})
+	}
+	e := newEnv(t)
+	setupApp(e)
+	base := map[string]any{"name": "p", "link_url": "https://p.example/a", "token_url": "https://p.example/t", "access_token_setting": "access_token"}
+	for field, bad := range map[string]map[string]any{
+		"token_method": {"token_method": "PUT"},
+		"token_params": {"token_params": "query", "body_format": "json"},
+		"content_type": {"content_type": "not a type"},
+	} {
+		body := map[string]any{}
+		for k, v := range base {
+			body[k] = v
+		}
+		for k, v := range bad {
+			body[k] = v
+		}
+		wantFields(t, e.must(422, "POST", "/v1/apps/acme/oauth-configs", e.key, body), field)
+	}
+}

@@ -135,7 +135,10 @@ func BuildRequest(cfg *oauthconfig.Config, vars Vars, refresh, mask bool) (Reque
 	if refresh {
 		urlField, urlSrc, bodyField, bodySrc = "refresh_url", cfg.RefreshEndpoint(), "refresh_body", cfg.Body(true)
 	}
-	req := Request{Method: http.MethodPost, Header: http.Header{}}
+	req := Request{Method: cfg.TokenMethod, Header: http.Header{}}
+	if req.Method == "" {
+		req.Method = http.MethodPost
+	}
 	var err error
 	if req.URL, err = render(urlField, urlSrc, template.URL); err != nil {
 		return Request{}, err
@@ -153,10 +156,26 @@ func BuildRequest(cfg *oauthconfig.Config, vars Vars, refresh, mask bool) (Reque
 		}
 		req.Header.Set(name, v)
 	}
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	if cfg.BodyFormat == oauthconfig.JSON {
+	if req.Header.Get("Accept") == "" {
+		req.Header.Set("Accept", "application/json")
+	}
+	switch {
+	case cfg.TokenParams == "query" || req.Method == http.MethodGet:
+		// The form body, already encoded, becomes the URL's query.
+		if req.Body != "" {
+			sep := "?"
+			if strings.Contains(req.URL, "?") {
+				sep = "&"
+			}
+			req.URL += sep + req.Body
+		}
+		req.Body = ""
+	case cfg.ContentType != "":
+		req.Header.Set("Content-Type", cfg.ContentType)
+	case cfg.BodyFormat == oauthconfig.JSON:
 		req.Header.Set("Content-Type", "application/json")
+	default:
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
 	if cfg.ClientAuth == oauthconfig.AuthBasic {
 		id, secret := vars.Values["client_id"], vars.Values["client_secret"]
