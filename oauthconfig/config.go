@@ -91,21 +91,21 @@ type Config struct {
 	// Latchkey's callback URL, for providers that accept only a URI on the
 	// platform's own domain; that URI must forward to Latchkey's callback
 	// with the query intact, where the state is checked as ever.
-	RedirectURI         string
-	LinkURL             string
-	TokenURL            string
-	RefreshURL          string // empty: TokenURL
-	TokenBody           string
-	RefreshBody         string
-	BodyFormat          BodyFormat
+	RedirectURI string
+	LinkURL     string
+	TokenURL    string
+	RefreshURL  string // empty: TokenURL
+	TokenBody   string
+	RefreshBody string
+	BodyFormat  BodyFormat
 	// TokenMethod is how token and refresh requests are sent: POST (the
 	// default, RFC 6749 §3.2) or GET; TokenParams where their parameters
 	// go: "body", or "query" (the rendered form body in the URL's query,
 	// no body: Instagram's long-lived tokens, Kno Commerce). GET implies
 	// query. ContentType replaces the body's default media type.
-	TokenMethod string
-	TokenParams string
-	ContentType string
+	TokenMethod         string
+	TokenParams         string
+	ContentType         string
 	Headers             map[string]string `gorm:"serializer:json"`
 	ClientAuth          ClientAuth
 	AuthCodePath        string
