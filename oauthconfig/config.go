@@ -309,9 +309,13 @@ func (c *Config) RefreshEndpoint() string {
 // position inside a template where it is known.
 func (c *Config) Validate(defs []settings.Definition) error {
 	levels := make(map[string]settings.Level, len(defs))
+	urlTyped := make(map[string]bool)
 	fixed := make(map[string]bool)
 	for _, d := range defs {
 		levels[d.Key] = d.Level
+		if d.Type == settings.URL {
+			urlTyped[d.Key] = true
+		}
 		fixed[d.Key] = d.Fixed()
 	}
 	known := func(name string) bool {
@@ -389,11 +393,14 @@ func (c *Config) Validate(defs []settings.Definition) error {
 		fs.Add("token_url", "is required")
 	}
 	checkTemplate(&fs, "link_url", c.LinkURL, template.URL, known)
+	checkBase(&fs, "link_url", c.LinkURL, urlTyped)
 	if rt, ok := literalResponseType(c.LinkURL); ok && rt != "code" {
 		fs.Add("link_url", "response_type=%s is not supported: Latchkey runs the authorization code flow (response_type=code, RFC 6749 §4.1) only; the implicit and hybrid flows hand tokens to the browser, which Latchkey never does, by design", rt)
 	}
 	checkTemplate(&fs, "token_url", c.TokenURL, template.URL, known)
 	checkTemplate(&fs, "refresh_url", c.RefreshURL, template.URL, known)
+	checkBase(&fs, "token_url", c.TokenURL, urlTyped)
+	checkBase(&fs, "refresh_url", c.RefreshURL, urlTyped)
 	if bodyOK {
 		// A default body is checked only where the grant sends it: a
 		// client_credentials config with its own token body needs no
@@ -449,6 +456,7 @@ func (c *Config) Validate(defs []settings.Definition) error {
 		fs.Add("expired_body_value", "needs expired_body_path")
 	}
 	checkTemplate(&fs, "identity_url", c.IdentityURL, template.URL, known)
+	checkBase(&fs, "identity_url", c.IdentityURL, urlTyped)
 	if c.IdentityMethod != http.MethodGet && c.IdentityMethod != http.MethodPost {
 		fs.Add("identity_method", `must be "GET" or "POST"`)
 	}
@@ -649,6 +657,17 @@ func checkTemplate(fs *errs.Fields, field, src string, ctx template.Context, kno
 	} else if err != nil {
 		fs.Add(field, "%v", err)
 	}
+}
+
+// checkBase makes sure that a URL template starting with a variable
+// (<<base_url>>/oauth/token) starts with a setting of type url, whose
+// values were checked as base URLs when they were stored.
+func checkBase(fs *errs.Fields, field, src string, urlTyped map[string]bool) {
+	t, err := template.Parse(src, template.URL)
+	if err != nil || t.BaseVar() == "" || urlTyped[t.BaseVar()] {
+		return
+	}
+	fs.AddAt(field, 0, "starts with <<%s>>, which must be a setting of type url to be a URL's base", t.BaseVar())
 }
 
 var placeholderTag = regexp.MustCompile(`<<[^>]*>>`)

@@ -750,3 +750,23 @@ func TestTokenRequestShapes(t *testing.T) {
 		wantFields(t, e.must(422, "POST", "/v1/apps/acme/oauth-configs", e.key, body), field)
 	}
 }
+
+// TestBaseURLSetting: a token URL may start with a url setting (Zoho's
+// accounts server, Pipedrive's api_domain) followed by a path; another
+// setting there is refused at save.
+func TestBaseURLSetting(t *testing.T) {
+	e := newEnv(t)
+	fault := oauthtest.NewFaultProvider(t)
+	f := newFlowApp(t, e, map[string]any{"link_url": fault.URL() + "/authorize", "token_url": fault.URL() + "/token"})
+	e.must(201, "POST", "/v1/apps/acme/settings", e.key, map[string]any{"key": "accounts_server", "type": "url"})
+	path := "/v1/apps/acme/oauth-configs/" + f.configID
+	wantFields(t, e.must(422, "PATCH", path, e.key, map[string]any{"token_url": "<<client_id>>/oauth/v2/token"}), "token_url")
+	e.must(200, "PATCH", path, e.key, map[string]any{"token_url": "<<accounts_server>>/oauth/v2/token"})
+	e.must(200, "PATCH", "/v1/installations/"+f.instID+"/settings", e.key, map[string]any{"values": map[string]any{"accounts_server": fault.URL() + "/eu"}})
+	if status, page := f.connectWith(t, fault, "user-1", oauthtest.TokenJSON(map[string]any{"access_token": "at-1", "expires_in": 3600})); status != 200 {
+		t.Fatalf("connect: %d %s", status, page)
+	}
+	if got := fault.Requests()[0].Path; got != "/eu/oauth/v2/token" {
+		t.Errorf("the token request went to %q", got)
+	}
+}

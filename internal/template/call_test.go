@@ -375,3 +375,48 @@ func TestOptional(t *testing.T) {
 		}
 	}
 }
+
+// TestBaseURL: a URL template may start with a variable holding a base URL
+// that a path follows; the value is checked as a whole, and the path after
+// it cannot climb out of it.
+func TestBaseURL(t *testing.T) {
+	tp, err := Parse("<<api_domain>>/api/v1/<<id>>?x=<<q>>", URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tp.BaseVar() != "api_domain" {
+		t.Errorf("BaseVar = %q", tp.BaseVar())
+	}
+	for _, tt := range []struct {
+		base, want string
+		bad        bool
+	}{
+		{"https://acme.pipedrive.com", "https://acme.pipedrive.com/api/v1/a%2Fb?x=1+2", false},
+		{"https://looker.example.com:19999/", "https://looker.example.com:19999/api/v1/a%2Fb?x=1+2", false},
+		{"https://eu.example.com/tenant", "https://eu.example.com/tenant/api/v1/a%2Fb?x=1+2", false},
+		{"ftp://x.example", "", true},
+		{"https://x.example/?q=1", "", true},
+		{"https://u:p@x.example", "", true},
+		{"https://x.example/a/../b", "", true},
+		{"https://x.example/%2e%2e", "", true},
+		{"api.example.com", "", true},
+	} {
+		got, err := tp.Render(map[string]string{"api_domain": tt.base, "id": "a/b", "q": "1 2"})
+		if tt.bad {
+			var ve *ValueError
+			if !errors.As(err, &ve) || ve.Name != "api_domain" {
+				t.Errorf("base %q: %q, %v; want a ValueError", tt.base, got, err)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("base %q: %q, %v; want %q", tt.base, got, err, tt.want)
+		}
+	}
+	if (&Template{}).BaseVar() != "" {
+		t.Error("an empty template has a base")
+	}
+	if tp, _ := Parse("https://<<h>>/x", URL); tp.BaseVar() != "" {
+		t.Error("a host placeholder is a base")
+	}
+}

@@ -200,6 +200,7 @@ const (
 	reasonHost    = "only ASCII letters, digits, '.' and '-' are allowed in a URL authority"
 	reasonDots    = "a URL path value may not be or contain a \".\" or \"..\" segment"
 	reasonURL     = "not an absolute http or https URL"
+	reasonBase    = "not a base URL: an absolute http or https URL without user information, query, fragment or dot segments"
 )
 
 // kind says how one placeholder's value is checked and escaped. A URL
@@ -213,6 +214,7 @@ const (
 	kindPath               // url.PathEscape, not only dots
 	kindHost               // [A-Za-z0-9.-] only
 	kindURL                // whole absolute http(s) URL, as is
+	kindBase               // a base URL that a path follows, as is, trailing "/" dropped
 	kindFrag               // url.PathEscape
 	kindJSON               // JSON string content
 )
@@ -499,8 +501,14 @@ func checkURL(src string, phs []placeholder) error {
 			scheme = len(prefix)
 		}
 	}
-	if scheme == 0 {
-		return &Error{Pos: 0, Msg: "URL template must start with http:// or https://, or be a single placeholder"}
+	// A template may also start with a variable holding a base URL (a
+	// setting of type url, such as a region's API root) that a path
+	// follows: <<base_url>>/oauth/token. The value is checked as a whole
+	// URL when rendered; the path after it follows the usual rules.
+	base := scheme == 0 && len(phs) > 0 && phs[0].pos == 0 && phs[0].name != "" && !phs[0].optional &&
+		phs[0].end < len(src) && src[phs[0].end] == '/'
+	if scheme == 0 && !base {
+		return &Error{Pos: 0, Msg: "URL template must start with http:// or https://, or with a url setting and a path (<<base_url>>/oauth/token), or be a single placeholder"}
 	}
 
 	// The structure comes from the literal text alone: escaped values
@@ -508,6 +516,9 @@ func checkURL(src string, phs []placeholder) error {
 	// So the authority ends at the first literal '/', '?' or '#', the path
 	// at the first '?' or '#', and the query at the first '#'.
 	authEnd, pathEnd, queryEnd := len(src), len(src), len(src)
+	if base {
+		authEnd = phs[0].end
+	}
 	eachLiteral(src, phs, func(lit string, at int) error {
 		for i := 0; i < len(lit); i++ {
 			off := at + i
@@ -544,6 +555,8 @@ func checkURL(src string, phs []placeholder) error {
 	}
 	for i := range phs {
 		switch p := &phs[i]; {
+		case base && i == 0:
+			p.kind = kindBase
 		case p.pos < authEnd:
 			p.kind = kindHost
 		case p.pos < pathEnd:
@@ -565,7 +578,11 @@ func checkURL(src string, phs []placeholder) error {
 		}
 		return nil
 	})
-	u, err := url.Parse(b.String())
+	probe := b.String()
+	if base {
+		probe = "https://base.example" + probe[1:] // the "1" that stood for the base
+	}
+	u, err := url.Parse(probe)
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {
@@ -881,6 +898,20 @@ func (k kind) check(v string) string {
 		if err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" || u.Opaque != "" {
 			return reasonURL
 		}
+	case kindBase:
+		u, err := url.Parse(v)
+		if err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" || u.Opaque != "" ||
+			u.User != nil || u.RawQuery != "" || u.ForceQuery || strings.Contains(v, "#") {
+			return reasonBase
+		}
+		// The path a template adds must stay under the base: no dot
+		// segments, no encoded slashes or backslashes in the base itself.
+		lower := strings.ToLower(u.EscapedPath())
+		for _, seg := range strings.Split(lower, "/") {
+			if seg == "." || seg == ".." || strings.Contains(seg, "%2e") || strings.Contains(seg, "%2f") || strings.Contains(seg, "%5c") || strings.Contains(seg, "\\") {
+				return reasonBase
+			}
+		}
 	}
 	return ""
 }
@@ -894,6 +925,9 @@ func (k kind) write(w io.Writer, v string) (int, error) {
 		return writeEscaped(w, v, &pathEscapes)
 	case kindJSON:
 		return writeJSON(w, v)
+	}
+	if k == kindBase {
+		v = strings.TrimRight(v, "/") // the template's path starts with "/"
 	}
 	return io.WriteString(w, v)
 }
@@ -996,6 +1030,15 @@ func writeJSON(w io.Writer, v string) (int, error) {
 	}
 	out.write(v[start:])
 	return out.n, out.err
+}
+
+// BaseVar returns the variable a URL template starts with as its base
+// (<<base_url>>/oauth/token), or "": callers check it is a url setting.
+func (t *Template) BaseVar() string {
+	if len(t.phs) > 0 && t.phs[0].kind == kindBase {
+		return t.phs[0].name
+	}
+	return ""
 }
 
 // ErrOmitted is what rendering a header or query template answers when an
