@@ -37,6 +37,7 @@ type (
 	installations interface {
 		Installation(ctx context.Context, id string) (settings.Installation, error)
 		Resolve(ctx context.Context, inst settings.Installation, userID string) (settings.Resolved, error)
+		Check(ctx context.Context, appID, key, value string) error
 	}
 	configFinder interface {
 		Find(ctx context.Context, appID, id string) (oauthconfig.Config, error)
@@ -303,6 +304,22 @@ func (h *Handler) callback(c echo.Context) error {
 		result.Problem = err
 		return h.page(c, result)
 	}
+	// Values of the redirect the config keeps (QuickBooks' realmId, Zoho's
+	// accounts-server). They come from outside and the exchange may use
+	// them (a token URL's base): each must fit its setting first.
+	callbackValues := make(map[string]string, len(cfg.CallbackMappings))
+	for _, m := range cfg.CallbackMappings {
+		v := q.Get(m.Param)
+		if v == "" {
+			continue
+		}
+		if err := h.installs.Check(ctx, inst.AppID, m.Setting, v); err != nil {
+			result.Problem = errs.New(errs.Upstream, "the provider's redirect has a %s that does not fit the app's settings: %s", clip(m.Param, 100), errs.MessageOf(err))
+			return h.page(c, result)
+		}
+		callbackValues[m.Setting] = v
+		resolved.Values[m.Setting] = v
+	}
 	flow := map[string]string{"state": state, "auth_code": authCode}
 	if st.CodeVerifier != "" {
 		verifier, err := h.cipher.Open(st.CodeVerifier, verifierAAD(st.StateHash))
@@ -324,6 +341,7 @@ func (h *Handler) callback(c echo.Context) error {
 		result.Problem, result.Reference = err, entryID
 		return h.page(c, result)
 	}
+	tok.Callback = callbackValues
 	if err := h.saver.Save(ctx, inst, st.UserID, &cfg, tok); err != nil {
 		result.Problem = err
 		return h.page(c, result)

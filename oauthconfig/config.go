@@ -80,6 +80,14 @@ type Mapping struct {
 	Required bool   `json:"required,omitempty"`
 }
 
+// CallbackMapping stores a query parameter of the provider's redirect to
+// the callback in a setting of the installation (organization-level) or of
+// the user.
+type CallbackMapping struct {
+	Param   string `json:"param"`
+	Setting string `json:"setting"`
+}
+
 // Config is one OAuth config of an app.
 type Config struct {
 	ID          string
@@ -162,6 +170,13 @@ type Config struct {
 	IdentityHeaders  map[string]string `gorm:"serializer:json"`
 	IdentityMappings []Mapping         `gorm:"serializer:json"`
 
+	// CallbackMappings store values of the provider's redirect back (next
+	// to the code: QuickBooks' realmId, Zoho's accounts-server and
+	// location) in settings, with the tokens. They are checked against
+	// their settings' definitions first, and the code exchange can use
+	// them (Zoho's token URL depends on the accounts server).
+	CallbackMappings []CallbackMapping `gorm:"serializer:json"`
+
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }
@@ -210,6 +225,9 @@ func (c *Config) ApplyDefaults() {
 	}
 	if c.Mappings == nil {
 		c.Mappings = []Mapping{}
+	}
+	if c.CallbackMappings == nil {
+		c.CallbackMappings = []CallbackMapping{}
 	}
 	if c.GrantGoneErrors == nil {
 		c.GrantGoneErrors = []string{}
@@ -483,6 +501,30 @@ func (c *Config) Validate(defs []settings.Definition) error {
 		}
 		checkIdentityPath(&fs, fmt.Sprintf("identity_mappings[%d].path", i), m.Path, known)
 		checkTokenSetting(&fs, fmt.Sprintf("identity_mappings[%d].setting", i), m.Setting, levels, fixed, c.TokenLevel, true)
+	}
+	if len(c.CallbackMappings) > 0 && c.GrantType != AuthorizationCode {
+		fs.Add("callback_mappings", "only the authorization_code grant has a redirect back to take values from")
+	}
+	if len(c.CallbackMappings) > 20 {
+		fs.Add("callback_mappings", "at most 20 mappings")
+	}
+	for i, m := range c.CallbackMappings {
+		field := fmt.Sprintf("callback_mappings[%d]", i)
+		switch {
+		case m.Param == "" || len(m.Param) > 100 || strings.ContainsFunc(m.Param, func(r rune) bool { return r < 0x21 || r == 0x7f }):
+			fs.Add(field+".param", "must be a query parameter name of 1 to 100 printable characters")
+		case m.Param == "state" || m.Param == "error":
+			fs.Add(field+".param", "%q is the flow's own parameter", m.Param)
+		}
+		l, ok := levels[m.Setting]
+		switch {
+		case !ok:
+			fs.Add(field+".setting", "the app has no setting %q", m.Setting)
+		case fixed[m.Setting]:
+			fs.Add(field+".setting", "setting %q is fixed by the app developer (read_only or hidden) and cannot receive values", m.Setting)
+		case l == settings.User && c.TokenLevel == settings.Organization:
+			fs.Add(field+".setting", "setting %q is user-level, and this config's tokens belong to the installation", m.Setting)
+		}
 	}
 	if len(c.GrantGoneErrors) > 10 {
 		fs.Add("grant_gone_errors", "at most 10 error codes")

@@ -98,6 +98,7 @@ type configRequest struct {
 	IdentityMethod      *string            `json:"identity_method"`
 	IdentityHeaders     *map[string]string `json:"identity_headers"`
 	IdentityMappings    *[]Mapping         `json:"identity_mappings"`
+	CallbackMappings    *[]CallbackMapping `json:"callback_mappings"`
 }
 
 func (r *configRequest) apply(c *Config) {
@@ -141,6 +142,7 @@ func (r *configRequest) apply(c *Config) {
 	set(&c.IdentityMethod, r.IdentityMethod)
 	set(&c.IdentityHeaders, r.IdentityHeaders)
 	set(&c.IdentityMappings, r.IdentityMappings)
+	set(&c.CallbackMappings, r.CallbackMappings)
 }
 
 func set[T any](dst *T, v *T) {
@@ -192,6 +194,7 @@ type configResponse struct {
 	IdentityMethod      string            `json:"identity_method"`
 	IdentityHeaders     map[string]string `json:"identity_headers"`
 	IdentityMappings    []Mapping         `json:"identity_mappings"`
+	CallbackMappings    []CallbackMapping `json:"callback_mappings"`
 	RedirectURI         string            `json:"redirect_uri"`
 	CallbackURL         string            `json:"callback_url"`
 	CreatedAt           time.Time         `json:"created_at"`
@@ -216,7 +219,7 @@ func (h *Handler) toResponse(c Config) configResponse {
 		ExpiredBodyValue: c.ExpiredBodyValue, KeepAlive: c.KeepAlive,
 		GrantGoneErrors: c.GrantGoneErrors, GrantGoneBodyPath: c.GrantGoneBodyPath, GrantGoneBodyValue: c.GrantGoneBodyValue,
 		IdentityURL: c.IdentityURL, IdentityMethod: c.IdentityMethod,
-		IdentityHeaders: c.IdentityHeaders, IdentityMappings: c.IdentityMappings, RedirectURI: h.redirectURI, CallbackURL: h.redirectURI,
+		IdentityHeaders: c.IdentityHeaders, IdentityMappings: c.IdentityMappings, CallbackMappings: c.CallbackMappings, RedirectURI: h.redirectURI, CallbackURL: h.redirectURI,
 		Description: c.Description,
 		CreatedAt:   c.CreatedAt, UpdatedAt: c.UpdatedAt,
 	}

@@ -294,6 +294,39 @@ func (s *Store) touch(tx *gorm.DB, inst Installation, userID string) error {
 	return s.bus.Changed(tx, "installation", inst.ID)
 }
 
+// Check reports whether value fits the app's setting key (its pattern and
+// type) without storing it, for a value from outside that is used before
+// it is stored. The errs.Invalid error names the setting, never the value.
+func (s *Store) Check(ctx context.Context, appID, key, value string) error {
+	defs, err := s.Definitions(ctx, appID, "")
+	if err != nil {
+		return err
+	}
+	for _, d := range defs {
+		if d.Key == key {
+			if msg := d.checkValue(value); msg != "" {
+				return errs.New(errs.Invalid, "the value for setting %q %s", key, msg)
+			}
+			return nil
+		}
+	}
+	return errs.New(errs.Invalid, "the app has no setting %q", key)
+}
+
+// LevelOf returns the level of the app's setting key.
+func (s *Store) LevelOf(ctx context.Context, appID, key string) (Level, error) {
+	defs, err := s.Definitions(ctx, appID, "")
+	if err != nil {
+		return "", err
+	}
+	for _, d := range defs {
+		if d.Key == key {
+			return d.Level, nil
+		}
+	}
+	return "", errs.New(errs.Invalid, "the app has no setting %q", key)
+}
+
 // SetFromProvider stores values a provider sent for userID ("" for the
 // installation's organization-level values): tokens and mapped values. A
 // provider's answer is not an installer's input, and tokens it has issued

@@ -770,3 +770,46 @@ func TestBaseURLSetting(t *testing.T) {
 		t.Errorf("the token request went to %q", got)
 	}
 }
+
+// TestCallbackMappings: values of the provider's redirect (Zoho's
+// accounts-server, QuickBooks' realmId) are checked against their
+// settings, used by the code exchange, and stored with the tokens; one that
+// does not fit its setting stops the flow before any token request.
+func TestCallbackMappings(t *testing.T) {
+	e := newEnv(t)
+	fault := oauthtest.NewFaultProvider(t)
+	f := newFlowApp(t, e, map[string]any{"link_url": fault.URL() + "/authorize", "token_url": fault.URL() + "/token"})
+	e.must(201, "POST", "/v1/apps/acme/settings", e.key, map[string]any{"key": "accounts_server", "type": "url", "pattern": `http://127\.0\.0\.1:[0-9]+/(eu|us)`})
+	e.must(201, "POST", "/v1/apps/acme/settings", e.key, map[string]any{"key": "realm_id", "pattern": "[0-9]+"})
+	path := "/v1/apps/acme/oauth-configs/" + f.configID
+	wantFields(t, e.must(422, "PATCH", path, e.key, map[string]any{"callback_mappings": []map[string]string{{"param": "state", "setting": "nope"}}}),
+		"callback_mappings[0].param", "callback_mappings[0].setting")
+	e.must(200, "PATCH", path, e.key, map[string]any{"token_url": "<<accounts_server>>/oauth/v2/token",
+		"callback_mappings": []map[string]string{{"param": "accounts-server", "setting": "accounts_server"}, {"param": "realmId", "setting": "realm_id"}}})
+	callback := func(user, server string) (int, string) {
+		fault.Then(oauthtest.TokenJSON(map[string]any{"access_token": "at-" + user, "expires_in": 3600}))
+		b := newBrowser(t)
+		_, hdr, _ := b.get(f.link(user, ""))
+		state := mustURL(t, hdr.Get("Location")).Query().Get("state")
+		status, _, page := b.get(e.url + "/oauth/callback?code=c&state=" + url.QueryEscape(state) + "&accounts-server=" + url.QueryEscape(server) + "&realmId=4620816365")
+		return status, page
+	}
+	if status, page := callback("user-1", fault.URL()+"/eu"); status != 200 {
+		t.Fatalf("callback: %d %s", status, page)
+	}
+	if got := fault.Requests()[0].Path; got != "/eu/oauth/v2/token" {
+		t.Errorf("the exchange went to %q", got)
+	}
+	v := f.resolve("user-1").Values
+	if v["access_token"] != "at-user-1" || v["realm_id"] != "4620816365" || v["accounts_server"] != fault.URL()+"/eu" {
+		t.Errorf("stored %q %q %q", v["access_token"], v["realm_id"], v["accounts_server"])
+	}
+	// An accounts server the app does not allow: no token request is sent.
+	before := len(fault.Requests())
+	if status, page := callback("user-2", "https://evil.example"); status != http.StatusBadGateway || !strings.Contains(page, "accounts-server") {
+		t.Errorf("a foreign accounts server: %d %s", status, page)
+	}
+	if n := len(fault.Requests()) - before; n != 0 {
+		t.Errorf("%d token requests went out with a foreign accounts server", n)
+	}
+}

@@ -222,9 +222,30 @@ func (cs *Connections) store(ctx context.Context, inst settings.Installation, us
 	err := cs.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var prev Connection
 		hadPrev := tx.Where("installation_id = ? AND user_id = ? AND config_id = ?", inst.ID, userID, cfg.ID).Take(&prev).Error == nil
+		// The redirect's values go at their settings' own levels: a
+		// user's, or the installation's (QuickBooks' realmId).
+		orgChanges := map[string]*string{}
+		for k, v := range tok.Callback {
+			l, err := cs.settings.WithTx(tx).LevelOf(ctx, inst.AppID, k)
+			if err != nil {
+				return err
+			}
+			if l == settings.Organization && userID != "" {
+				orgChanges[k] = &v
+			} else if !always[k] {
+				changes[k] = &v
+			}
+		}
 		stored, err := cs.settings.WithTx(tx).SetFromProvider(ctx, inst, userID, changes, always)
 		if err != nil {
 			return err
+		}
+		if len(orgChanges) > 0 {
+			more, err := cs.settings.WithTx(tx).SetFromProvider(ctx, inst, "", orgChanges, nil)
+			if err != nil {
+				return err
+			}
+			stored = append(stored, more...)
 		}
 		problems = append(append([]string(nil), tok.Problems...), stored...)
 		if len(problems) > 0 {

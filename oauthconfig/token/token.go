@@ -32,6 +32,11 @@ type Token struct {
 	ExpiresIn    int64             // seconds; 0 when the response did not say
 	Extra        map[string]string // user setting -> value, from the config's mappings
 
+	// Callback holds values of the provider's redirect (setting -> value,
+	// from the config's callback_mappings), stored with the tokens at
+	// their settings' own levels.
+	Callback map[string]string
+
 	// Problems are what the answer lacked or got wrong besides the access
 	// token (a required mapping, a malformed expires_in), safe to show.
 	// They are reported on the connection; the tokens are stored anyway.
