@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -165,5 +166,27 @@ func TestAnswersKeepTemplatesReadable(t *testing.T) {
 	p := e.call("POST", "/v1/apps/acme/oauth-configs", e.key, map[string]any{"name": "q", "link_url": "https://p.example/a?x=<<nope>>"})
 	if strings.Contains(string(p.body), `\u003c`) || strings.Contains(string(p.body), `\u0026`) {
 		t.Errorf("problem is HTML-escaped:\n%s", p.body)
+	}
+}
+
+// TestExplainClientCredentials: a grant without a link or a refresh is
+// explained without them, and without a problem about them.
+func TestExplainClientCredentials(t *testing.T) {
+	e := newEnv(t)
+	setupApp(e)
+	e.must(201, "POST", "/v1/apps/acme/settings", e.key, map[string]any{"key": "service_token", "secret": true})
+	cfg := e.must(201, "POST", "/v1/apps/acme/oauth-configs", e.key, map[string]any{"name": "svc", "grant_type": "client_credentials",
+		"token_url": "https://p.example/token", "access_token_setting": "service_token"})
+	inst := e.must(201, "POST", "/v1/installations", e.key, map[string]any{"app_id": "acme", "organization_id": "org-1",
+		"values": map[string]string{"client_id": "cid", "client_secret": "s3cret-value"}})
+	got := e.must(200, "POST", "/v1/apps/acme/oauth-configs/"+cfg["id"].(string)+"/explain", e.key, map[string]any{"installation_id": inst["id"]})
+	if problems, _ := got["problems"].([]any); len(problems) != 0 {
+		t.Errorf("problems = %v", problems)
+	}
+	if got["refresh_request"] != nil {
+		t.Errorf("a refresh request that is never sent: %v", got["refresh_request"])
+	}
+	if got["token_request"] == nil || strings.Contains(fmt.Sprint(got), "s3cret-value") {
+		t.Errorf("token request = %v", got["token_request"])
 	}
 }

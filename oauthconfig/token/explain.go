@@ -43,10 +43,12 @@ func Explain(cfg *oauthconfig.Config, defs []settings.Definition, resolved setti
 	}
 	vars := FlowValues(cfg, resolved.Values, resolved.Secret, redirectURI, flow)
 	out := Explanation{Variables: explainVariables(cfg, defs, resolved, vars), Problems: []string{}}
-	if link, err := BuildLink(cfg, vars, true); err != nil {
-		out.Problems = append(out.Problems, err.Error())
-	} else {
-		out.LinkURL = link
+	if cfg.GrantType == oauthconfig.AuthorizationCode { // the only grant with a link
+		if link, err := BuildLink(cfg, vars, true); err != nil {
+			out.Problems = append(out.Problems, err.Error())
+		} else {
+			out.LinkURL = link
+		}
 	}
 	for _, refresh := range []bool{false, true} {
 		if refresh && !cfg.UsesRefresh() {
