@@ -328,11 +328,15 @@ func (c *Config) RefreshEndpoint() string {
 func (c *Config) Validate(defs []settings.Definition) error {
 	levels := make(map[string]settings.Level, len(defs))
 	urlTyped := make(map[string]bool)
+	valueTyped := make(map[string]bool) // number and boolean settings
 	fixed := make(map[string]bool)
 	for _, d := range defs {
 		levels[d.Key] = d.Level
 		if d.Type == settings.URL {
 			urlTyped[d.Key] = true
+		}
+		if d.Type == settings.Number || d.Type == settings.Boolean {
+			valueTyped[d.Key] = true
 		}
 		fixed[d.Key] = d.Fixed()
 	}
@@ -425,6 +429,10 @@ func (c *Config) Validate(defs []settings.Definition) error {
 		// client_id setting for a refresh body it never sends. A body the
 		// developer wrote is always checked.
 		checkTemplate(&fs, "token_body", c.Body(false), c.BodyContext(), known)
+		if c.BodyFormat == JSON {
+			checkValues(&fs, "token_body", c.Body(false), valueTyped)
+			checkValues(&fs, "refresh_body", c.RefreshBody, valueTyped)
+		}
 		if c.RefreshBody != "" || c.UsesRefresh() {
 			checkTemplate(&fs, "refresh_body", c.Body(true), c.BodyContext(), known)
 		}
@@ -698,6 +706,22 @@ func checkTemplate(fs *errs.Fields, field, src string, ctx template.Context, kno
 		fs.AddAt(field, te.Pos, "%s", te.Msg)
 	} else if err != nil {
 		fs.Add(field, "%v", err)
+	}
+}
+
+// checkValues makes sure that a JSON body's bare values ("amount":
+// <<amount>>) come from number or boolean settings, whose values were
+// checked when they were stored.
+func checkValues(fs *errs.Fields, field, src string, valueTyped map[string]bool) {
+	t, err := template.Parse(src, template.JSON)
+	if err != nil {
+		return
+	}
+	for _, name := range t.ValueVars() {
+		if !valueTyped[name] {
+			fs.Add(field, "<<%s>> stands alone as a JSON value, which only a setting of type number or boolean can; put it in quotes for text", name)
+			return
+		}
 	}
 }
 

@@ -4,6 +4,7 @@
 package settings
 
 import (
+	"math"
 	"net"
 	"net/netip"
 	"net/url"
@@ -31,9 +32,11 @@ const (
 type Type string
 
 const (
-	String Type = "string" // any text (the default)
-	URL    Type = "url"    // an absolute http(s) URL without query, fragment or userinfo
-	Host   Type = "host"   // a host name or IP address, with an optional port
+	String  Type = "string"  // any text (the default)
+	URL     Type = "url"     // an absolute http(s) URL without query, fragment or userinfo
+	Host    Type = "host"    // a host name or IP address, with an optional port
+	Number  Type = "number"  // a JSON number, for JSON bodies that want one
+	Boolean Type = "boolean" // true or false
 )
 
 // typ is d's type, String for definitions stored before types.
@@ -62,6 +65,14 @@ func checkType(t Type, v string) string {
 		}
 	case Host:
 		return checkHost(v)
+	case Number:
+		if f, err := strconv.ParseFloat(v, 64); err != nil || math.IsInf(f, 0) || math.IsNaN(f) || strings.ContainsAny(v, "xXpP_") || strings.HasPrefix(v, "+") || strings.HasPrefix(v, ".") {
+			return "must be a number"
+		}
+	case Boolean:
+		if v != "true" && v != "false" {
+			return "must be true or false"
+		}
 	}
 	return ""
 }
@@ -184,9 +195,9 @@ func (d *Definition) check(fs *errs.Fields) {
 	}
 	d.checkVisibility(fs)
 	switch d.Type {
-	case "", String, URL, Host:
+	case "", String, URL, Host, Number, Boolean:
 	default:
-		fs.Add("type", `must be "string", "url" or "host"`)
+		fs.Add("type", `must be "string", "url", "host", "number" or "boolean"`)
 	}
 	if d.DefaultValue != nil {
 		switch {

@@ -813,3 +813,25 @@ func TestCallbackMappings(t *testing.T) {
 		t.Errorf("%d token requests went out with a foreign accounts server", n)
 	}
 }
+
+// TestJSONBodyValues: a JSON token body may place number and boolean
+// settings as bare values; a text setting there is refused at save.
+func TestJSONBodyValues(t *testing.T) {
+	e := newEnv(t)
+	fault := oauthtest.NewFaultProvider(t)
+	f := newFlowApp(t, e, map[string]any{"link_url": fault.URL() + "/authorize", "token_url": fault.URL() + "/token"})
+	e.must(201, "POST", "/v1/apps/acme/settings", e.key, map[string]any{"key": "account_number", "type": "number"})
+	e.must(201, "POST", "/v1/apps/acme/settings", e.key, map[string]any{"key": "sandbox", "type": "boolean", "default": "false"})
+	path := "/v1/apps/acme/oauth-configs/" + f.configID
+	wantFields(t, e.must(422, "PATCH", path, e.key, map[string]any{"body_format": "json", "token_body": `{"code": "<<auth_code>>", "n": <<client_id>>}`}), "token_body")
+	e.must(200, "PATCH", path, e.key, map[string]any{"body_format": "json", "pkce": "off",
+		"token_body": `{"grant_type": "authorization_code", "code": "<<auth_code>>", "account": <<account_number>>, "sandbox": <<sandbox>>}`})
+	wantFields(t, e.must(422, "PATCH", "/v1/installations/"+f.instID+"/settings", e.key, map[string]any{"values": map[string]any{"account_number": "12abc"}}), "values.account_number")
+	e.must(200, "PATCH", "/v1/installations/"+f.instID+"/settings", e.key, map[string]any{"values": map[string]any{"account_number": "1234567"}})
+	if status, page := f.connectWith(t, fault, "user-1", oauthtest.TokenJSON(map[string]any{"access_token": "at-1", "expires_in": 3600})); status != 200 {
+		t.Fatalf("connect: %d %s", status, page)
+	}
+	if got := fault.Requests()[0].Body; got != `{"grant_type": "authorization_code", "code": "c", "account": 1234567, "sandbox": false}` {
+		t.Errorf("body = %s", got)
+	}
+}

@@ -420,3 +420,25 @@ func TestBaseURL(t *testing.T) {
 		t.Error("a host placeholder is a base")
 	}
 }
+
+// TestJSONValues: a variable alone as a JSON value is written as is, and
+// must be a JSON number or boolean.
+func TestJSONValues(t *testing.T) {
+	tp, err := Parse(`{"amount": <<amount>>, "live": <<live>>, "name": "<<name>>"}`, JSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tp.ValueVars(); len(got) != 2 || got[0] != "amount" || got[1] != "live" {
+		t.Errorf("ValueVars = %v", got)
+	}
+	got, err := tp.Render(map[string]string{"amount": "12.5", "live": "true", "name": `a"b`})
+	if err != nil || got != `{"amount": 12.5, "live": true, "name": "a\"b"}` {
+		t.Errorf("Render = %s, %v", got, err)
+	}
+	for _, bad := range []string{`1, "x": 2`, "tru", `"1"`, "{}", "1e"} {
+		var ve *ValueError
+		if _, err := tp.Render(map[string]string{"amount": bad, "live": "false", "name": "n"}); !errors.As(err, &ve) || ve.Name != "amount" {
+			t.Errorf("amount %q: %v, want a ValueError", bad, err)
+		}
+	}
+}

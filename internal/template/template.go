@@ -196,11 +196,12 @@ func (e *ValueError) Error() string {
 // Reasons given in ValueError. They are fixed strings so that no value
 // can leak into a message.
 const (
-	reasonControl = "contains a control character"
-	reasonHost    = "only ASCII letters, digits, '.' and '-' are allowed in a URL authority"
-	reasonDots    = "a URL path value may not be or contain a \".\" or \"..\" segment"
-	reasonURL     = "not an absolute http or https URL"
-	reasonBase    = "not a base URL: an absolute http or https URL without user information, query, fragment or dot segments"
+	reasonControl   = "contains a control character"
+	reasonHost      = "only ASCII letters, digits, '.' and '-' are allowed in a URL authority"
+	reasonDots      = "a URL path value may not be or contain a \".\" or \"..\" segment"
+	reasonURL       = "not an absolute http or https URL"
+	reasonJSONValue = "not a JSON number or boolean"
+	reasonBase      = "not a base URL: an absolute http or https URL without user information, query, fragment or dot segments"
 )
 
 // kind says how one placeholder's value is checked and escaped. A URL
@@ -208,15 +209,16 @@ const (
 type kind uint8
 
 const (
-	kindText   kind = iota // as is
-	kindHeader             // as is, no control bytes
-	kindQuery              // url.QueryEscape
-	kindPath               // url.PathEscape, not only dots
-	kindHost               // [A-Za-z0-9.-] only
-	kindURL                // whole absolute http(s) URL, as is
-	kindBase               // a base URL that a path follows, as is, trailing "/" dropped
-	kindFrag               // url.PathEscape
-	kindJSON               // JSON string content
+	kindText      kind = iota // as is
+	kindHeader                // as is, no control bytes
+	kindQuery                 // url.QueryEscape
+	kindPath                  // url.PathEscape, not only dots
+	kindHost                  // [A-Za-z0-9.-] only
+	kindURL                   // whole absolute http(s) URL, as is
+	kindBase                  // a base URL that a path follows, as is, trailing "/" dropped
+	kindFrag                  // url.PathEscape
+	kindJSON                  // JSON string content
+	kindJSONValue             // a JSON number or boolean, outside a string, as is
 )
 
 // A placeholder is one occurrence of <<name>> or <<call>> in the source.
@@ -297,8 +299,8 @@ func Parse(src string, ctx Context) (*Template, error) {
 		err = checkPercent(src, phs)
 		setKind(phs, kindQuery)
 	case JSON:
-		err = checkJSON(src, phs)
 		setKind(phs, kindJSON)
+		err = checkJSON(src, phs) // marks bare values kindJSONValue
 	case Header:
 		err = checkHeader(src, phs)
 		setKind(phs, kindHeader)
@@ -614,7 +616,8 @@ func checkJSON(src string, phs []placeholder) error {
 	// that {"a": <<b>>} gets a clear message rather than a syntax error.
 	inString, escaped := false, false
 	at := 0
-	for _, p := range phs {
+	for k := range phs {
+		p := &phs[k]
 		for i := at; i < p.pos; i++ {
 			switch c := src[i]; {
 			case escaped:
@@ -625,8 +628,13 @@ func checkJSON(src string, phs []placeholder) error {
 				inString = !inString
 			}
 		}
-		if !inString {
+		if !inString && p.name == "" {
 			return &Error{Pos: p.pos, Msg: "placeholder " + p.label() + " is not inside a JSON string"}
+		}
+		if !inString {
+			// A variable alone as a JSON value: a number or boolean
+			// setting (callers check its type), written as is.
+			p.kind = kindJSONValue
 		}
 		escaped = false // the value stands for plain characters; a '\' before it fails below
 		at = p.end
@@ -636,10 +644,16 @@ func checkJSON(src string, phs []placeholder) error {
 	// inside \uXXXX, where the JSON check below rightly fails.
 	var b strings.Builder
 	b.Grow(len(src))
+	k := 0
 	eachLiteral(src, phs, func(lit string, at int) error {
 		b.WriteString(lit)
 		if at+len(lit) < len(src) {
-			b.WriteString("x")
+			if phs[k].kind == kindJSONValue {
+				b.WriteString("0")
+			} else {
+				b.WriteString("x")
+			}
+			k++
 		}
 		return nil
 	})
@@ -662,6 +676,9 @@ func checkJSON(src string, phs []placeholder) error {
 	pos := srcOffset(src, phs, off)
 	for i := range phs {
 		if p := &phs[i]; p.pos == pos {
+			if p.kind == kindJSONValue {
+				return &Error{Pos: pos, Msg: "placeholder " + p.label() + " is not inside a JSON string: outside one it can only be a whole value, from a number or boolean setting"}
+			}
 			// The error names the stand-in "x"; name the placeholder
 			// instead. Inside a string, only an escape sequence such as
 			// "\<<a>>" or "\u00<<a>>" makes it invalid.
@@ -898,6 +915,10 @@ func (k kind) check(v string) string {
 		if err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" || u.Opaque != "" {
 			return reasonURL
 		}
+	case kindJSONValue:
+		if v != "true" && v != "false" && !jsonNumber(v) {
+			return reasonJSONValue
+		}
 	case kindBase:
 		u, err := url.Parse(v)
 		if err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" || u.Opaque != "" ||
@@ -1030,6 +1051,25 @@ func writeJSON(w io.Writer, v string) (int, error) {
 	}
 	out.write(v[start:])
 	return out.n, out.err
+}
+
+// jsonNumber reports whether v is a number as JSON writes it.
+func jsonNumber(v string) bool {
+	var n json.Number
+	return json.Unmarshal([]byte(v), &n) == nil && v != "" && v[0] != '"'
+}
+
+// ValueVars returns the variables a JSON template places as bare values
+// ("amount": <<amount>>), which callers check are number or boolean
+// settings.
+func (t *Template) ValueVars() []string {
+	var out []string
+	for _, p := range t.phs {
+		if p.kind == kindJSONValue {
+			out = append(out, p.name)
+		}
+	}
+	return out
 }
 
 // BaseVar returns the variable a URL template starts with as its base
