@@ -42,6 +42,9 @@ const (
 	ClientCredentials GrantType = "client_credentials"
 	Password          GrantType = "password"
 	RefreshToken      GrantType = "refresh_token"
+	// JWTBearer exchanges a signed assertion for a token (RFC 7523 §2.1:
+	// Google service accounts, Salesforce and DocuSign JWT flows).
+	JWTBearer GrantType = "jwt_bearer"
 )
 
 // BodyFormat is how token request bodies are encoded.
@@ -58,6 +61,11 @@ type ClientAuth string
 const (
 	AuthBody  ClientAuth = "body"  // client_id and client_secret in the body template
 	AuthBasic ClientAuth = "basic" // HTTP Basic from the client_id and client_secret settings
+	// AuthPrivateKeyJWT and AuthClientSecretJWT send a signed assertion
+	// (RFC 7523 §2.2): with the private key in assertion_key_setting, or
+	// HS256 with client_secret.
+	AuthPrivateKeyJWT   ClientAuth = "private_key_jwt"
+	AuthClientSecretJWT ClientAuth = "client_secret_jwt"
 )
 
 // FlowVars are the variables a flow supplies besides the app's settings:
@@ -111,9 +119,16 @@ type Config struct {
 	// go: "body", or "query" (the rendered form body in the URL's query,
 	// no body: Instagram's long-lived tokens, Kno Commerce). GET implies
 	// query. ContentType replaces the body's default media type.
-	TokenMethod         string
-	TokenParams         string
-	ContentType         string
+	TokenMethod string
+	TokenParams string
+	ContentType string
+	// AssertionKeySetting names the secret setting with the PEM private
+	// key that signs assertions; AssertionAlg is RS256, PS256 or ES256
+	// ("" by the key); AssertionClaims are claims over the defaults, as
+	// templates (see token.assertion).
+	AssertionKeySetting string
+	AssertionAlg        string
+	AssertionClaims     map[string]string `gorm:"serializer:json"`
 	Headers             map[string]string `gorm:"serializer:json"`
 	ClientAuth          ClientAuth
 	AuthCodePath        string
@@ -226,6 +241,9 @@ func (c *Config) ApplyDefaults() {
 	if c.Mappings == nil {
 		c.Mappings = []Mapping{}
 	}
+	if c.AssertionClaims == nil {
+		c.AssertionClaims = map[string]string{}
+	}
 	if c.CallbackMappings == nil {
 		c.CallbackMappings = []CallbackMapping{}
 	}
@@ -263,11 +281,17 @@ func (c *Config) Body(refresh bool) string {
 		pairs = []string{"username", "<<username>>", "password", "<<password>>"}
 	case RefreshToken:
 		return c.defaultBody("refresh_token", "refresh_token", "<<refresh_token>>")
+	case JWTBearer:
+		pairs = []string{"assertion", "<<assertion>>"}
 	}
 	if c.GrantType != AuthorizationCode && len(c.Scopes) > 0 {
 		pairs = append(pairs, "scope", "<<scope>>") // RFC 6749 §4.3.2, §4.4.2
 	}
-	return c.defaultBody(string(c.GrantType), pairs...)
+	grant := string(c.GrantType)
+	if c.GrantType == JWTBearer {
+		grant = "urn:ietf:params:oauth:grant-type:jwt-bearer" // RFC 7523 §2.1
+	}
+	return c.defaultBody(grant, pairs...)
 }
 
 // UsesRefresh reports whether the config ever sends a refresh request: a
@@ -282,8 +306,15 @@ func (c *Config) UsesRefresh() bool {
 // with the client credentials when they go in the body (§2.3.1).
 func (c *Config) defaultBody(grant string, pairs ...string) string {
 	pairs = append([]string{"grant_type", grant}, pairs...)
-	if c.ClientAuth == AuthBody {
-		pairs = append(pairs, "client_id", "<<client_id>>", "client_secret", "<<client_secret>>")
+	switch c.ClientAuth {
+	case AuthBody:
+		if c.GrantType != JWTBearer { // the assertion authenticates
+			pairs = append(pairs, "client_id", "<<client_id>>", "client_secret", "<<client_secret>>")
+		}
+	case AuthPrivateKeyJWT, AuthClientSecretJWT:
+		// RFC 7523 §2.2; the assertion is signed for each request.
+		pairs = append(pairs, "client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+			"client_assertion", "<<client_assertion>>")
 	}
 	var b strings.Builder
 	if c.BodyFormat == JSON {
@@ -330,7 +361,9 @@ func (c *Config) Validate(defs []settings.Definition) error {
 	urlTyped := make(map[string]bool)
 	valueTyped := make(map[string]bool) // number and boolean settings
 	fixed := make(map[string]bool)
+	byKey := make(map[string]settings.Definition, len(defs))
 	for _, d := range defs {
+		byKey[d.Key] = d
 		levels[d.Key] = d.Level
 		if d.Type == settings.URL {
 			urlTyped[d.Key] = true
@@ -356,9 +389,9 @@ func (c *Config) Validate(defs []settings.Definition) error {
 		fs.Add("name", "must be 1 to 200 characters")
 	}
 	switch c.GrantType {
-	case AuthorizationCode, ClientCredentials, Password, RefreshToken:
+	case AuthorizationCode, ClientCredentials, Password, RefreshToken, JWTBearer:
 	default:
-		fs.Add("grant_type", "must be authorization_code, client_credentials, password or refresh_token")
+		fs.Add("grant_type", "must be authorization_code, client_credentials, password, refresh_token or jwt_bearer")
 	}
 	bodyOK := true
 	if c.BodyFormat != Form && c.BodyFormat != JSON {
@@ -382,8 +415,45 @@ func (c *Config) Validate(defs []settings.Definition) error {
 			fs.Add("content_type", "is for a body; with token_params \"query\" requests have none")
 		}
 	}
-	if c.ClientAuth != AuthBody && c.ClientAuth != AuthBasic {
-		fs.Add("client_auth", `must be "body" or "basic"`)
+	switch c.ClientAuth {
+	case AuthBody, AuthBasic, AuthPrivateKeyJWT, AuthClientSecretJWT:
+	default:
+		fs.Add("client_auth", `must be "body", "basic", "private_key_jwt" or "client_secret_jwt"`)
+	}
+	// A signed assertion (RFC 7523) needs its key: a secret setting with a
+	// PEM private key, except client_secret_jwt, which signs with
+	// client_secret.
+	signs := c.ClientAuth == AuthPrivateKeyJWT || c.GrantType == JWTBearer
+	if signs {
+		d, ok := byKey[c.AssertionKeySetting]
+		switch {
+		case c.AssertionKeySetting == "":
+			fs.Add("assertion_key_setting", "is required to sign an assertion: the secret setting that holds the PEM private key")
+		case !ok:
+			fs.Add("assertion_key_setting", "the app has no setting %q", c.AssertionKeySetting)
+		case !d.Secret:
+			fs.Add("assertion_key_setting", "setting %q must be secret: it holds a private key", c.AssertionKeySetting)
+		}
+	}
+	switch c.AssertionAlg {
+	case "", "RS256", "PS256", "ES256":
+	default:
+		fs.Add("assertion_alg", `must be "RS256", "PS256" or "ES256" (empty: by the key)`)
+	}
+	if len(c.AssertionClaims) > 20 {
+		fs.Add("assertion_claims", "at most 20 claims")
+	}
+	for name, src := range c.AssertionClaims {
+		if name == "" || len(name) > 100 {
+			fs.Add("assertion_claims", "claim names must be 1 to 100 characters")
+			continue
+		}
+		checkTemplate(&fs, "assertion_claims."+name, src, template.Text, known)
+	}
+	if c.ClientAuth == AuthClientSecretJWT {
+		if l, ok := levels["client_secret"]; !ok || l != settings.Organization {
+			fs.Add("client_auth", "client_secret_jwt needs an organization-level setting client_secret to sign with")
+		}
 	}
 	if c.ClientAuth == AuthBasic {
 		for _, k := range []string{"client_id", "client_secret"} {
@@ -803,7 +873,7 @@ func (c *Config) tokenLevel(levels map[string]settings.Level) settings.Level {
 	switch c.GrantType {
 	case ClientCredentials:
 		return settings.Organization
-	case Password, RefreshToken:
+	case Password, RefreshToken, JWTBearer:
 		if levels[c.AccessTokenSetting] == settings.Organization {
 			return settings.Organization
 		}

@@ -71,6 +71,9 @@ type configRequest struct {
 	TokenMethod         *string            `json:"token_method"`
 	TokenParams         *string            `json:"token_params"`
 	ContentType         *string            `json:"content_type"`
+	AssertionKeySetting *string            `json:"assertion_key_setting"`
+	AssertionAlg        *string            `json:"assertion_alg"`
+	AssertionClaims     *map[string]string `json:"assertion_claims"`
 	Headers             *map[string]string `json:"headers"`
 	ClientAuth          *ClientAuth        `json:"client_auth"`
 	AuthCodePath        *string            `json:"auth_code_path"`
@@ -115,6 +118,9 @@ func (r *configRequest) apply(c *Config) {
 	set(&c.TokenMethod, r.TokenMethod)
 	set(&c.TokenParams, r.TokenParams)
 	set(&c.ContentType, r.ContentType)
+	set(&c.AssertionKeySetting, r.AssertionKeySetting)
+	set(&c.AssertionAlg, r.AssertionAlg)
+	set(&c.AssertionClaims, r.AssertionClaims)
 	set(&c.Headers, r.Headers)
 	set(&c.ClientAuth, r.ClientAuth)
 	set(&c.AuthCodePath, r.AuthCodePath)
@@ -166,6 +172,9 @@ type configResponse struct {
 	TokenMethod         string            `json:"token_method"`
 	TokenParams         string            `json:"token_params"`
 	ContentType         string            `json:"content_type"`
+	AssertionKeySetting string            `json:"assertion_key_setting"`
+	AssertionAlg        string            `json:"assertion_alg"`
+	AssertionClaims     map[string]string `json:"assertion_claims"`
 	Headers             map[string]string `json:"headers"`
 	ClientAuth          ClientAuth        `json:"client_auth"`
 	AuthCodePath        string            `json:"auth_code_path"`
@@ -207,6 +216,7 @@ func (h *Handler) toResponse(c Config) configResponse {
 		LinkURL: c.LinkURL, TokenURL: c.TokenURL, RefreshURL: c.RefreshURL,
 		TokenBody: c.Body(false), RefreshBody: c.Body(true), BodyFormat: c.BodyFormat,
 		TokenMethod: c.TokenMethod, TokenParams: c.TokenParams, ContentType: c.ContentType,
+		AssertionKeySetting: c.AssertionKeySetting, AssertionAlg: c.AssertionAlg, AssertionClaims: c.AssertionClaims,
 		Headers: c.Headers, ClientAuth: c.ClientAuth,
 		AuthCodePath: c.AuthCodePath, AccessTokenPath: c.AccessTokenPath,
 		RefreshTokenPath: c.RefreshTokenPath, ExpiresInPath: c.ExpiresInPath,

@@ -119,7 +119,7 @@ var keyPattern = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 // silently ignored in every template, so new settings cannot take them.
 // refresh_token is not among them: it is the usual name of the setting that
 // holds the refresh token, whose value the flow passes on as it is.
-var FlowKeys = []string{"state", "auth_code", "redirect_uri", "code_verifier", "code_challenge", "scope"}
+var FlowKeys = []string{"state", "auth_code", "redirect_uri", "code_verifier", "code_challenge", "scope", "assertion", "client_assertion"}
 
 // checkKeyFree adds to fs why d's key cannot be given to a new setting.
 // It is not part of Validate: settings made before the rule keep working.

@@ -337,7 +337,7 @@ func clientRefused(cfg *oauthconfig.Config, re *token.RetrieveError) bool {
 	case "invalid_client", "unauthorized_client":
 		return true
 	}
-	return cfg.GrantType == oauthconfig.ClientCredentials && re.ErrorCode != "" && re.Status < 500
+	return (cfg.GrantType == oauthconfig.ClientCredentials || cfg.GrantType == oauthconfig.JWTBearer) && re.ErrorCode != "" && re.Status < 500
 }
 
 // grantGone returns the rule by which a refusal says the user's grant is
@@ -455,7 +455,7 @@ func margin(cfg *oauthconfig.Config, conn Connection) time.Duration {
 // user: with a refresh token, or by a grant that needs no user.
 func canRenew(cfg *oauthconfig.Config, r settings.Resolved) bool {
 	switch cfg.GrantType {
-	case oauthconfig.ClientCredentials, oauthconfig.Password:
+	case oauthconfig.ClientCredentials, oauthconfig.Password, oauthconfig.JWTBearer:
 		return true
 	}
 	return cfg.RefreshTokenSetting != "" && r.Values[cfg.RefreshTokenSetting] != ""

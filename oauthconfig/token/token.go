@@ -52,7 +52,7 @@ type Vars struct {
 
 func (v Vars) IsSecret(name string) bool {
 	switch name {
-	case "auth_code", "code_verifier", "refresh_token":
+	case "auth_code", "code_verifier", "refresh_token", "assertion", "client_assertion":
 		return true
 	}
 	return v.Secret[name]
@@ -64,6 +64,8 @@ type Request struct {
 	URL    string
 	Header http.Header
 	Body   string
+
+	signed string // the assertion signed for this request, for the redactor
 }
 
 // RetrieveError is a token request that failed at the provider, after it
@@ -147,6 +149,22 @@ func BuildRequest(cfg *oauthconfig.Config, vars Vars, refresh, mask bool) (Reque
 	var err error
 	if req.URL, err = render(urlField, urlSrc, template.URL); err != nil {
 		return Request{}, err
+	}
+	// A signed assertion (RFC 7523) is made for each request, for the
+	// URL it goes to: the grant's own (jwt_bearer) or the client's
+	// authentication (private_key_jwt, client_secret_jwt).
+	if strings.Contains(bodySrc, "assertion>>") {
+		jwt, err := assertion(cfg, vars, req.URL, time.Now())
+		if err != nil {
+			return Request{}, err
+		}
+		values := make(map[string]string, len(vars.Values)+2)
+		for k, v := range vars.Values {
+			values[k] = v
+		}
+		values["assertion"], values["client_assertion"] = jwt, jwt
+		vars.Values = values
+		req.signed = jwt
 	}
 	if req.Body, err = render(bodyField, bodySrc, cfg.BodyContext()); err != nil {
 		return Request{}, err
@@ -260,6 +278,7 @@ func (tc *Client) send(ctx context.Context, cfg *oauthconfig.Config, vars Vars, 
 	tok, status, respHeader, respBody, err := tc.do(ctx, cfg, req, refresh)
 	tc.observe(cfg, meta.Kind, err)
 	r := newRedactor(vars, tok, req.Header)
+	r.Add(req.signed)
 	err = redactError(err, r)
 	if tc.log != nil && cfg.LogRequests {
 		entry.Status = status
