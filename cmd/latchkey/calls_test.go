@@ -804,6 +804,11 @@ func TestCallbackMappings(t *testing.T) {
 	if v["access_token"] != "at-user-1" || v["realm_id"] != "4620816365" || v["accounts_server"] != fault.URL()+"/eu" {
 		t.Errorf("stored %q %q %q", v["access_token"], v["realm_id"], v["accounts_server"])
 	}
+	// explain shows what the redirect's values go to.
+	ex := e.must(200, "POST", path+"/explain", e.key, map[string]any{"installation_id": f.instID, "user_id": "user-1"})
+	if m, _ := ex["callback_mappings"].([]any); len(m) != 2 {
+		t.Errorf("explain's callback_mappings = %v", ex["callback_mappings"])
+	}
 	// An accounts server the app does not allow: no token request is sent.
 	before := len(fault.Requests())
 	if status, page := callback("user-2", "https://evil.example"); status != http.StatusBadGateway || !strings.Contains(page, "accounts-server") {

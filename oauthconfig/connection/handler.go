@@ -259,6 +259,9 @@ func (h *Handler) explain(c echo.Context) error {
 	if ex.LinkURL != "" {
 		out["link_url"] = ex.LinkURL
 	}
+	if len(cfg.CallbackMappings) > 0 {
+		out["callback_mappings"] = cfg.CallbackMappings
+	}
 	for key, r := range map[string]*token.Request{"token_request": ex.TokenRequest, "refresh_request": ex.RefreshRequest} {
 		if r == nil {
 			continue
