@@ -829,9 +829,47 @@ func checkIdentityPath(fs *errs.Fields, field, path string, known func(string) b
 }
 
 func checkPath(fs *errs.Fields, field, path string) {
-	if _, err := CompilePath(path); err != nil {
-		fs.Add(field, "%v", err)
+	alts := Alternatives(path)
+	if len(alts) > 5 {
+		fs.Add(field, "at most 5 alternatives")
+		return
 	}
+	for _, alt := range alts {
+		if _, err := CompilePath(alt); err != nil {
+			fs.Add(field, "%v", err)
+			return
+		}
+	}
+}
+
+// Alternatives splits a JSONPath that lists alternatives, "$.a | $.b",
+// of which the first with a value wins. Only a " | " outside brackets,
+// parentheses and string literals separates them.
+func Alternatives(path string) []string {
+	var parts []string
+	depth, quote, start := 0, byte(0), 0
+	for i := 0; i < len(path); i++ {
+		c := path[i]
+		switch {
+		case quote != 0:
+			if c == '\\' {
+				i++
+			} else if c == quote {
+				quote = 0
+			}
+		case c == '"' || c == '\'':
+			quote = c
+		case c == '[' || c == '(':
+			depth++
+		case c == ']' || c == ')':
+			depth--
+		case depth == 0 && strings.HasPrefix(path[i:], " | $"):
+			parts = append(parts, path[start:i])
+			start = i + 3
+			i += 2
+		}
+	}
+	return append(parts, path[start:])
 }
 
 // compiledPaths caches compiled JSONPaths: configs are few, their paths

@@ -509,7 +509,21 @@ func Extract(cfg *oauthconfig.Config, doc any, refresh bool) (Token, error) {
 }
 
 // lookup evaluates path on doc; ok is false when nothing is there.
+//
+// A path may list alternatives, "$.a | $.b": the first that has a value
+// wins (Slack's user token at $.authed_user.access_token or, for a bot
+// install, $.access_token).
 func lookup(path string, doc any) (any, bool, error) {
+	for _, alt := range oauthconfig.Alternatives(path) {
+		v, ok, err := lookupOne(alt, doc)
+		if err != nil || ok {
+			return v, ok, err
+		}
+	}
+	return nil, false, nil
+}
+
+func lookupOne(path string, doc any) (any, bool, error) {
 	eval, err := oauthconfig.CompilePath(path)
 	if err != nil {
 		return nil, false, err

@@ -165,3 +165,24 @@ func TestPathForEscapes(t *testing.T) {
 		t.Error("a missing value is not an error")
 	}
 }
+
+// TestAlternativePaths: the first alternative with a value wins.
+func TestAlternativePaths(t *testing.T) {
+	cfg := &oauthconfig.Config{AccessTokenPath: "$.authed_user.access_token | $.access_token"}
+	cfg.ApplyDefaults()
+	for _, tt := range []struct {
+		doc  map[string]any
+		want string
+	}{
+		{map[string]any{"access_token": "bot", "authed_user": map[string]any{"access_token": "user"}}, "user"},
+		{map[string]any{"access_token": "bot"}, "bot"},
+	} {
+		tok, err := Extract(cfg, tt.doc, false)
+		if err != nil || tok.AccessToken != tt.want {
+			t.Errorf("%v: %q, %v; want %q", tt.doc, tok.AccessToken, err, tt.want)
+		}
+	}
+	if got := oauthconfig.Alternatives(`$[?(@.a == "x | $y")]`); len(got) != 1 {
+		t.Errorf("a filter was split: %q", got)
+	}
+}
