@@ -16,16 +16,12 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
-	"github.com/PaesslerAG/gval"
-	"github.com/PaesslerAG/jsonpath"
-
 	"github.com/latchkey/latchkey/app"
 	"github.com/latchkey/latchkey/internal/errs"
+	"github.com/latchkey/latchkey/internal/jpath"
 	"github.com/latchkey/latchkey/internal/template"
 	"github.com/latchkey/latchkey/settings"
 )
@@ -835,7 +831,7 @@ func checkPath(fs *errs.Fields, field, path string) {
 		return
 	}
 	for _, alt := range alts {
-		if _, err := CompilePath(alt); err != nil {
+		if _, err := jpath.Compile(alt); err != nil {
 			fs.Add(field, "%v", err)
 			return
 		}
@@ -870,38 +866,6 @@ func Alternatives(path string) []string {
 		}
 	}
 	return append(parts, path[start:])
-}
-
-// compiledPaths caches compiled JSONPaths: configs are few, their paths
-// fewer, and compiling on every token response would be waste.
-// It is bounded so that callers sending endless distinct paths cannot grow
-// it without end.
-var (
-	compiledPaths sync.Map // string -> gval.Evaluable
-	cachedPaths   atomic.Int64
-)
-
-// CompilePath compiles a JSONPath, which must start at the root ($).
-func CompilePath(path string) (gval.Evaluable, error) {
-	if e, ok := compiledPaths.Load(path); ok {
-		return e.(gval.Evaluable), nil
-	}
-	if !strings.HasPrefix(path, "$") {
-		return nil, fmt.Errorf("must be a JSONPath starting with $")
-	}
-	if len(path) > 500 {
-		return nil, fmt.Errorf("must be at most 500 characters")
-	}
-	eval, err := jsonpath.New(path)
-	if err != nil {
-		return nil, fmt.Errorf("is not a valid JSONPath: %v", err)
-	}
-	if cachedPaths.Load() < 10000 {
-		if _, loaded := compiledPaths.LoadOrStore(path, eval); !loaded {
-			cachedPaths.Add(1)
-		}
-	}
-	return eval, nil
 }
 
 // tokenLevel is where the config's tokens live. The grant decides it,

@@ -313,20 +313,6 @@ func (s *Store) Check(ctx context.Context, appID, key, value string) error {
 	return errs.New(errs.Invalid, "the app has no setting %q", key)
 }
 
-// LevelOf returns the level of the app's setting key.
-func (s *Store) LevelOf(ctx context.Context, appID, key string) (Level, error) {
-	defs, err := s.Definitions(ctx, appID, "")
-	if err != nil {
-		return "", err
-	}
-	for _, d := range defs {
-		if d.Key == key {
-			return d.Level, nil
-		}
-	}
-	return "", errs.New(errs.Invalid, "the app has no setting %q", key)
-}
-
 // SetFromProvider stores values a provider sent for userID ("" for the
 // installation's organization-level values): tokens and mapped values. A
 // provider's answer is not an installer's input, and tokens it has issued
@@ -520,18 +506,28 @@ type Resolved struct {
 	Values map[string]string
 	Secret map[string]bool
 
-	orgKeys []string // organization-level keys with a value, sorted
+	defs []Definition // what the values were resolved with; shared, read-only
 }
 
 // OrganizationKeys returns the organization-level settings with a value.
-func (r Resolved) OrganizationKeys() []string { return r.orgKeys }
+// They are worked out when asked for (on a renewal), not on every call.
+func (r Resolved) OrganizationKeys() []string {
+	var keys []string
+	for _, d := range r.defs {
+		if _, ok := r.Values[d.Key]; ok && d.Level == Organization {
+			keys = append(keys, d.Key)
+		}
+	}
+	sort.Strings(keys)
+	return keys
+}
 
 // OrganizationDigest is a hash of the organization-level values: it
 // changes when an organization changes its settings (or the app developer
 // a default), which is when a configuration error may be fixed.
 func (r Resolved) OrganizationDigest() string {
 	h := sha256.New()
-	for _, k := range r.orgKeys {
+	for _, k := range r.OrganizationKeys() {
 		fmt.Fprintf(h, "%d:%s=%d:%s;", len(k), k, len(r.Values[k]), r.Values[k])
 	}
 	return hex.EncodeToString(h.Sum(nil))
@@ -583,11 +579,6 @@ func (s *Store) Resolve(ctx context.Context, inst Installation, userID string) (
 			r.Values[d.Key] = *d.DefaultValue
 		}
 	}
-	for _, d := range defs {
-		if _, ok := r.Values[d.Key]; ok && d.Level == Organization {
-			r.orgKeys = append(r.orgKeys, d.Key)
-		}
-	}
-	sort.Strings(r.orgKeys)
+	r.defs = defs
 	return r, nil
 }

@@ -363,23 +363,33 @@ func (h *Handler) makeLink(c echo.Context) error {
 		Kind: kind, User: user, URL: u, Expires: when(&expires)}})
 }
 
-// removeConnection disconnects a user from a config, as DELETE
-// .../connections/{config} does.
-func (h *Handler) removeConnection(c echo.Context) error {
+// connectionForm reads the installation of the path and the config and
+// user a connection form names, for the connection's buttons.
+func (h *Handler) connectionForm(c echo.Context) (settings.Installation, app.App, oauthconfig.Config, string, error) {
 	inst, a, err := h.installation(c)
 	if err != nil {
-		return err
+		return settings.Installation{}, app.App{}, oauthconfig.Config{}, "", err
 	}
 	form, err := readForm(c)
 	if err != nil {
-		return err
+		return settings.Installation{}, app.App{}, oauthconfig.Config{}, "", err
 	}
-	ctx := c.Request().Context()
-	cfg, err := h.Configs.Find(ctx, a.ID, form.Get("config_id"))
+	cfg, err := h.Configs.Find(c.Request().Context(), a.ID, form.Get("config_id"))
+	return inst, a, cfg, form.Get("user_id"), err
+}
+
+// removeConnection disconnects a user from a config, as DELETE
+// .../connections/{config} does.
+func (h *Handler) removeConnection(c echo.Context) error {
+	inst, a, cfg, user, err := h.connectionForm(c)
 	if err != nil {
 		return err
 	}
-	if err := h.Connections.Remove(ctx, inst, cfg.Owner(form.Get("user_id")), &cfg); err != nil {
+	err = oauthconfig.CheckOwner(&cfg, user)
+	if err == nil {
+		err = h.Connections.Remove(c.Request().Context(), inst, cfg.Owner(user), &cfg)
+	}
+	if err != nil {
 		if errs.CodeOf(err) == errs.Internal {
 			return err
 		}
@@ -391,21 +401,11 @@ func (h *Handler) removeConnection(c echo.Context) error {
 // checkConnection runs the config's identity request for a connection
 // now, with call.Caller.Check, as POST .../check does.
 func (h *Handler) checkConnection(c echo.Context) error {
-	inst, a, err := h.installation(c)
+	inst, a, cfg, user, err := h.connectionForm(c)
 	if err != nil {
 		return err
 	}
-	form, err := readForm(c)
-	if err != nil {
-		return err
-	}
-	ctx := c.Request().Context()
-	cfg, err := h.Configs.Find(ctx, a.ID, form.Get("config_id"))
-	if err != nil {
-		return err
-	}
-	user := form.Get("user_id")
-	_, identity, err := h.Caller.Check(ctx, inst, &cfg, user)
+	_, identity, err := h.Caller.Check(c.Request().Context(), inst, &cfg, user)
 	if err != nil {
 		if errs.CodeOf(err) == errs.Internal {
 			return err

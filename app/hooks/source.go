@@ -11,16 +11,12 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
-	"github.com/PaesslerAG/gval"
-	"github.com/PaesslerAG/jsonpath"
-
 	"github.com/latchkey/latchkey/app"
 	"github.com/latchkey/latchkey/internal/errs"
+	"github.com/latchkey/latchkey/internal/jpath"
 	"github.com/latchkey/latchkey/internal/template"
 	"github.com/latchkey/latchkey/settings"
 )
@@ -251,7 +247,7 @@ func (v *Verification) check(fs *errs.Fields, byKey map[string]settings.Definiti
 		case v.TokenPath != "" && v.TokenHeader != "":
 			fs.Add(f+"token_path", "give token_path or token_header, not both")
 		case v.TokenPath != "":
-			if _, err := compilePath(v.TokenPath); err != nil {
+			if _, err := jpath.Compile(v.TokenPath); err != nil {
 				fs.Add(f+"token_path", "%v", err)
 			}
 		case v.TokenHeader != "":
@@ -333,7 +329,7 @@ func checkLocator(fs *errs.Fields, field string, l Locator, required bool) {
 	case l.Path != "" && l.Header != "":
 		fs.Add(field, "give path or header, not both")
 	case l.Path != "":
-		if _, err := compilePath(l.Path); err != nil {
+		if _, err := jpath.Compile(l.Path); err != nil {
 			fs.Add(field+".path", "%v", err)
 		}
 	case l.Header != "":
@@ -345,40 +341,10 @@ func checkLocator(fs *errs.Fields, field string, l Locator, required bool) {
 	}
 }
 
-// compiledPaths caches compiled JSONPaths, bounded so that endless
-// distinct paths cannot grow it without end.
-var (
-	compiledPaths sync.Map // string -> gval.Evaluable
-	cachedPaths   atomic.Int64
-)
-
-// compilePath compiles a JSONPath, which must start at the root ($).
-func compilePath(path string) (gval.Evaluable, error) {
-	if e, ok := compiledPaths.Load(path); ok {
-		return e.(gval.Evaluable), nil
-	}
-	if !strings.HasPrefix(path, "$") {
-		return nil, fmt.Errorf("must be a JSONPath starting with $")
-	}
-	if len(path) > 500 {
-		return nil, fmt.Errorf("must be at most 500 characters")
-	}
-	eval, err := jsonpath.New(path)
-	if err != nil {
-		return nil, fmt.Errorf("is not a valid JSONPath: %v", err)
-	}
-	if cachedPaths.Load() < 10000 {
-		if _, loaded := compiledPaths.LoadOrStore(path, eval); !loaded {
-			cachedPaths.Add(1)
-		}
-	}
-	return eval, nil
-}
-
 // lookup evaluates path on doc: the first value there, as text. ok is
 // false when nothing is there, or only an object or array.
 func lookup(path string, doc any) (string, bool) {
-	eval, err := compilePath(path)
+	eval, err := jpath.Compile(path)
 	if err != nil || doc == nil {
 		return "", false
 	}

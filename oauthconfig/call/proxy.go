@@ -21,6 +21,7 @@ import (
 	"github.com/latchkey/latchkey/app"
 	"github.com/latchkey/latchkey/internal/errs"
 	"github.com/latchkey/latchkey/internal/httpapi"
+	"github.com/latchkey/latchkey/internal/jpath"
 	"github.com/latchkey/latchkey/internal/outbound"
 	"github.com/latchkey/latchkey/internal/template"
 	"github.com/latchkey/latchkey/oauthconfig"
@@ -408,7 +409,7 @@ func tokenExpired(cfg *oauthconfig.Config, resp *http.Response) (*http.Response,
 	if json.Unmarshal(head, &doc) != nil {
 		return resp, false, nil
 	}
-	eval, err := oauthconfig.CompilePath(cfg.ExpiredBodyPath)
+	eval, err := jpath.Compile(cfg.ExpiredBodyPath)
 	if err != nil {
 		return resp, false, nil
 	}

@@ -225,12 +225,19 @@ func (cs *Connections) store(ctx context.Context, inst settings.Installation, us
 		// The redirect's values go at their settings' own levels: a
 		// user's, or the installation's (QuickBooks' realmId).
 		orgChanges := map[string]*string{}
-		for k, v := range tok.Callback {
-			l, err := cs.settings.WithTx(tx).LevelOf(ctx, inst.AppID, k)
+		var orgLevel map[string]bool
+		if len(tok.Callback) > 0 {
+			defs, err := cs.settings.WithTx(tx).Definitions(ctx, inst.AppID, settings.Organization)
 			if err != nil {
 				return err
 			}
-			if l == settings.Organization && userID != "" {
+			orgLevel = make(map[string]bool, len(defs))
+			for _, d := range defs {
+				orgLevel[d.Key] = true
+			}
+		}
+		for k, v := range tok.Callback {
+			if orgLevel[k] && userID != "" {
 				orgChanges[k] = &v
 			} else if !always[k] {
 				changes[k] = &v

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"strconv"
 	"time"
 
@@ -160,4 +161,14 @@ func signJWT(alg string, key any, claims map[string]any) (string, error) {
 		return "", err
 	}
 	return input + "." + enc.EncodeToString(sig), nil
+}
+
+// usesAssertion reports whether a body template places a signed assertion
+// (<<assertion>> or <<client_assertion>>), which is then made for it.
+func usesAssertion(src string, ctx template.Context) bool {
+	t, err := template.Cached(src, ctx)
+	if err != nil {
+		return false // the render reports it
+	}
+	return slices.Contains(t.Vars(), "assertion") || slices.Contains(t.Vars(), "client_assertion")
 }

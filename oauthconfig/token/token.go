@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/latchkey/latchkey/internal/errs"
+	"github.com/latchkey/latchkey/internal/jpath"
 	"github.com/latchkey/latchkey/internal/outbound"
 	"github.com/latchkey/latchkey/internal/template"
 	"github.com/latchkey/latchkey/oauthconfig"
@@ -153,7 +154,7 @@ func BuildRequest(cfg *oauthconfig.Config, vars Vars, refresh, mask bool) (Reque
 	// A signed assertion (RFC 7523) is made for each request, for the
 	// URL it goes to: the grant's own (jwt_bearer) or the client's
 	// authentication (private_key_jwt, client_secret_jwt).
-	if strings.Contains(bodySrc, "assertion>>") {
+	if usesAssertion(bodySrc, cfg.BodyContext()) {
 		jwt, err := assertion(cfg, vars, req.URL, time.Now())
 		if err != nil {
 			return Request{}, err
@@ -524,7 +525,7 @@ func lookup(path string, doc any) (any, bool, error) {
 }
 
 func lookupOne(path string, doc any) (any, bool, error) {
-	eval, err := oauthconfig.CompilePath(path)
+	eval, err := jpath.Compile(path)
 	if err != nil {
 		return nil, false, err
 	}
