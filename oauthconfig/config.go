@@ -188,6 +188,9 @@ type Config struct {
 	// them (Zoho's token URL depends on the accounts server).
 	CallbackMappings []CallbackMapping `gorm:"serializer:json"`
 
+	// Steps are requests run after the token request (see Step).
+	Steps []Step `gorm:"serializer:json"`
+
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }
@@ -243,6 +246,10 @@ func (c *Config) ApplyDefaults() {
 	if c.CallbackMappings == nil {
 		c.CallbackMappings = []CallbackMapping{}
 	}
+	if c.Steps == nil {
+		c.Steps = []Step{}
+	}
+	stepDefaults(c.Steps)
 	if c.GrantGoneErrors == nil {
 		c.GrantGoneErrors = []string{}
 	}
@@ -576,6 +583,7 @@ func (c *Config) Validate(defs []settings.Definition) error {
 		checkIdentityPath(&fs, fmt.Sprintf("identity_mappings[%d].path", i), m.Path, known)
 		checkTokenSetting(&fs, fmt.Sprintf("identity_mappings[%d].setting", i), m.Setting, levels, fixed, c.TokenLevel, true)
 	}
+	c.checkSteps(&fs, known, levels, fixed, urlTyped, valueTyped)
 	if len(c.CallbackMappings) > 0 && c.GrantType != AuthorizationCode {
 		fs.Add("callback_mappings", "only the authorization_code grant has a redirect back to take values from")
 	}

@@ -102,6 +102,7 @@ type configRequest struct {
 	IdentityHeaders     *map[string]string `json:"identity_headers"`
 	IdentityMappings    *[]Mapping         `json:"identity_mappings"`
 	CallbackMappings    *[]CallbackMapping `json:"callback_mappings"`
+	Steps               *[]Step            `json:"steps"`
 }
 
 func (r *configRequest) apply(c *Config) {
@@ -149,6 +150,7 @@ func (r *configRequest) apply(c *Config) {
 	set(&c.IdentityHeaders, r.IdentityHeaders)
 	set(&c.IdentityMappings, r.IdentityMappings)
 	set(&c.CallbackMappings, r.CallbackMappings)
+	set(&c.Steps, r.Steps)
 }
 
 func set[T any](dst *T, v *T) {
@@ -204,6 +206,7 @@ type configResponse struct {
 	IdentityHeaders     map[string]string `json:"identity_headers"`
 	IdentityMappings    []Mapping         `json:"identity_mappings"`
 	CallbackMappings    []CallbackMapping `json:"callback_mappings"`
+	Steps               []Step            `json:"steps"`
 	RedirectURI         string            `json:"redirect_uri"`
 	CallbackURL         string            `json:"callback_url"`
 	CreatedAt           time.Time         `json:"created_at"`
@@ -229,7 +232,7 @@ func (h *Handler) toResponse(c Config) configResponse {
 		ExpiredBodyValue: c.ExpiredBodyValue, KeepAlive: c.KeepAlive,
 		GrantGoneErrors: c.GrantGoneErrors, GrantGoneBodyPath: c.GrantGoneBodyPath, GrantGoneBodyValue: c.GrantGoneBodyValue,
 		IdentityURL: c.IdentityURL, IdentityMethod: c.IdentityMethod,
-		IdentityHeaders: c.IdentityHeaders, IdentityMappings: c.IdentityMappings, CallbackMappings: c.CallbackMappings, RedirectURI: h.redirectURI, CallbackURL: h.redirectURI,
+		IdentityHeaders: c.IdentityHeaders, IdentityMappings: c.IdentityMappings, CallbackMappings: c.CallbackMappings, Steps: c.Steps, RedirectURI: h.redirectURI, CallbackURL: h.redirectURI,
 		Description: c.Description,
 		CreatedAt:   c.CreatedAt, UpdatedAt: c.UpdatedAt,
 	}

@@ -167,7 +167,7 @@ func (cs *Connections) WithTx(tx *gorm.DB) *Connections {
 
 // Save stores a new connection's tokens; see store.
 func (cs *Connections) Save(ctx context.Context, inst settings.Installation, userID string, cfg *oauthconfig.Config, tok token.Token) error {
-	problems, err := cs.store(ctx, inst, cfg.Owner(userID), cfg, tok, false)
+	problems, err := cs.store(ctx, inst, cfg.Owner(userID), cfg, tok, exchanged)
 	if err == nil && len(problems) > 0 {
 		return errs.New(errs.Upstream, "the tokens are stored, but the provider's answer does not fit the config: %s", strings.Join(problems, "; "))
 	}
@@ -177,8 +177,37 @@ func (cs *Connections) Save(ctx context.Context, inst settings.Installation, use
 // SaveRefreshed stores renewed tokens of a connection and returns what of
 // the answer did not fit (reported on the connection too); see store.
 func (cs *Connections) SaveRefreshed(ctx context.Context, inst settings.Installation, userID string, cfg *oauthconfig.Config, tok token.Token) ([]string, error) {
-	return cs.store(ctx, inst, cfg.Owner(userID), cfg, tok, true)
+	return cs.store(ctx, inst, cfg.Owner(userID), cfg, tok, refreshed)
 }
+
+// SaveStepped stores what a connection's steps gave: the values their
+// mappings extracted and, when a step replaced them, the tokens (with
+// what does not fit left out and reported, as for a token request).
+func (cs *Connections) SaveStepped(ctx context.Context, inst settings.Installation, userID string, cfg *oauthconfig.Config, res token.Stepped) error {
+	if !res.Replaced {
+		if len(res.Values) == 0 {
+			return nil
+		}
+		return cs.SaveValues(ctx, inst, userID, cfg, res.Values)
+	}
+	tok := res.Token
+	tok.Extra, tok.Callback, tok.Problems = res.Values, nil, nil
+	problems, err := cs.store(ctx, inst, cfg.Owner(userID), cfg, tok, stepped)
+	if err == nil && len(problems) > 0 {
+		return errs.New(errs.Upstream, "the tokens are stored, but a step's answer does not fit the config: %s", strings.Join(problems, "; "))
+	}
+	return err
+}
+
+// storeKind is what a store writes: an exchange's tokens, a refresh's, or
+// a step's that replace either.
+type storeKind int
+
+const (
+	exchanged storeKind = iota
+	refreshed
+	stepped
+)
 
 // store writes a token response's values in the settings named by the
 // config (the user's, or the installation's when userID is ""), and the
@@ -190,7 +219,7 @@ func (cs *Connections) SaveRefreshed(ctx context.Context, inst settings.Installa
 // the token is renewed rather than trusted forever. A connection that had
 // failed, or whose installation had a configuration error, is reported
 // recovered.
-func (cs *Connections) store(ctx context.Context, inst settings.Installation, userID string, cfg *oauthconfig.Config, tok token.Token, refreshed bool) ([]string, error) {
+func (cs *Connections) store(ctx context.Context, inst settings.Installation, userID string, cfg *oauthconfig.Config, tok token.Token, kind storeKind) ([]string, error) {
 	now := cs.now()
 	changes := map[string]*string{cfg.AccessTokenSetting: &tok.AccessToken}
 	always := map[string]bool{cfg.AccessTokenSetting: true}
@@ -212,10 +241,11 @@ func (cs *Connections) store(ctx context.Context, inst settings.Installation, us
 		ExpiresAt: &exp, IssuedAt: &now, ConnectedAt: now, UpdatedAt: now}
 	update := []string{"status", "expires_at", "issued_at", "last_error", "last_error_at", "updated_at",
 		"refusals", "last_refusal_at", "ended_by", "refresh_started_at"}
-	if refreshed {
+	switch kind {
+	case refreshed:
 		c.RefreshedAt = &now
 		update = append(update, "refreshed_at")
-	} else {
+	case exchanged:
 		update = append(update, "connected_at")
 	}
 	var problems []string
@@ -269,14 +299,16 @@ func (cs *Connections) store(ctx context.Context, inst settings.Installation, us
 		if err := cs.changed(tx, c.InstallationID, c.UserID, c.ConfigID); err != nil {
 			return err
 		}
-		event := "connection.created"
-		if refreshed {
-			event = "connection.refreshed"
+		switch kind {
+		case exchanged:
+			err = cs.emit(tx, inst, "connection.created", c)
+		case refreshed:
+			err = cs.emit(tx, inst, "connection.refreshed", c)
 		}
-		if err := cs.emit(tx, inst, event, c); err != nil {
+		if err != nil {
 			return err
 		}
-		if hadPrev && refreshed && (prev.LastError != "" || prev.Status != Connected) {
+		if hadPrev && kind == refreshed && (prev.LastError != "" || prev.Status != Connected) {
 			if err := cs.emit(tx, inst, "connection.recovered", c); err != nil {
 				return err
 			}

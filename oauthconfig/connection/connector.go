@@ -1,6 +1,8 @@
 package connection
 
 import (
+	"errors"
+
 	"context"
 
 	"github.com/latchkey/latchkey/internal/errs"
@@ -11,9 +13,9 @@ import (
 
 // Connector completes a connection after a code exchange: it stores the
 // tokens first (a token the provider issued is never dropped), then runs
-// the config's identity request, if any, and stores what it maps. If the
-// identity request fails, the connection records why and the caller gets
-// the error; the tokens stay stored.
+// the config's steps and identity request, if any, and stores what they
+// give. If one fails, the connection records why and the caller gets the
+// error; the tokens, and what the steps before it gave, stay stored.
 type Connector struct {
 	tokens      *token.Client
 	conns       *Connections
@@ -36,22 +38,27 @@ func (cn *Connector) Connections() *Connections { return cn.conns }
 // that set none.
 func (cn *Connector) RedirectURI() string { return cn.redirectURI }
 
-// Save stores a connection's tokens and identifies it; errors as
-// Connections.Save and Identify.
+// Save stores a connection's tokens and runs its steps; errors as
+// Connections.Save and Client.RunSteps.
 func (cn *Connector) Save(ctx context.Context, inst settings.Installation, userID string, cfg *oauthconfig.Config, tok token.Token) error {
 	saveErr := cn.conns.Save(ctx, inst, userID, cfg, tok)
 	if saveErr != nil && !errs.Is(saveErr, errs.Upstream) {
 		return saveErr // not stored
 	}
-	if cfg.IdentityURL == "" {
+	steps := cfg.ConnectSteps()
+	if len(steps) == 0 {
 		return saveErr
 	}
-	extra, err := cn.identify(ctx, inst, userID, cfg, tok)
-	if err == nil {
-		err = cn.conns.SaveValues(ctx, inst, userID, cfg, extra)
+	res, err := cn.runSteps(ctx, inst, userID, cfg, tok, steps)
+	if serr := cn.conns.SaveStepped(ctx, inst, userID, cfg, res); serr != nil && err == nil {
+		err = serr
 	}
 	if err != nil {
-		reason := "the tokens are stored, but the identity request failed: " + errs.MessageOf(err)
+		reason := "the tokens are stored, but " + errs.MessageOf(err)
+		var se *token.StepError
+		if errors.As(err, &se) && se.Step == oauthconfig.IdentityStepName {
+			reason = "the tokens are stored, but the identity request failed: " + errs.MessageOf(err)
+		}
 		if ferr := cn.conns.Fail(ctx, inst, userID, cfg, reason, "", false); ferr != nil {
 			return ferr
 		}
@@ -60,15 +67,25 @@ func (cn *Connector) Save(ctx context.Context, inst settings.Installation, userI
 	return saveErr
 }
 
-// identify runs the identity request with the installation's settings and
-// tok in place of the stored tokens.
-func (cn *Connector) identify(ctx context.Context, inst settings.Installation, userID string, cfg *oauthconfig.Config, tok token.Token) (map[string]string, error) {
+// runSteps runs steps with the installation's settings and tok in place
+// of the stored tokens.
+func (cn *Connector) runSteps(ctx context.Context, inst settings.Installation, userID string, cfg *oauthconfig.Config, tok token.Token, steps []oauthconfig.Step) (token.Stepped, error) {
 	r, err := cn.settings.Resolve(ctx, inst, userID)
 	if err != nil {
-		return nil, err
+		return token.Stepped{Token: tok}, err
 	}
-	values := make(map[string]string, len(r.Values)+len(tok.Extra)+2)
+	vars := StepVars(cfg, r, tok, cn.redirectURI)
+	return cn.tokens.RunSteps(ctx, cfg, steps, vars, tok, token.LogMeta{InstallationID: inst.ID, UserID: cfg.Owner(userID)})
+}
+
+// StepVars are the values steps see: the settings r, with the tokens of
+// tok in place of the stored ones, and the flow's own variables.
+func StepVars(cfg *oauthconfig.Config, r settings.Resolved, tok token.Token, redirectURI string) token.Vars {
+	values := make(map[string]string, len(r.Values)+len(tok.Extra)+len(tok.Callback)+2)
 	for k, v := range r.Values {
+		values[k] = v
+	}
+	for k, v := range tok.Callback {
 		values[k] = v
 	}
 	for k, v := range tok.Extra {
@@ -78,6 +95,5 @@ func (cn *Connector) identify(ctx context.Context, inst settings.Installation, u
 	if cfg.RefreshTokenSetting != "" && tok.RefreshToken != "" {
 		values[cfg.RefreshTokenSetting] = tok.RefreshToken
 	}
-	vars := token.FlowValues(cfg, values, r.Secret, cn.redirectURI, nil)
-	return cn.tokens.Identify(ctx, cfg, vars, token.LogMeta{InstallationID: inst.ID, UserID: cfg.Owner(userID)})
+	return token.FlowValues(cfg, values, r.Secret, redirectURI, nil)
 }

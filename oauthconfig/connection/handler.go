@@ -263,16 +263,36 @@ func (h *Handler) explain(c echo.Context) error {
 		out["callback_mappings"] = cfg.CallbackMappings
 	}
 	for key, r := range map[string]*token.Request{"token_request": ex.TokenRequest, "refresh_request": ex.RefreshRequest} {
-		if r == nil {
-			continue
+		if r != nil {
+			out[key] = toRequestResponse(r)
 		}
-		hdr := map[string]string{}
-		for k := range r.Header {
-			hdr[k] = r.Header.Get(k)
+	}
+	if len(ex.Steps) > 0 {
+		steps := make([]explainedStep, len(ex.Steps))
+		for i, st := range ex.Steps {
+			steps[i] = explainedStep{Name: st.Name, OnRefresh: st.OnRefresh}
+			if st.Request != nil {
+				r := toRequestResponse(st.Request)
+				steps[i].Request = &r
+			}
 		}
-		out[key] = requestResponse{Method: r.Method, URL: r.URL, Headers: hdr, Body: r.Body}
+		out["steps"] = steps
 	}
 	return c.JSON(http.StatusOK, out)
+}
+
+type explainedStep struct {
+	Name      string           `json:"name"`
+	OnRefresh bool             `json:"on_refresh"`
+	Request   *requestResponse `json:"request,omitempty"`
+}
+
+func toRequestResponse(r *token.Request) requestResponse {
+	hdr := map[string]string{}
+	for k := range r.Header {
+		hdr[k] = r.Header.Get(k)
+	}
+	return requestResponse{Method: r.Method, URL: r.URL, Headers: hdr, Body: r.Body}
 }
 
 type extractionRequest struct {

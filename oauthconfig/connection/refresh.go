@@ -209,7 +209,7 @@ func (rf *Refresher) renewLocked(ctx context.Context, key string, inst settings.
 			}
 		}
 		rf.idle() // the provider's round trip uses no database
-		tok, entryID, err := rf.request(ctx, inst, userID, cfg, r)
+		tok, entryID, usedRefresh, err := rf.request(ctx, inst, userID, cfg, r)
 		rf.busy()
 		if err == nil {
 			// The provider has issued tokens: from here on they must not
@@ -225,6 +225,13 @@ func (rf *Refresher) renewLocked(ctx context.Context, key string, inst settings.
 			}
 			if later := problems[len(tok.Problems):]; len(later) > 0 {
 				rf.tokens.Annotate(ctx, entryID, later) // the entry has tok.Problems already
+			}
+			if steps := cfg.RenewSteps(usedRefresh); len(steps) > 0 {
+				// Under the lock, so that no call uses the new token
+				// before what the steps make from it (Bullhorn's session).
+				if failure, err = rf.runSteps(ctx, db, inst, userID, cfg, r, tok, steps); err != nil {
+					return err
+				}
 			}
 			out, _, err = rf.read(ctx, db, inst, userID, cfg)
 			return err
@@ -386,9 +393,9 @@ func permanent(code string) bool {
 // refresh token, otherwise a new token request for grants that need no end
 // user. Transient failures are retried with jittered exponential backoff,
 // honouring a short Retry-After.
-func (rf *Refresher) request(ctx context.Context, inst settings.Installation, userID string, cfg *oauthconfig.Config, r settings.Resolved) (tok token.Token, entryID string, err error) {
+func (rf *Refresher) request(ctx context.Context, inst settings.Installation, userID string, cfg *oauthconfig.Config, r settings.Resolved) (tok token.Token, entryID string, useRefresh bool, err error) {
 	refreshToken := r.Values[cfg.RefreshTokenSetting]
-	useRefresh := cfg.RefreshTokenSetting != "" && refreshToken != "" && cfg.GrantType != oauthconfig.ClientCredentials
+	useRefresh = cfg.RefreshTokenSetting != "" && refreshToken != "" && cfg.GrantType != oauthconfig.ClientCredentials
 	vars := token.FlowValues(cfg, r.Values, r.Secret, rf.redirectURI, map[string]string{"refresh_token": refreshToken})
 	meta := token.LogMeta{InstallationID: inst.ID, UserID: cfg.Owner(userID), Recorded: func(id string) { entryID = id }}
 	for attempt := 1; ; attempt++ {
@@ -405,22 +412,49 @@ func (rf *Refresher) request(ctx context.Context, inst settings.Installation, us
 			continue
 		}
 		if err == nil || attempt >= rf.Attempts || !errors.As(err, &re) || !re.Transient {
-			return tok, entryID, err
+			return tok, entryID, useRefresh, err
 		}
 		wait := rf.Backoff << (attempt - 1)
 		wait = wait/2 + rand.N(wait/2+1) // jitter, so replicas do not retry in step
 		if re.RetryAfter > 0 {
 			if re.RetryAfter > rf.MaxRetryAfter {
-				return tok, entryID, err
+				return tok, entryID, useRefresh, err
 			}
 			wait = re.RetryAfter
 		}
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
-			return tok, entryID, err
+			return tok, entryID, useRefresh, err
 		}
 	}
+}
+
+// runSteps runs a renewal's steps after its tokens are stored, and stores
+// what they give in db, the renewal's. A step that fails is recorded on
+// the connection and returned as failure: the renewed tokens stay stored,
+// but a call would go out without what the step makes. err is a storage
+// error.
+func (rf *Refresher) runSteps(ctx context.Context, db *gorm.DB, inst settings.Installation, userID string, cfg *oauthconfig.Config, r settings.Resolved, tok token.Token, steps []oauthconfig.Step) (failure, err error) {
+	vars := StepVars(cfg, r, tok, rf.redirectURI)
+	rf.idle() // the provider's round trips use no database
+	res, failure := rf.tokens.RunSteps(ctx, cfg, steps, vars, tok, token.LogMeta{InstallationID: inst.ID, UserID: cfg.Owner(userID)})
+	rf.busy()
+	if err := rf.conns.WithTx(db).SaveStepped(ctx, inst, userID, cfg, res); err != nil {
+		if !errs.Is(err, errs.Upstream) {
+			return nil, err
+		}
+		if failure == nil {
+			failure = err
+		}
+	}
+	if failure != nil {
+		reason := "the token was renewed, but " + errs.MessageOf(failure)
+		if err := rf.conns.WithTx(db).Fail(ctx, inst, userID, cfg, reason, "", false); err != nil {
+			return nil, err
+		}
+	}
+	return failure, nil
 }
 
 // due reports whether the access token must be renewed before a call: it

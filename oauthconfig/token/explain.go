@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/latchkey/latchkey/internal/errs"
 	"github.com/latchkey/latchkey/internal/template"
@@ -28,7 +29,17 @@ type Explanation struct {
 	LinkURL        string   // "" when it cannot be rendered (see Problems)
 	TokenRequest   *Request // nil when it cannot be rendered
 	RefreshRequest *Request // nil when it cannot be rendered
+	Steps          []ExplainedStep
 	Problems       []string // why a part cannot be rendered, safe to show
+}
+
+// ExplainedStep is a step (or the identity request) as it would be sent
+// after a code exchange: tokens and what earlier steps store show as
+// placeholders where nothing is stored yet.
+type ExplainedStep struct {
+	Name      string
+	OnRefresh bool
+	Request   *Request // nil when it cannot be rendered
 }
 
 // Explain renders cfg's link and token and refresh requests with an
@@ -64,7 +75,39 @@ func Explain(cfg *oauthconfig.Config, defs []settings.Definition, resolved setti
 			out.TokenRequest = &r
 		}
 	}
+	// The steps, and the identity request last, as after a code
+	// exchange: each sees what the steps before it store.
+	svars := stepVars(cfg, vars)
+	for _, s := range cfg.ConnectSteps() {
+		st := ExplainedStep{Name: s.Name, OnRefresh: s.OnRefresh}
+		if r, err := BuildStepRequest(s, svars, true); err != nil {
+			out.Problems = append(out.Problems, err.Error())
+		} else {
+			st.Request = &r
+		}
+		out.Steps = append(out.Steps, st)
+		for _, m := range s.Mappings {
+			if svars.Values[m.Setting] == "" {
+				svars.Values[m.Setting] = strings.ToUpper(m.Setting) // what this step will store
+			}
+		}
+	}
 	return out
+}
+
+// stepVars are vars with placeholders for the tokens where none are stored.
+func stepVars(cfg *oauthconfig.Config, vars Vars) Vars {
+	values := make(map[string]string, len(vars.Values)+2)
+	for k, v := range vars.Values {
+		values[k] = v
+	}
+	for _, k := range []string{cfg.AccessTokenSetting, cfg.RefreshTokenSetting} {
+		if k != "" && values[k] == "" {
+			values[k] = strings.ToUpper(k)
+		}
+	}
+	vars.Values = values
+	return vars
 }
 
 func explainVariables(cfg *oauthconfig.Config, defs []settings.Definition, resolved settings.Resolved, vars Vars) []ExplainedVariable {
@@ -75,6 +118,12 @@ func explainVariables(cfg *oauthconfig.Config, defs []settings.Definition, resol
 	}
 	for _, v := range cfg.Headers {
 		srcs = append(srcs, v)
+	}
+	for _, st := range cfg.ConnectSteps() {
+		srcs = append(srcs, st.URL, st.Body)
+		for _, v := range st.Headers {
+			srcs = append(srcs, v)
+		}
 	}
 	for _, src := range srcs {
 		if t, err := template.Parse(src, template.Text); err == nil {
