@@ -244,3 +244,45 @@ func TestExplainSteps(t *testing.T) {
 		t.Error("explain shows the client secret")
 	}
 }
+
+// TestStepsWithoutUser: a grant without an end user runs its steps after
+// every token request, the first one (made for a call) included, and
+// stores what they give at the installation's level.
+func TestStepsWithoutUser(t *testing.T) {
+	e := newEnv(t)
+	p := newProvider(t, e, oauthtest.AuthBasic)
+	session := oauthtest.NewFaultProvider(t)
+	f := newFlowApp(t, e, providerConfig(p, "basic"))
+	for _, d := range []map[string]any{{"key": "app_token", "secret": true}, {"key": "session_id", "secret": true}} {
+		e.must(201, "POST", "/v1/apps/acme/settings", e.key, d)
+	}
+	cc := e.must(201, "POST", "/v1/apps/acme/oauth-configs", e.key, map[string]any{
+		"name": "service", "grant_type": "client_credentials", "token_url": p.TokenURL(), "client_auth": "basic",
+		"scopes": []string{"read"}, "access_token_setting": "app_token",
+		"steps": []map[string]any{{"name": "session", "method": "POST", "url": session.URL() + "/session",
+			"headers":  map[string]string{"Authorization": "Bearer <<app_token>>"},
+			"body":     `{"client":"<<client_id>>"}`, "content_type": "application/json",
+			"mappings": []map[string]any{{"path": "$.session.id", "setting": "session_id", "required": true}}}},
+	})
+	e.must(201, "POST", "/v1/apps/acme/apis", e.key, map[string]any{"name": "svc", "base_url": p.URL(), "config_id": cc["id"],
+		"headers": map[string]string{"Authorization": "Bearer <<app_token>>", "X-Session": "<<session_id>>"}})
+	session.Then(oauthtest.TokenJSON(map[string]any{"session": map[string]any{"id": "sess-0001"}}),
+		oauthtest.TokenJSON(map[string]any{"session": map[string]any{"id": "sess-0002"}}))
+
+	if r := e.proxy(e.url, "GET", "/v1/installations/"+f.instID+"/apis/svc/proxy/api/me", nil, ""); r.status != 200 {
+		t.Fatalf("call: %d %s", r.status, r.body)
+	}
+	reqs := session.Requests()
+	if len(reqs) != 1 || reqs[0].Body != `{"client":"`+testClientID+`"}` || reqs[0].Header.Get("Content-Type") != "application/json" ||
+		reqs[0].Header.Get("Authorization") != "Bearer "+f.resolve("").Values["app_token"] {
+		t.Fatalf("session requests: %+v", reqs)
+	}
+	if got := f.resolve("").Values["session_id"]; got != "sess-0001" {
+		t.Errorf("session_id = %q after the first token", got)
+	}
+	// A token requested now is a new one: the step runs again.
+	e.must(200, "POST", "/v1/installations/"+f.instID+"/oauth-configs/"+cc["id"].(string)+"/token", e.key, map[string]any{})
+	if got := f.resolve("").Values["session_id"]; got != "sess-0002" || len(session.Requests()) != 2 {
+		t.Errorf("session_id = %q after a new token (%d session requests)", got, len(session.Requests()))
+	}
+}
