@@ -1,6 +1,7 @@
 package console
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -70,7 +71,7 @@ var configGroups = []struct {
 }{
 	{"The grant", []configField{
 		{name: "name", label: "Name", hint: "Unique in the app, such as the provider's name."},
-		{name: "grant_type", label: "Grant type", kind: "select", options: []string{"authorization_code", "client_credentials", "password", "refresh_token"},
+		{name: "grant_type", label: "Grant type", kind: "select", options: []string{"authorization_code", "client_credentials", "password", "refresh_token", "jwt_bearer"},
 			hint: "authorization_code asks the end user at the provider; the others get tokens without one."},
 		{name: "scopes", label: "Scopes", hint: "Separated by spaces; <<scope>> joins them with the separator."},
 		{name: "scope_separator", label: "Scope separator", hint: "Empty: a space."},
@@ -85,8 +86,14 @@ var configGroups = []struct {
 		{name: "token_url", label: "Token URL", hint: "A template."},
 		{name: "refresh_url", label: "Refresh URL", hint: "Empty: the token URL."},
 		{name: "body_format", label: "Body format", kind: "select", options: []string{"form", "json"}},
-		{name: "client_auth", label: "Client authentication", kind: "select", options: []string{"body", "basic"},
-			hint: "basic sends the organization settings client_id and client_secret in an Authorization header."},
+		{name: "client_auth", label: "Client authentication", kind: "select", options: []string{"body", "basic", "private_key_jwt", "client_secret_jwt"},
+			hint: "basic sends the organization settings client_id and client_secret in an Authorization header; the _jwt ones a signed assertion (RFC 7523)."},
+		{name: "token_method", label: "Token request method", kind: "select", options: []string{"POST", "GET"}},
+		{name: "token_params", label: "Token request parameters", kind: "select", options: []string{"body", "query"}, hint: "query: in the URL, with no body."},
+		{name: "content_type", label: "Content type", hint: "Empty: by the body format."},
+		{name: "assertion_key_setting", label: "Assertion key setting", hint: "The secret setting with the PEM private key that signs assertions (private_key_jwt, jwt_bearer)."},
+		{name: "assertion_alg", label: "Assertion algorithm", kind: "select", options: []string{"", "RS256", "PS256", "ES256"}, hint: "Empty: by the key."},
+		{name: "assertion_claims", label: "Assertion claims", kind: "textarea", hint: "One “claim: template” a line, over the defaults."},
 		{name: "token_body", label: "Token request body", kind: "textarea", hint: "Empty: RFC 6749's body for the grant, written again when saved."},
 		{name: "refresh_body", label: "Refresh request body", kind: "textarea", hint: "Empty: RFC 6749's refresh body."},
 		{name: "headers", label: "Headers", kind: "textarea", hint: "One “Name: value” a line; values are templates."},
@@ -115,6 +122,10 @@ var configGroups = []struct {
 		{name: "identity_method", label: "Identity method", kind: "select", options: []string{"GET", "POST"}},
 		{name: "identity_headers", label: "Identity headers", kind: "textarea", hint: "One “Name: value” a line, e.g. Authorization: Bearer <<access_token>>."},
 		{name: "identity_mappings", label: "Identity mappings", kind: "textarea", hint: "One “$.path -> setting” a line."},
+	}},
+	{"After the exchange", []configField{
+		{name: "callback_mappings", label: "Callback mappings", kind: "textarea", hint: "Query parameters of the redirect back to store: one “param -> setting” a line."},
+		{name: "steps", label: "Steps (JSON)", kind: "textarea", hint: `Requests run after the token request, as in the REST API: [{"name": "long_lived", "url": "...", "access_token_path": "$.access_token"}].`},
 	}},
 	{"Logging", []configField{
 		{name: "log_requests", label: "Log token requests and answers, secrets redacted", kind: "checkbox"},
@@ -147,6 +158,10 @@ func configValues(cfg *oauthconfig.Config) url.Values {
 		"keepalive_seconds": strconv.Itoa(cfg.KeepAlive), "identity_url": cfg.IdentityURL,
 		"identity_method": cfg.IdentityMethod, "identity_headers": showPairs(cfg.IdentityHeaders),
 		"identity_mappings": showMappings(cfg.IdentityMappings),
+		"token_method":      cfg.TokenMethod, "token_params": cfg.TokenParams, "content_type": cfg.ContentType,
+		"assertion_key_setting": cfg.AssertionKeySetting, "assertion_alg": cfg.AssertionAlg,
+		"assertion_claims": showPairs(cfg.AssertionClaims), "callback_mappings": showCallbackMappings(cfg.CallbackMappings),
+		"steps": showSteps(cfg.Steps),
 	} {
 		v.Set(k, s)
 	}
@@ -197,7 +212,60 @@ func applyConfigForm(cfg *oauthconfig.Config, f url.Values, fs *errs.Fields) {
 	cfg.IdentityMethod = f.Get("identity_method")
 	cfg.IdentityHeaders = pairs(fs, "identity_headers", f.Get("identity_headers"))
 	cfg.IdentityMappings = readMappings(fs, "identity_mappings", f.Get("identity_mappings"))
+	cfg.TokenMethod = f.Get("token_method")
+	cfg.TokenParams = f.Get("token_params")
+	cfg.ContentType = strings.TrimSpace(f.Get("content_type"))
+	cfg.AssertionKeySetting = strings.TrimSpace(f.Get("assertion_key_setting"))
+	cfg.AssertionAlg = f.Get("assertion_alg")
+	cfg.AssertionClaims = pairs(fs, "assertion_claims", f.Get("assertion_claims"))
+	cfg.CallbackMappings = readCallbackMappings(fs, "callback_mappings", f.Get("callback_mappings"))
+	cfg.Steps = readSteps(fs, "steps", f.Get("steps"))
 	cfg.LogRequests = f.Get("log_requests") == "true"
+}
+
+// readCallbackMappings reads "param -> setting" lines.
+func readCallbackMappings(fs *errs.Fields, field, s string) []oauthconfig.CallbackMapping {
+	out := []oauthconfig.CallbackMapping{}
+	for i, l := range lines(s) {
+		param, setting, ok := strings.Cut(l, "->")
+		if !ok || strings.TrimSpace(setting) == "" {
+			fs.Add(field, "line %d: write “param -> setting”", i+1)
+			continue
+		}
+		out = append(out, oauthconfig.CallbackMapping{Param: strings.TrimSpace(param), Setting: strings.TrimSpace(setting)})
+	}
+	return out
+}
+
+func showCallbackMappings(ms []oauthconfig.CallbackMapping) string {
+	var b strings.Builder
+	for _, m := range ms {
+		fmt.Fprintf(&b, "%s -> %s\n", m.Param, m.Setting)
+	}
+	return b.String()
+}
+
+// readSteps reads the steps as the REST API takes them, a JSON list;
+// empty is none.
+func readSteps(fs *errs.Fields, field, s string) []oauthconfig.Step {
+	out := []oauthconfig.Step{}
+	if strings.TrimSpace(s) == "" {
+		return out
+	}
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&out); err != nil {
+		fs.Add(field, "must be a JSON list of steps: %v", err)
+	}
+	return out
+}
+
+func showSteps(steps []oauthconfig.Step) string {
+	if len(steps) == 0 {
+		return ""
+	}
+	b, _ := json.MarshalIndent(steps, "", "  ")
+	return string(b)
 }
 
 // readMappings reads "$.path -> setting [required]" lines.

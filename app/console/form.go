@@ -88,11 +88,18 @@ type option struct {
 }
 
 // options makes a select's options from values (each its own label),
-// selecting selected.
+// selecting selected. A selected value not among them is offered too: a
+// browser would otherwise submit the first option, and saving the form
+// would silently change the field.
 func options(selected string, values ...string) []option {
-	out := make([]option, len(values))
-	for i, v := range values {
-		out[i] = option{Value: v, Label: v, Selected: v == selected}
+	out := make([]option, 0, len(values)+1)
+	found := false
+	for _, v := range values {
+		out = append(out, option{Value: v, Label: v, Selected: v == selected})
+		found = found || v == selected
+	}
+	if !found && selected != "" {
+		out = append(out, option{Value: selected, Label: selected, Selected: true})
 	}
 	return out
 }
