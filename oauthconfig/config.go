@@ -804,10 +804,15 @@ func checkValues(fs *errs.Fields, field, src string, valueTyped map[string]bool)
 // values were checked as base URLs when they were stored.
 func checkBase(fs *errs.Fields, field, src string, urlTyped map[string]bool) {
 	t, err := template.Parse(src, template.URL)
-	if err != nil || t.BaseVar() == "" || urlTyped[t.BaseVar()] {
+	if err != nil {
 		return
 	}
-	fs.AddAt(field, 0, "starts with <<%s>>, which must be a setting of type url to be a URL's base", t.BaseVar())
+	for _, name := range t.BaseVars() {
+		if !urlTyped[name] {
+			fs.AddAt(field, 0, "starts with <<%s>>, which must be a setting of type url to be a URL's base", name)
+			return
+		}
+	}
 }
 
 var placeholderTag = regexp.MustCompile(`<<[^>]*>>`)

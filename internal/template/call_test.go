@@ -384,8 +384,8 @@ func TestBaseURL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tp.BaseVar() != "api_domain" {
-		t.Errorf("BaseVar = %q", tp.BaseVar())
+	if got := tp.BaseVars(); len(got) != 1 || got[0] != "api_domain" {
+		t.Errorf("BaseVars = %q", got)
 	}
 	for _, tt := range []struct {
 		base, want string
@@ -413,10 +413,10 @@ func TestBaseURL(t *testing.T) {
 			t.Errorf("base %q: %q, %v; want %q", tt.base, got, err, tt.want)
 		}
 	}
-	if (&Template{}).BaseVar() != "" {
+	if (&Template{}).BaseVars() != nil {
 		t.Error("an empty template has a base")
 	}
-	if tp, _ := Parse("https://<<h>>/x", URL); tp.BaseVar() != "" {
+	if tp, _ := Parse("https://<<h>>/x", URL); tp.BaseVars() != nil {
 		t.Error("a host placeholder is a base")
 	}
 }
@@ -440,5 +440,68 @@ func TestJSONValues(t *testing.T) {
 		if _, err := tp.Render(map[string]string{"amount": bad, "live": "false", "name": "n"}); !errors.As(err, &ve) || ve.Name != "amount" {
 			t.Errorf("amount %q: %v, want a ValueError", bad, err)
 		}
+	}
+}
+
+// TestBaseFirst: first() of url settings and literal base URLs may be a
+// URL's base (Intercom's regions), each literal checked when parsed and
+// the result when rendered.
+func TestBaseFirst(t *testing.T) {
+	tp, err := Parse(`<<first(region_url "https://app.intercom.com")>>/oauth?client_id=<<id>>`, URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tp.BaseVars(); len(got) != 1 || got[0] != "region_url" {
+		t.Errorf("BaseVars = %q", got)
+	}
+	for _, tt := range []struct{ region, want string }{
+		{"", "https://app.intercom.com/oauth?client_id=c"},
+		{"https://app.eu.intercom.com/", "https://app.eu.intercom.com/oauth?client_id=c"},
+	} {
+		if got, err := tp.Render(map[string]string{"region_url": tt.region, "id": "c"}); err != nil || got != tt.want {
+			t.Errorf("region %q: %q, %v; want %q", tt.region, got, err, tt.want)
+		}
+	}
+	if _, err := tp.Render(map[string]string{"region_url": "https://x.example/a?q=1", "id": "c"}); err == nil {
+		t.Error("a base with a query was rendered")
+	}
+	for _, src := range []string{
+		`<<first(region_url "app.intercom.com")>>/oauth`,      // a literal that is not a base URL
+		`<<first(base64(region_url) "https://a.example")>>/x`, // a call among the arguments
+		`<<base64(region_url)>>/x`,                            // another function
+	} {
+		if _, err := Parse(src, URL); err == nil {
+			t.Errorf("%s was accepted as a URL", src)
+		}
+	}
+}
+
+// TestHostPort: a placeholder that ends a URL's authority takes a host
+// with a port (Looker's looker.example.com:19999), and nothing else.
+func TestHostPort(t *testing.T) {
+	tp, err := Parse("https://<<host>>/api/4.0/login", URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		host string
+		ok   bool
+	}{
+		{"looker.example.com:19999", true}, {"looker.example.com", true}, {"10.1.2.3:8443", true}, {"[2001:db8::1]:443", true},
+		{"[2001:db8::1]", true}, {"a.example:", false}, {"a.example:123456", false}, {"a.example:80x", false},
+		{"a.example/x", false}, {"u@a.example", false}, {"[nope]:80", false}, {"a.example:80:80", false}, {"", false},
+	} {
+		got, err := tp.Render(map[string]string{"host": tt.host})
+		if tt.ok != (err == nil) || tt.ok && got != "https://"+tt.host+"/api/4.0/login" {
+			t.Errorf("host %q: %q, %v", tt.host, got, err)
+		}
+	}
+	// Inside the authority, as a subdomain, a port cannot come in.
+	sub, err := Parse("https://<<tenant>>.example.com/x", URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sub.Render(map[string]string{"tenant": "a:80"}); err == nil {
+		t.Error("a subdomain value carried a port")
 	}
 }

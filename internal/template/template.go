@@ -86,6 +86,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -198,6 +199,7 @@ func (e *ValueError) Error() string {
 const (
 	reasonControl   = "contains a control character"
 	reasonHost      = "only ASCII letters, digits, '.' and '-' are allowed in a URL authority"
+	reasonHostPort  = "not a host name or IP address with an optional port"
 	reasonDots      = "a URL path value may not be or contain a \".\" or \"..\" segment"
 	reasonURL       = "not an absolute http or https URL"
 	reasonJSONValue = "not a JSON number or boolean"
@@ -214,6 +216,7 @@ const (
 	kindQuery                 // url.QueryEscape
 	kindPath                  // url.PathEscape, not only dots
 	kindHost                  // [A-Za-z0-9.-] only
+	kindHostPort              // a host as kindHost, or an IP address, with an optional :port
 	kindURL                   // whole absolute http(s) URL, as is
 	kindBase                  // a base URL that a path follows, as is, trailing "/" dropped
 	kindFrag                  // url.PathEscape
@@ -507,7 +510,7 @@ func checkURL(src string, phs []placeholder) error {
 	// setting of type url, such as a region's API root) that a path
 	// follows: <<base_url>>/oauth/token. The value is checked as a whole
 	// URL when rendered; the path after it follows the usual rules.
-	base := scheme == 0 && len(phs) > 0 && phs[0].pos == 0 && phs[0].name != "" && !phs[0].optional &&
+	base := scheme == 0 && len(phs) > 0 && phs[0].pos == 0 && isBase(&phs[0]) &&
 		phs[0].end < len(src) && src[phs[0].end] == '/'
 	if scheme == 0 && !base {
 		return &Error{Pos: 0, Msg: "URL template must start with http:// or https://, or with a url setting and a path (<<base_url>>/oauth/token), or be a single placeholder"}
@@ -559,6 +562,8 @@ func checkURL(src string, phs []placeholder) error {
 		switch p := &phs[i]; {
 		case base && i == 0:
 			p.kind = kindBase
+		case p.pos < authEnd && p.end == authEnd && !base:
+			p.kind = kindHostPort // the authority's end: a host setting may carry a port
 		case p.pos < authEnd:
 			p.kind = kindHost
 		case p.pos < pathEnd:
@@ -596,6 +601,28 @@ func checkURL(src string, phs []placeholder) error {
 		return &Error{Pos: 0, Msg: "URL template has no host"}
 	}
 	return nil
+}
+
+// isBase reports whether p can be a URL's base: a variable, or first()
+// of variables and literal base URLs (<<first(region_url
+// "https://api.intercom.io")>>), whose result is checked as a base URL
+// when rendered.
+func isBase(p *placeholder) bool {
+	if p.optional {
+		return false
+	}
+	if p.name != "" {
+		return true
+	}
+	if p.call == nil || p.call.fn != fnFirst {
+		return false
+	}
+	for _, a := range p.call.args {
+		if a.call != nil || a.lit != "" && kindBase.check(a.lit) != "" {
+			return false
+		}
+	}
+	return true
 }
 
 // pathLiteralByte reports whether c may stand unescaped in a URL path:
@@ -892,6 +919,10 @@ func (k kind) check(v string) string {
 		if indexControl(v) >= 0 {
 			return reasonControl
 		}
+	case kindHostPort:
+		if !hostPort(v) {
+			return reasonHostPort
+		}
 	case kindHost:
 		for i := 0; i < len(v); i++ {
 			c := v[i]
@@ -1072,13 +1103,69 @@ func (t *Template) ValueVars() []string {
 	return out
 }
 
-// BaseVar returns the variable a URL template starts with as its base
-// (<<base_url>>/oauth/token), or "": callers check it is a url setting.
-func (t *Template) BaseVar() string {
-	if len(t.phs) > 0 && t.phs[0].kind == kindBase {
-		return t.phs[0].name
+// BaseVars returns the variables a URL template's base is made of
+// (<<base_url>>/oauth/token, <<first(region_url "https://...")>>/oauth),
+// or none: callers check they are url settings.
+func (t *Template) BaseVars() []string {
+	if len(t.phs) == 0 || t.phs[0].kind != kindBase {
+		return nil
 	}
-	return ""
+	if p := t.phs[0]; p.call != nil {
+		var names []string
+		for _, a := range p.call.args {
+			if a.name != "" {
+				names = append(names, a.name)
+			}
+		}
+		return names
+	}
+	return []string{t.phs[0].name}
+}
+
+// hostPort reports whether v is a URL authority's host and optional port:
+// a host name (letters, digits, '.' and '-'), an IPv4 address or a
+// bracketed IPv6 address, then ":" and 1 to 5 digits (looker.example.com:19999).
+func hostPort(v string) bool {
+	host, port := v, ""
+	if strings.HasPrefix(v, "[") {
+		end := strings.IndexByte(v, ']')
+		if end < 0 {
+			return false
+		}
+		if _, err := netip.ParseAddr(v[1:end]); err != nil || !strings.Contains(v[1:end], ":") {
+			return false
+		}
+		host, port = "", v[end+1:]
+		if port != "" {
+			if port[0] != ':' {
+				return false
+			}
+			port = port[1:]
+			if port == "" {
+				return false
+			}
+		}
+	} else if i := strings.LastIndexByte(v, ':'); i >= 0 {
+		host, port = v[:i], v[i+1:]
+		if port == "" {
+			return false
+		}
+	}
+	if v == "" || len(port) > 5 {
+		return false
+	}
+	for i := 0; i < len(port); i++ {
+		if port[i] < '0' || port[i] > '9' {
+			return false
+		}
+	}
+	for i := 0; i < len(host); i++ {
+		c := host[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // ErrOmitted is what rendering a header or query template answers when an

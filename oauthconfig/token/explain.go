@@ -52,6 +52,26 @@ func Explain(cfg *oauthconfig.Config, defs []settings.Definition, resolved setti
 		"state": "STATE", "code_challenge": "CODE_CHALLENGE", "auth_code": "AUTH_CODE",
 		"code_verifier": "CODE_VERIFIER", "refresh_token": "REFRESH_TOKEN",
 	}
+	// What the redirect back brings (callback_mappings) exists only during
+	// a real sign-in, too: a placeholder fit for the setting's type.
+	types := map[string]settings.Type{}
+	for _, d := range defs {
+		types[d.Key] = d.Type
+	}
+	for _, m := range cfg.CallbackMappings {
+		if resolved.Values[m.Setting] != "" {
+			continue
+		}
+		name := strings.ToUpper(strings.ReplaceAll(m.Setting, "_", "-"))
+		switch types[m.Setting] {
+		case settings.URL:
+			flow[m.Setting] = "https://" + name
+		case settings.Host:
+			flow[m.Setting] = name
+		default:
+			flow[m.Setting] = strings.ToUpper(m.Setting)
+		}
+	}
 	vars := FlowValues(cfg, resolved.Values, resolved.Secret, redirectURI, flow)
 	out := Explanation{Variables: explainVariables(cfg, defs, resolved, vars), Problems: []string{}}
 	if cfg.GrantType == oauthconfig.AuthorizationCode { // the only grant with a link
@@ -143,7 +163,9 @@ func explainVariables(cfg *oauthconfig.Config, defs []settings.Definition, resol
 	for name := range used {
 		v := ExplainedVariable{Name: name, Source: "missing", Secret: vars.IsSecret(name)}
 		if d, ok := byKey[name]; ok {
-			if _, has := resolved.Values[name]; has {
+			if _, has := resolved.Values[name]; !has && vars.Values[name] != "" {
+				v.Source = "flow" // from the redirect back
+			} else if has {
 				v.Source = string(d.Level)
 				if d.DefaultValue != nil && resolved.Values[name] == *d.DefaultValue {
 					v.Source = "default"
