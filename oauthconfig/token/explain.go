@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"time"
 
 	"github.com/latchkey/latchkey/internal/errs"
 	"github.com/latchkey/latchkey/internal/template"
@@ -28,7 +29,10 @@ type Explanation struct {
 	LinkURL        string   // "" when it cannot be rendered (see Problems)
 	TokenRequest   *Request // nil when it cannot be rendered
 	RefreshRequest *Request // nil when it cannot be rendered
-	Problems       []string // why a part cannot be rendered, safe to show
+	// ClientCertificate is the client certificate the requests present
+	// (RFC 8705); nil when the config names none.
+	ClientCertificate *CertificateInfo
+	Problems          []string // why a part cannot be rendered, safe to show
 }
 
 // Explain renders cfg's link and token and refresh requests with an
@@ -49,6 +53,11 @@ func Explain(cfg *oauthconfig.Config, defs []settings.Definition, resolved setti
 		} else {
 			out.LinkURL = link
 		}
+	}
+	cert, problem := explainCertificate(cfg, vars.Values, time.Now())
+	out.ClientCertificate = cert
+	if problem != "" {
+		out.Problems = append(out.Problems, problem)
 	}
 	for _, refresh := range []bool{false, true} {
 		if refresh && !cfg.UsesRefresh() {
@@ -85,6 +94,9 @@ func explainVariables(cfg *oauthconfig.Config, defs []settings.Definition, resol
 	}
 	if cfg.ClientAuth == oauthconfig.AuthBasic {
 		used["client_id"], used["client_secret"] = true, true
+	}
+	if cfg.ClientCertSetting != "" {
+		used[cfg.ClientCertSetting], used[cfg.ClientKeySetting] = true, true
 	}
 	byKey := map[string]settings.Definition{}
 	for _, d := range defs {

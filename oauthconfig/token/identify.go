@@ -45,9 +45,14 @@ func (tc *Client) Identify(ctx context.Context, cfg *oauthconfig.Config, vars Va
 		}
 		req.Header.Set(name, v)
 	}
+	hc, err := WithCertificate(tc.http, cfg, vars.Values)
+	if err != nil {
+		tc.observe(cfg, meta.Kind, err)
+		return nil, err
+	}
 	start := tc.now()
 	r := newRedactor(vars, Token{}, req.Header)
-	status, header, body, out, err := tc.identify(cfg, req, r, vars)
+	status, header, body, out, err := tc.identify(hc, cfg, req, r, vars)
 	tc.observe(cfg, meta.Kind, err)
 	for setting, v := range out {
 		if vars.IsSecret(setting) {
@@ -67,11 +72,13 @@ func (tc *Client) Identify(ctx context.Context, cfg *oauthconfig.Config, vars Va
 	return out, err
 }
 
-func (tc *Client) identify(cfg *oauthconfig.Config, req *http.Request, r *redact.Redactor, vars Vars) (int, http.Header, []byte, map[string]string, error) {
-	resp, err := tc.http.Do(req)
+func (tc *Client) identify(hc *outbound.Client, cfg *oauthconfig.Config, req *http.Request, r *redact.Redactor, vars Vars) (int, http.Header, []byte, map[string]string, error) {
+	resp, err := hc.Do(req)
 	if err != nil {
 		var blocked *outbound.BlockedError
 		switch {
+		case cfg.ClientCertSetting != "" && outbound.CertificateRefused(err):
+			return 0, nil, nil, nil, certificateRefused(cfg, "the identity URL", err)
 		case errors.As(err, &blocked):
 			return 0, nil, nil, nil, errs.New(errs.Upstream, "the identity URL is refused: %s", blocked.Error())
 		case outbound.IsTimeout(err):
@@ -84,7 +91,7 @@ func (tc *Client) identify(cfg *oauthconfig.Config, req *http.Request, r *redact
 		}
 		return 0, nil, nil, nil, errs.New(errs.Upstream, "the identity request failed: %v", err)
 	}
-	body, err := tc.http.ReadAll(resp)
+	body, err := hc.ReadAll(resp)
 	if err != nil {
 		return resp.StatusCode, resp.Header, nil, nil, errs.Wrap(errs.Upstream, err, "the identity response cannot be read")
 	}
