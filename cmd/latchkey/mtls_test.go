@@ -481,3 +481,37 @@ func TestMTLSConfigValidation(t *testing.T) {
 		t.Errorf("token_body = %v", cfg["token_body"])
 	}
 }
+
+// TestMTLSInstallPage: the hosted install page asks for a certificate and
+// its key in text areas (PEM has line breaks), never fills them back in,
+// and checks them together, as the API does.
+func TestMTLSInstallPage(t *testing.T) {
+	e := newEnv(t)
+	a := newHostedApp(t, e, "https://cdn.acme.example/logo.png")
+	e.must(201, "POST", "/v1/apps/acme/settings", e.key, map[string]any{"key": "client_cert", "label": "Client certificate", "secret": true, "type": "certificate", "required": true})
+	e.must(201, "POST", "/v1/apps/acme/settings", e.key, map[string]any{"key": "client_key", "label": "Private key", "secret": true, "type": "private_key", "required": true})
+	e.must(200, "PATCH", "/v1/apps/acme/oauth-configs/"+a.configID, e.key, map[string]any{"client_cert_setting": "client_cert", "client_key_setting": "client_key"})
+	pki := newMTLSPKI(t)
+	good, other := pki.issue(t, "acme-org-1"), pki.issue(t, "acme-org-2")
+
+	link := a.installLink("org-42", "")
+	b := newPage(e)
+	r := b.get(link)
+	doc := unescaped(r)
+	for _, want := range []string{`<textarea id="f-client_cert" name="client_cert"`, `<textarea id="f-client_key" name="client_key"`} {
+		if !strings.Contains(doc, want) {
+			t.Errorf("the form lacks %s", want)
+		}
+	}
+	form := url.Values{"_csrf": {csrf(t, r)}, "client_id": {testClientID}, "client_secret": {testClientSecret},
+		"client_cert": {good.chain}, "client_key": {other.key}}
+	r = b.post(link, form)
+	if r.status != 422 || !strings.Contains(unescaped(r), `id="f-client_key-error"`) || !strings.Contains(unescaped(r), "does not belong to the certificate") {
+		t.Fatalf("a key of another certificate: %d\n%s", r.status, r.body)
+	}
+	form.Set("client_key", good.key)
+	if r = b.post(link, form); r.status != 200 {
+		t.Fatalf("install: %d\n%s", r.status, r.body)
+	}
+	noPEM(t, e, good, other)
+}
