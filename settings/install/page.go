@@ -55,7 +55,7 @@ type field struct {
 	Default        string
 	Required       bool
 	Secret         bool
-	PEM            bool // a certificate or private key: a textarea, never filled back in
+	PEM            bool   // a certificate or private key: a textarea, never filled back in
 	Fixed          bool   // read_only: shown, not editable
 	Value          string // what to show in the input; never a secret
 	Placeholder    string
