@@ -62,7 +62,18 @@ const (
 	// HS256 with client_secret.
 	AuthPrivateKeyJWT   ClientAuth = "private_key_jwt"
 	AuthClientSecretJWT ClientAuth = "client_secret_jwt"
+	// AuthTLS and AuthSelfSignedTLS authenticate the client by its
+	// certificate alone, in the TLS handshake (RFC 8705 §2.1 with a CA's
+	// certificate, §2.2 with a self-signed one): the body names the
+	// client_id and carries no secret. For Latchkey the two differ only
+	// in name; the provider checks the certificate its own way.
+	AuthTLS           ClientAuth = "tls_client_auth"
+	AuthSelfSignedTLS ClientAuth = "self_signed_tls_client_auth"
 )
+
+// TLSAuth reports whether the client authenticates by its certificate
+// alone (RFC 8705 §2).
+func (a ClientAuth) TLSAuth() bool { return a == AuthTLS || a == AuthSelfSignedTLS }
 
 // FlowVars are the variables a flow supplies besides the app's settings:
 // those no setting may be named (settings.FlowKeys) and refresh_token,
@@ -125,6 +136,15 @@ type Config struct {
 	AssertionKeySetting string
 	AssertionAlg        string
 	AssertionClaims     map[string]string `gorm:"serializer:json"`
+	// ClientCertSetting and ClientKeySetting name organization-level
+	// settings of types certificate and private_key: a client certificate
+	// chain and its key, presented for mutual TLS (RFC 8705 §2) by the
+	// token, refresh and identity requests and by calls to the APIs that
+	// use this config (a certificate-bound token, §3, is refused without
+	// it). They go with any client_auth (ADP: a secret and a certificate);
+	// with tls_client_auth the certificate is the only credential.
+	ClientCertSetting   string
+	ClientKeySetting    string
 	Headers             map[string]string `gorm:"serializer:json"`
 	ClientAuth          ClientAuth
 	AuthCodePath        string
@@ -318,6 +338,9 @@ func (c *Config) defaultBody(grant string, pairs ...string) string {
 		// RFC 7523 §2.2; the assertion is signed for each request.
 		pairs = append(pairs, "client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
 			"client_assertion", "<<client_assertion>>")
+	case AuthTLS, AuthSelfSignedTLS:
+		// RFC 8705 §2: the client_id says whose certificate to expect.
+		pairs = append(pairs, "client_id", "<<client_id>>")
 	}
 	var b strings.Builder
 	if c.BodyFormat == JSON {
@@ -419,10 +442,11 @@ func (c *Config) Validate(defs []settings.Definition) error {
 		}
 	}
 	switch c.ClientAuth {
-	case AuthBody, AuthBasic, AuthPrivateKeyJWT, AuthClientSecretJWT:
+	case AuthBody, AuthBasic, AuthPrivateKeyJWT, AuthClientSecretJWT, AuthTLS, AuthSelfSignedTLS:
 	default:
-		fs.Add("client_auth", `must be "body", "basic", "private_key_jwt" or "client_secret_jwt"`)
+		fs.Add("client_auth", `must be "body", "basic", "private_key_jwt", "client_secret_jwt", "tls_client_auth" or "self_signed_tls_client_auth"`)
 	}
+	c.checkClientCertificate(&fs, byKey)
 	// A signed assertion (RFC 7523) needs its key: a secret setting with a
 	// PEM private key, except client_secret_jwt, which signs with
 	// client_secret.
@@ -649,6 +673,45 @@ func (c *Config) Validate(defs []settings.Definition) error {
 	return fs.Err()
 }
 
+// checkClientCertificate checks the settings of the client certificate
+// (RFC 8705): both or neither, required by tls_client_auth, each an
+// organization-level secret setting of its type, whose values are checked
+// as PEM when they are stored.
+func (c *Config) checkClientCertificate(fs *errs.Fields, byKey map[string]settings.Definition) {
+	switch {
+	case c.ClientCertSetting == "" && c.ClientKeySetting == "":
+		if c.ClientAuth.TLSAuth() {
+			fs.Add("client_cert_setting", "is required with client_auth %s: the setting of type certificate that holds the client certificate", c.ClientAuth)
+		}
+		return
+	case c.ClientCertSetting == "":
+		fs.Add("client_cert_setting", "is required with client_key_setting: a certificate and its key go together")
+	case c.ClientKeySetting == "":
+		fs.Add("client_key_setting", "is required with client_cert_setting: a certificate and its key go together")
+	case c.ClientCertSetting == c.ClientKeySetting:
+		fs.Add("client_key_setting", "must be another setting than client_cert_setting")
+		return
+	}
+	check := func(field, key string, want settings.Type) {
+		if key == "" {
+			return
+		}
+		d, ok := byKey[key]
+		switch {
+		case !ok:
+			fs.Add(field, "the app has no setting %q", key)
+		case d.Level != settings.Organization:
+			fs.Add(field, "setting %q is %s-level; a client certificate belongs to the installation: it must be organization-level", key, d.Level)
+		case d.Type != want:
+			fs.Add(field, "setting %q must be of type %s, whose values are checked as PEM when they are stored", key, want)
+		case !d.Secret:
+			fs.Add(field, "setting %q must be secret", key)
+		}
+	}
+	check("client_cert_setting", c.ClientCertSetting, settings.Certificate)
+	check("client_key_setting", c.ClientKeySetting, settings.PrivateKey)
+}
+
 // checkRedirectURI returns what is wrong with a config's own redirect URI,
 // or "". RFC 6749 §3.1.2 wants it absolute and without a fragment; it
 // carries the code, so it must be https, except on the loopback host,
@@ -724,6 +787,9 @@ func (c *Config) OrganizationSettingsUsed(r settings.Resolved) []string {
 	used := make(map[string]bool)
 	if c.ClientAuth == AuthBasic {
 		used["client_id"], used["client_secret"] = true, true
+	}
+	if c.ClientCertSetting != "" {
+		used[c.ClientCertSetting], used[c.ClientKeySetting] = true, true
 	}
 	srcs := []struct {
 		src string

@@ -74,6 +74,8 @@ type configRequest struct {
 	AssertionKeySetting *string            `json:"assertion_key_setting"`
 	AssertionAlg        *string            `json:"assertion_alg"`
 	AssertionClaims     *map[string]string `json:"assertion_claims"`
+	ClientCertSetting   *string            `json:"client_cert_setting"`
+	ClientKeySetting    *string            `json:"client_key_setting"`
 	Headers             *map[string]string `json:"headers"`
 	ClientAuth          *ClientAuth        `json:"client_auth"`
 	AuthCodePath        *string            `json:"auth_code_path"`
@@ -122,6 +124,8 @@ func (r *configRequest) apply(c *Config) {
 	set(&c.AssertionKeySetting, r.AssertionKeySetting)
 	set(&c.AssertionAlg, r.AssertionAlg)
 	set(&c.AssertionClaims, r.AssertionClaims)
+	set(&c.ClientCertSetting, r.ClientCertSetting)
+	set(&c.ClientKeySetting, r.ClientKeySetting)
 	set(&c.Headers, r.Headers)
 	set(&c.ClientAuth, r.ClientAuth)
 	set(&c.AuthCodePath, r.AuthCodePath)
@@ -177,6 +181,8 @@ type configResponse struct {
 	AssertionKeySetting string            `json:"assertion_key_setting"`
 	AssertionAlg        string            `json:"assertion_alg"`
 	AssertionClaims     map[string]string `json:"assertion_claims"`
+	ClientCertSetting   string            `json:"client_cert_setting"`
+	ClientKeySetting    string            `json:"client_key_setting"`
 	Headers             map[string]string `json:"headers"`
 	ClientAuth          ClientAuth        `json:"client_auth"`
 	AuthCodePath        string            `json:"auth_code_path"`
@@ -220,6 +226,7 @@ func (h *Handler) toResponse(c Config) configResponse {
 		TokenBody: c.Body(false), RefreshBody: c.Body(true), BodyFormat: c.BodyFormat,
 		TokenMethod: c.TokenMethod, TokenParams: c.TokenParams, ContentType: c.ContentType,
 		AssertionKeySetting: c.AssertionKeySetting, AssertionAlg: c.AssertionAlg, AssertionClaims: c.AssertionClaims,
+		ClientCertSetting: c.ClientCertSetting, ClientKeySetting: c.ClientKeySetting,
 		Headers: c.Headers, ClientAuth: c.ClientAuth,
 		AuthCodePath: c.AuthCodePath, AccessTokenPath: c.AccessTokenPath,
 		RefreshTokenPath: c.RefreshTokenPath, ExpiresInPath: c.ExpiresInPath,

@@ -107,6 +107,24 @@ func (s *Store) List(ctx context.Context, appID string) ([]Config, error) {
 	return out, errs.From(err, "listing OAuth configs")
 }
 
+// KeyPairs returns the client certificate and key settings that the app's
+// configs pair, read through tx (see settings.KeyPairs).
+func (s *Store) KeyPairs(ctx context.Context, tx *gorm.DB, appID string) ([]settings.KeyPair, error) {
+	var rows []struct{ ClientCertSetting, ClientKeySetting string }
+	err := tx.WithContext(ctx).Model(&Config{}).Select("client_cert_setting, client_key_setting").
+		Where("app_id = ? AND client_cert_setting <> ''", appID).Scan(&rows).Error
+	if err != nil {
+		return nil, errs.From(err, "reading OAuth configs")
+	}
+	out := make([]settings.KeyPair, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, settings.KeyPair{Certificate: r.ClientCertSetting, Key: r.ClientKeySetting})
+	}
+	return out, nil
+}
+
+var _ settings.KeyPairs = (*Store)(nil)
+
 // Delete removes a config. Users' tokens stay in their settings; only the
 // connection state and log entries of the config go with it.
 func (s *Store) Delete(ctx context.Context, appID, id string) error {

@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/latchkey/latchkey/internal/clientcert"
 	"github.com/latchkey/latchkey/internal/errs"
 )
 
@@ -37,6 +38,12 @@ const (
 	Host    Type = "host"    // a host name or IP address, with an optional port
 	Number  Type = "number"  // a JSON number, for JSON bodies that want one
 	Boolean Type = "boolean" // true or false
+	// Certificate and PrivateKey hold PEM text for mutual TLS (RFC
+	// 8705): a client certificate chain, leaf first, valid now, and its
+	// private key. Both must be secret, so that neither text is ever
+	// shown; an OAuth config pairs them (see KeyPairs).
+	Certificate Type = "certificate"
+	PrivateKey  Type = "private_key"
 )
 
 // typ is d's type, String for definitions stored before types.
@@ -72,6 +79,14 @@ func checkType(t Type, v string) string {
 	case Boolean:
 		if v != "true" && v != "false" {
 			return "must be true or false"
+		}
+	case Certificate:
+		if _, err := clientcert.ParseChain(v, time.Now()); err != nil {
+			return err.Error()
+		}
+	case PrivateKey:
+		if _, err := clientcert.ParseKey(v); err != nil {
+			return err.Error()
 		}
 	}
 	return ""
@@ -196,8 +211,12 @@ func (d *Definition) check(fs *errs.Fields) {
 	d.checkVisibility(fs)
 	switch d.Type {
 	case "", String, URL, Host, Number, Boolean:
+	case Certificate, PrivateKey:
+		if !d.Secret {
+			fs.Add("secret", "must be true for a setting of type %s: its PEM text is never shown", d.Type)
+		}
 	default:
-		fs.Add("type", `must be "string", "url", "host", "number" or "boolean"`)
+		fs.Add("type", `must be "string", "url", "host", "number", "boolean", "certificate" or "private_key"`)
 	}
 	if d.DefaultValue != nil {
 		switch {

@@ -108,6 +108,9 @@ func (s *Store) Install(ctx context.Context, appID, organizationID string, value
 		if err := checkChanges(defs, Organization, true, changes); err != nil {
 			return err
 		}
+		if err := s.with(tx).checkPairs(ctx, inst, defs, changes); err != nil {
+			return err
+		}
 		if err := tx.Create(&inst).Error; err != nil {
 			return err
 		}
@@ -269,6 +272,11 @@ func (s *Store) set(ctx context.Context, inst Installation, userID string, level
 		}
 		if err := checkChanges(defs, level, false, changes); err != nil {
 			return err
+		}
+		if level == Organization {
+			if err := s.with(tx).checkPairs(ctx, inst, defs, changes); err != nil {
+				return err
+			}
 		}
 		if err := s.with(tx).write(inst, userID, defs, level, changes); err != nil {
 			return err

@@ -29,6 +29,8 @@ type Store struct {
 	fixed *cache.Cache[map[string]string] // developers' values by app, decrypted
 	insts *cache.Cache[Installation]      // by id
 	vals  *cache.Cache[map[string]string] // decrypted values by installation, or installation and user
+
+	pairs KeyPairs // see UseKeyPairs; nil: none checked
 }
 
 // UseCache makes s keep definitions, installations and values (decrypted,
@@ -52,7 +54,7 @@ func NewStore(db *gorm.DB, c *secret.Cipher) *Store {
 func (s *Store) WithTx(tx *gorm.DB) *Store { return s.with(tx) }
 
 func (s *Store) with(tx *gorm.DB) *Store {
-	return &Store{db: tx, cipher: s.cipher, now: s.now, bus: s.bus}
+	return &Store{db: tx, cipher: s.cipher, now: s.now, bus: s.bus, pairs: s.pairs}
 }
 
 // Definitions returns an app's definitions in prompt order; level "" means

@@ -86,7 +86,7 @@ var configGroups = []struct {
 		{name: "token_url", label: "Token URL", hint: "A template."},
 		{name: "refresh_url", label: "Refresh URL", hint: "Empty: the token URL."},
 		{name: "body_format", label: "Body format", kind: "select", options: []string{"form", "json"}},
-		{name: "client_auth", label: "Client authentication", kind: "select", options: []string{"body", "basic", "private_key_jwt", "client_secret_jwt"},
+		{name: "client_auth", label: "Client authentication", kind: "select", options: []string{"body", "basic", "private_key_jwt", "client_secret_jwt", "tls_client_auth", "self_signed_tls_client_auth"},
 			hint: "basic sends the organization settings client_id and client_secret in an Authorization header; the _jwt ones a signed assertion (RFC 7523)."},
 		{name: "token_method", label: "Token request method", kind: "select", options: []string{"POST", "GET"}},
 		{name: "token_params", label: "Token request parameters", kind: "select", options: []string{"body", "query"}, hint: "query: in the URL, with no body."},
@@ -94,6 +94,8 @@ var configGroups = []struct {
 		{name: "assertion_key_setting", label: "Assertion key setting", hint: "The secret setting with the PEM private key that signs assertions (private_key_jwt, jwt_bearer)."},
 		{name: "assertion_alg", label: "Assertion algorithm", kind: "select", options: []string{"", "RS256", "PS256", "ES256"}, hint: "Empty: by the key."},
 		{name: "assertion_claims", label: "Assertion claims", kind: "textarea", hint: "One “claim: template” a line, over the defaults."},
+		{name: "client_cert_setting", label: "Client certificate setting", hint: "The certificate setting presented in TLS (RFC 8705), with any client authentication."},
+		{name: "client_key_setting", label: "Client key setting", hint: "The private_key setting of that certificate."},
 		{name: "token_body", label: "Token request body", kind: "textarea", hint: "Empty: RFC 6749's body for the grant, written again when saved."},
 		{name: "refresh_body", label: "Refresh request body", kind: "textarea", hint: "Empty: RFC 6749's refresh body."},
 		{name: "headers", label: "Headers", kind: "textarea", hint: "One “Name: value” a line; values are templates."},
@@ -161,7 +163,8 @@ func configValues(cfg *oauthconfig.Config) url.Values {
 		"token_method":      cfg.TokenMethod, "token_params": cfg.TokenParams, "content_type": cfg.ContentType,
 		"assertion_key_setting": cfg.AssertionKeySetting, "assertion_alg": cfg.AssertionAlg,
 		"assertion_claims": showPairs(cfg.AssertionClaims), "callback_mappings": showCallbackMappings(cfg.CallbackMappings),
-		"steps": showSteps(cfg.Steps),
+		"steps":               showSteps(cfg.Steps),
+		"client_cert_setting": cfg.ClientCertSetting, "client_key_setting": cfg.ClientKeySetting,
 	} {
 		v.Set(k, s)
 	}
@@ -220,6 +223,8 @@ func applyConfigForm(cfg *oauthconfig.Config, f url.Values, fs *errs.Fields) {
 	cfg.AssertionClaims = pairs(fs, "assertion_claims", f.Get("assertion_claims"))
 	cfg.CallbackMappings = readCallbackMappings(fs, "callback_mappings", f.Get("callback_mappings"))
 	cfg.Steps = readSteps(fs, "steps", f.Get("steps"))
+	cfg.ClientCertSetting = strings.TrimSpace(f.Get("client_cert_setting"))
+	cfg.ClientKeySetting = strings.TrimSpace(f.Get("client_key_setting"))
 	cfg.LogRequests = f.Get("log_requests") == "true"
 }
 

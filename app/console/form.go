@@ -70,6 +70,7 @@ type input struct {
 	Name, ID, Label string
 	Type            string // text, password, textarea, select or checkbox
 	Value           string // never shown for passwords
+	Secret          bool   // never filled back in: a textarea for a PEM key
 	Placeholder     string
 	Hint            string
 	Options         []option
@@ -177,7 +178,7 @@ func (f *form) add(in input) *input {
 	if in.Type == "textarea" && in.Rows == 0 {
 		in.Rows = 3
 	}
-	if f.submitted != nil {
+	if f.submitted != nil && !in.Secret {
 		switch in.Type {
 		case "password":
 		case "checkbox":

@@ -139,7 +139,11 @@ func (h *Handler) showInstallations(c echo.Context, status int, a app.App, value
 			label = d.Key
 		}
 		in := input{Name: d.Key, Label: label, Required: d.Required && !d.HasDefault(), Hint: d.Description}
-		if d.Secret {
+		switch {
+		case d.Type == settings.Certificate || d.Type == settings.PrivateKey:
+			// PEM text has line breaks, which a one-line input drops.
+			in.Type, in.Secret, in.Rows = "textarea", true, 6
+		case d.Secret:
 			in.Type = "password"
 		}
 		if d.DefaultValue != nil {

@@ -59,7 +59,7 @@ func typeOf(d settings.Definition) string {
 	return string(d.Type)
 }
 
-const typeHint = "string: any text; url: an absolute http(s) URL without query or fragment (a base URL templates start with); host: a host name or IP address, with an optional port."
+const typeHint = "string: any text; url: an absolute http(s) URL without query or fragment (a base URL templates start with); host: a host name or IP address, with an optional port; certificate and private_key: PEM text of a client certificate chain and its key, for mutual TLS (secret)."
 
 func visibilityOf(d settings.Definition) string {
 	if d.Visibility == "" {
@@ -78,7 +78,7 @@ func definitionForm(values url.Values, problem error) *form {
 	f.add(input{Name: "description", Label: "Description", Type: "textarea", Rows: 2})
 	f.add(input{Name: "visibility", Label: "Visibility", Type: "select", Options: options("editable", "editable", "read_only", "hidden", "managed"),
 		Hint: "editable: filled in by organizations or users; read_only: shown with its default, which is fixed; hidden: never shown, its default only used in templates; managed: written only by Latchkey (tokens), never asked for."})
-	f.add(input{Name: "type", Label: "Type", Type: "select", Options: options("string", "string", "url", "host"), Hint: typeHint})
+	f.add(input{Name: "type", Label: "Type", Type: "select", Options: options("string", "string", "url", "host", "certificate", "private_key"), Hint: typeHint})
 	f.add(input{Name: "secret", Label: "Secret (encrypted, write-only)", Type: "checkbox"})
 	f.add(input{Name: "required", Label: "Required", Type: "checkbox"})
 	f.add(input{Name: "default", Label: "Default"})

@@ -103,13 +103,15 @@ func TestConsoleConfigFormKeepsEveryField(t *testing.T) {
 	e := newEnv(t)
 	tokens := oauthtest.NewFaultProvider(t)
 	f := newFlowApp(t, e, map[string]any{"link_url": tokens.URL() + "/authorize", "token_url": tokens.URL() + "/token"})
-	for _, d := range []map[string]any{{"key": "signing_key", "secret": true}, {"key": "realm_id", "level": "user"}} {
+	for _, d := range []map[string]any{{"key": "signing_key", "secret": true}, {"key": "realm_id", "level": "user"},
+		{"key": "client_cert", "type": "certificate", "secret": true}, {"key": "client_key", "type": "private_key", "secret": true}} {
 		e.must(201, "POST", "/v1/apps/acme/settings", e.key, d)
 	}
 	path := "/v1/apps/acme/oauth-configs/" + f.configID
 	e.must(200, "PATCH", path, e.key, map[string]any{
 		"client_auth": "private_key_jwt", "assertion_key_setting": "signing_key", "assertion_alg": "PS256",
 		"assertion_claims": map[string]string{"sub": "<<client_id>>"}, "token_params": "query",
+		"client_cert_setting": "client_cert", "client_key_setting": "client_key",
 		"callback_mappings": []map[string]string{{"param": "realmId", "setting": "realm_id"}},
 		"steps": []map[string]any{{"name": "long_lived", "url": tokens.URL() + "/long?t=<<access_token>>",
 			"access_token_path": "$.access_token", "on_refresh": true,

@@ -139,13 +139,16 @@ func newServer(cfg config.Config, db *gorm.DB, cipher *secret.Cipher, log *slog.
 
 	configs := oauthconfig.NewStore(db)
 	configs.UseCache(bus)
+	// A client certificate and its key, paired by a config, are checked
+	// together whenever an organization stores either.
+	settingStore.UseKeyPairs(configs)
 	requestLog := token.NewRequestLog(db, log)
 	webhooks := app.NewWebhooks(db, cipher)
 	app.NewWebhookHandler(apps, webhooks).Register(v1)
 	connections := connection.NewConnections(db, settingStore)
 	connections.UseCache(bus)
 	connections.Events = webhooks
-	outboundClient := outbound.New(outbound.Options{Allow: cfg.OutboundAllow, Timeout: cfg.OutboundTimeout, Observe: m.Outbound, MaxIdleConnsPerHost: cfg.OutboundIdle})
+	outboundClient := outbound.New(outbound.Options{Allow: cfg.OutboundAllow, Timeout: cfg.OutboundTimeout, Observe: m.Outbound, MaxIdleConnsPerHost: cfg.OutboundIdle, RootCAs: cfg.OutboundRootCAs})
 	tokens := token.NewClient(outboundClient, requestLog)
 	tokens.Observe = m.TokenRequest
 	states := callback.NewStore(db)
@@ -182,7 +185,7 @@ func newServer(cfg config.Config, db *gorm.DB, cipher *secret.Cipher, log *slog.
 	apiClient := outbound.New(outbound.Options{
 		Allow: cfg.OutboundAllow, ResponseHeaderTimeout: cfg.OutboundTimeout,
 		Timeout: 10 * cfg.OutboundTimeout, MaxResponseBytes: 256 << 20,
-		Observe: m.Outbound, MaxIdleConnsPerHost: cfg.OutboundIdle,
+		Observe: m.Outbound, MaxIdleConnsPerHost: cfg.OutboundIdle, RootCAs: cfg.OutboundRootCAs,
 	})
 	caller := call.NewCaller(apps, settingStore, configs, refresher, connector, apiClient)
 	caller.Register(v1)
@@ -196,7 +199,7 @@ func newServer(cfg config.Config, db *gorm.DB, cipher *secret.Cipher, log *slog.
 
 	// Webhook receivers are developer-configured URLs like any other: the
 	// same guard, no redirects followed (a signed body must not travel).
-	hookClient := outbound.New(outbound.Options{Allow: cfg.OutboundAllow, Timeout: cfg.OutboundTimeout, Observe: m.Outbound})
+	hookClient := outbound.New(outbound.Options{Allow: cfg.OutboundAllow, Timeout: cfg.OutboundTimeout, Observe: m.Outbound, RootCAs: cfg.OutboundRootCAs})
 	b := &background{
 		bus:        bus,
 		dsn:        database.PostgresDSN(db),

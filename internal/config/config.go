@@ -3,6 +3,7 @@
 package config
 
 import (
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -30,6 +31,11 @@ type Config struct {
 	OutboundIdle    int            // LATCHKEY_OUTBOUND_IDLE_PER_HOST: kept-alive connections per provider host
 	CacheEntries    int            // LATCHKEY_CACHE_ENTRIES: per cache; 0 turns caching off
 	CacheTTL        time.Duration  // LATCHKEY_CACHE_TTL: the longest anything (a decrypted value too) stays cached
+
+	// OutboundRootCAs, set only by tests, replaces the system roots that
+	// providers' certificates are verified with (a test provider on TLS);
+	// no variable sets it.
+	OutboundRootCAs *x509.CertPool
 }
 
 // Var is one environment variable that FromEnv reads.

@@ -118,6 +118,9 @@ type Client struct {
 	maxBytes int64
 	g        *guard
 	observe  func(host string, d time.Duration, err error)
+
+	opts  Options
+	certs *certClients // shared by c and the clients WithCertificate makes
 }
 
 // New returns a Client configured by opts. It returns no error: every
@@ -128,14 +131,35 @@ func New(opts Options) *Client {
 		Timeout:   orDefault(opts.DialTimeout, DefaultDialTimeout),
 		KeepAlive: 30 * time.Second,
 	}
-	tr := &http.Transport{
+	maxBytes := opts.MaxResponseBytes
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxResponseBytes
+	}
+	c := &Client{maxBytes: maxBytes, g: g, observe: opts.Observe, opts: opts, certs: newCertClients()}
+	c.hc = c.httpClient(newTransport(opts, g, nil))
+	return c
+}
+
+// newTransport makes the guarded transport of opts; with cert set, it
+// presents that client certificate whenever a server asks for one.
+func newTransport(opts Options, g *guard, cert *tls.Certificate) *http.Transport {
+	tlsConfig := &tls.Config{RootCAs: opts.RootCAs, MinVersion: tls.VersionTLS12}
+	if cert != nil {
+		// Present the certificate whatever CAs the server names: a
+		// self-signed one (RFC 8705 §2.2) is issued by none of them, and
+		// crypto/tls would otherwise send no certificate at all.
+		tlsConfig.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			return cert, nil
+		}
+	}
+	return &http.Transport{
 		// Never read HTTP_PROXY and friends: a proxy would make the
 		// connection to the proxy, not to the target, and the guard
 		// would check the wrong address.
 		Proxy:                  nil,
 		DialContext:            g.dialContext,
 		ForceAttemptHTTP2:      true, // custom DialContext turns it off otherwise
-		TLSClientConfig:        &tls.Config{RootCAs: opts.RootCAs, MinVersion: tls.VersionTLS12},
+		TLSClientConfig:        tlsConfig,
 		TLSHandshakeTimeout:    orDefault(opts.TLSHandshakeTimeout, DefaultTLSHandshakeTimeout),
 		ResponseHeaderTimeout:  orDefault(opts.ResponseHeaderTimeout, DefaultResponseHeaderTimeout),
 		ExpectContinueTimeout:  1 * time.Second,
@@ -144,11 +168,16 @@ func New(opts Options) *Client {
 		IdleConnTimeout:        90 * time.Second,
 		MaxResponseHeaderBytes: maxResponseHeaderBytes,
 	}
+}
+
+// httpClient wraps tr with the URL checks, c's timeout and its redirect
+// policy.
+func (c *Client) httpClient(tr *http.Transport) *http.Client {
 	hc := &http.Client{
 		Transport: &checkedTransport{next: tr},
-		Timeout:   orDefault(opts.Timeout, DefaultTimeout),
+		Timeout:   orDefault(c.opts.Timeout, DefaultTimeout),
 	}
-	if opts.FollowRedirects {
+	if c.opts.FollowRedirects {
 		hc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
 			if len(via) >= maxRedirects {
 				return fmt.Errorf("outbound: stopped after %d redirects", maxRedirects)
@@ -160,11 +189,7 @@ func New(opts Options) *Client {
 			return http.ErrUseLastResponse
 		}
 	}
-	maxBytes := opts.MaxResponseBytes
-	if maxBytes <= 0 {
-		maxBytes = DefaultMaxResponseBytes
-	}
-	return &Client{hc: hc, maxBytes: maxBytes, g: g, observe: opts.Observe}
+	return hc
 }
 
 func orDefault(d, def time.Duration) time.Duration {
@@ -290,8 +315,13 @@ func plainNetError(host string, err error) error {
 	var op *net.OpError
 	if errors.As(err, &op) {
 		what := "the connection to " + host + " failed"
-		if op.Op == "dial" {
+		switch op.Op {
+		case "dial":
 			what = "could not connect to " + host
+		case "remote error":
+			// A TLS alert from the server, in crypto/tls's fixed words
+			// ("tls: unknown certificate authority").
+			return &NetError{Host: host, Message: host + " ended the TLS connection: " + op.Err.Error(), err: err}
 		}
 		var sys *os.SyscallError
 		switch {

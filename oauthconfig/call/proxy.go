@@ -346,8 +346,22 @@ func (h *Caller) send(ctx context.Context, cl *call, r Request) (*http.Response,
 	for name, vs := range rd.header {
 		out.Header[name] = vs
 	}
-	resp, err := h.http.Do(out)
+	hc := h.http
+	if cl.cfg != nil {
+		// The config's client certificate, if it names one: a token
+		// bound to it (RFC 8705 §3) is refused without it, and APIs such
+		// as ADP's ask for it on every call. A server that does not ask
+		// for a certificate is sent none.
+		if hc, err = token.WithCertificate(h.http, cl.cfg, cl.values.Values); err != nil {
+			return nil, err
+		}
+	}
+	resp, err := hc.Do(out)
 	if err != nil {
+		if cl.cfg != nil && cl.cfg.ClientCertSetting != "" && outbound.CertificateRefused(err) {
+			return nil, errs.Wrap(errs.ConfigurationError, err, "API %q refused the client certificate in settings %q and %q: %v",
+				cl.api.Name, cl.cfg.ClientCertSetting, cl.cfg.ClientKeySetting, errors.Unwrap(err))
+		}
 		return nil, callError(cl.api.Name, err)
 	}
 	return resp, nil

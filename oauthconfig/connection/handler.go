@@ -262,6 +262,9 @@ func (h *Handler) explain(c echo.Context) error {
 	if len(cfg.CallbackMappings) > 0 {
 		out["callback_mappings"] = cfg.CallbackMappings
 	}
+	if ex.ClientCertificate != nil {
+		out["client_certificate"] = ex.ClientCertificate
+	}
 	for key, r := range map[string]*token.Request{"token_request": ex.TokenRequest, "refresh_request": ex.RefreshRequest} {
 		if r != nil {
 			out[key] = toRequestResponse(r)

@@ -250,9 +250,11 @@ func (rf *Refresher) renewLocked(ctx context.Context, key string, inst settings.
 
 // failed decides what a failed renewal means, and records it:
 //   - the installation's client credentials were refused (invalid_client,
-//     unauthorized_client; any refusal of client credentials): a
-//     configuration error of the installation, which stands until its
-//     organization settings change; users' connections keep their state;
+//     unauthorized_client; any refusal of client credentials), or its
+//     client certificate cannot be used or was refused in the handshake
+//     (errs.ConfigurationError): a configuration error of the
+//     installation, which stands until its organization settings change;
+//     users' connections keep their state;
 //   - the user's grant is gone (invalid_grant, or what the config declares
 //     equivalent): the connection needs reauthorization, unless another
 //     worker rotated the tokens meanwhile (its refresh made ours invalid);
@@ -269,6 +271,20 @@ func (rf *Refresher) failed(ctx context.Context, db *gorm.DB, inst settings.Inst
 	reason := errs.MessageOf(cause) // the shown part only: the cause may name a URL
 	answered := re != nil && re.Status != 0
 	log := rf.log.With("installation_id", inst.ID, "config_id", cfg.ID)
+	if errs.Is(cause, errs.ConfigurationError) {
+		// The installation's client certificate cannot be used, or the
+		// provider refused it in the TLS handshake (RFC 8705): its
+		// settings are wrong, as with invalid_client, and sending it
+		// again cannot help until they change.
+		if err := conns.SetConfigError(ctx, inst, userID, cfg, reason, r.OrganizationDigest()); err != nil {
+			return settings.Resolved{}, err
+		}
+		if err := conns.Fail(ctx, inst, userID, cfg, reason, "", false); err != nil {
+			return settings.Resolved{}, err
+		}
+		log.Warn("the installation's client certificate cannot be used; no token request is sent until its settings change")
+		return rf.meanwhile(cfg, r, conn, refused, rf.configurationError(cfg, r, reason))
+	}
 	if re == nil || re.Transient || !answered {
 		if err := conns.Fail(ctx, inst, userID, cfg, reason, "", answered); err != nil {
 			return settings.Resolved{}, err
@@ -368,15 +384,16 @@ func grantGone(cfg *oauthconfig.Config, re *token.RetrieveError) string {
 }
 
 // configurationError is the error calls get while the provider refuses an
-// installation's client credentials: it names the organization settings
-// the token request uses, which are the ones to fix.
+// installation's client credentials, or its client certificate cannot be
+// used: it names the organization settings the token request uses, which
+// are the ones to fix; reason says what is wrong.
 func (rf *Refresher) configurationError(cfg *oauthconfig.Config, r settings.Resolved, reason string) error {
 	names := cfg.OrganizationSettingsUsed(r)
 	fix := "its organization settings"
 	if len(names) > 0 {
 		fix = "organization settings " + strings.Join(names, ", ")
 	}
-	return errs.New(errs.ConfigurationError, "the provider refused this installation's client credentials for OAuth config %q: fix %s; the next call after they change tries again (%s)", cfg.Name, fix, reason)
+	return errs.New(errs.ConfigurationError, "OAuth config %q gets no token with this installation's client credentials: fix %s; the next call after they change tries again (%s)", cfg.Name, fix, reason)
 }
 
 // permanent reports RFC 6749 §5.2 errors that retrying cannot fix: the

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/latchkey/latchkey/internal/errs"
 	"github.com/latchkey/latchkey/internal/template"
@@ -30,7 +31,10 @@ type Explanation struct {
 	TokenRequest   *Request // nil when it cannot be rendered
 	RefreshRequest *Request // nil when it cannot be rendered
 	Steps          []ExplainedStep
-	Problems       []string // why a part cannot be rendered, safe to show
+	// ClientCertificate is the client certificate the requests present
+	// (RFC 8705); nil when the config names none.
+	ClientCertificate *CertificateInfo
+	Problems          []string // why a part cannot be rendered, safe to show
 }
 
 // ExplainedStep is a step (or the identity request) as it would be sent
@@ -80,6 +84,11 @@ func Explain(cfg *oauthconfig.Config, defs []settings.Definition, resolved setti
 		} else {
 			out.LinkURL = link
 		}
+	}
+	cert, problem := explainCertificate(cfg, vars.Values, time.Now())
+	out.ClientCertificate = cert
+	if problem != "" {
+		out.Problems = append(out.Problems, problem)
 	}
 	for _, refresh := range []bool{false, true} {
 		if refresh && !cfg.UsesRefresh() {
@@ -154,6 +163,9 @@ func explainVariables(cfg *oauthconfig.Config, defs []settings.Definition, resol
 	}
 	if cfg.ClientAuth == oauthconfig.AuthBasic {
 		used["client_id"], used["client_secret"] = true, true
+	}
+	if cfg.ClientCertSetting != "" {
+		used[cfg.ClientCertSetting], used[cfg.ClientKeySetting] = true, true
 	}
 	byKey := map[string]settings.Definition{}
 	for _, d := range defs {

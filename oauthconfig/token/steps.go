@@ -99,9 +99,14 @@ func (tc *Client) step(ctx context.Context, cfg *oauthconfig.Config, s oauthconf
 		return nil, tok, errs.New(errs.Invalid, "%surl is not a valid URL", n.field)
 	}
 	req.Header = r0.Header
+	hc, err := WithCertificate(tc.http, cfg, vars.Values)
+	if err != nil {
+		tc.observe(cfg, meta.Kind, err)
+		return nil, tok, err
+	}
 	start := tc.now()
 	r := newRedactor(vars, tok, req.Header)
-	status, header, respBody, out, next, err := tc.sendStep(s, n, req, r, vars, tok)
+	status, header, respBody, out, next, err := tc.sendStep(hc, cfg, s, n, req, r, vars, tok)
 	tc.observe(cfg, meta.Kind, err)
 	for setting, v := range out {
 		if vars.IsSecret(setting) {
@@ -166,11 +171,15 @@ func namesOf(s oauthconfig.Step) stepNames {
 // stepNames are how messages name a step, its answer and its fields.
 type stepNames struct{ what, answer, field string }
 
-func (tc *Client) sendStep(s oauthconfig.Step, n stepNames, req *http.Request, r *redact.Redactor, vars Vars, tok Token) (int, http.Header, []byte, map[string]string, Token, error) {
-	resp, err := tc.http.Do(req)
+// sendStep sends a step's request through hc, the outbound client with
+// cfg's client certificate, if any, and reads its answer.
+func (tc *Client) sendStep(hc *outbound.Client, cfg *oauthconfig.Config, s oauthconfig.Step, n stepNames, req *http.Request, r *redact.Redactor, vars Vars, tok Token) (int, http.Header, []byte, map[string]string, Token, error) {
+	resp, err := hc.Do(req)
 	if err != nil {
 		var blocked *outbound.BlockedError
 		switch {
+		case cfg.ClientCertSetting != "" && outbound.CertificateRefused(err):
+			return 0, nil, nil, nil, tok, certificateRefused(cfg, "the server of "+n.what, err)
 		case errors.As(err, &blocked):
 			return 0, nil, nil, nil, tok, errs.New(errs.Upstream, "the %surl is refused: %s", n.field, blocked.Error())
 		case outbound.IsTimeout(err):
@@ -183,7 +192,7 @@ func (tc *Client) sendStep(s oauthconfig.Step, n stepNames, req *http.Request, r
 		}
 		return 0, nil, nil, nil, tok, errs.New(errs.Upstream, "%s failed: %v", n.what, err)
 	}
-	body, err := tc.http.ReadAll(resp)
+	body, err := hc.ReadAll(resp)
 	if err != nil {
 		return resp.StatusCode, resp.Header, nil, nil, tok, errs.Wrap(errs.Upstream, err, "%s cannot be read", n.answer)
 	}

@@ -274,9 +274,14 @@ func (tc *Client) send(ctx context.Context, cfg *oauthconfig.Config, vars Vars, 
 	if err != nil {
 		return Token{}, err
 	}
+	hc, err := WithCertificate(tc.http, cfg, vars.Values)
+	if err != nil {
+		tc.observe(cfg, meta.Kind, err)
+		return Token{}, err
+	}
 	entry := &Entry{ConfigID: cfg.ID, InstallationID: meta.InstallationID, UserID: meta.UserID, Kind: meta.Kind, Method: req.Method}
 	start := tc.now()
-	tok, status, respHeader, respBody, err := tc.do(ctx, cfg, req, refresh)
+	tok, status, respHeader, respBody, err := tc.do(ctx, hc, cfg, req, refresh)
 	tc.observe(cfg, meta.Kind, err)
 	r := newRedactor(vars, tok, req.Header)
 	r.Add(req.signed)
@@ -303,17 +308,22 @@ func (tc *Client) send(ctx context.Context, cfg *oauthconfig.Config, vars Vars, 
 	return tok, err
 }
 
-func (tc *Client) do(ctx context.Context, cfg *oauthconfig.Config, r Request, refresh bool) (tok Token, status int, header http.Header, body []byte, err error) {
+// do sends r through hc, the outbound client with cfg's client
+// certificate, if any.
+func (tc *Client) do(ctx context.Context, hc *outbound.Client, cfg *oauthconfig.Config, r Request, refresh bool) (tok Token, status int, header http.Header, body []byte, err error) {
 	hreq, err := http.NewRequestWithContext(ctx, r.Method, r.URL, strings.NewReader(r.Body))
 	if err != nil {
 		return Token{}, 0, nil, nil, errs.New(errs.Invalid, "token URL is not a valid URL")
 	}
 	hreq.Header = r.Header
-	resp, err := tc.http.Do(hreq)
+	resp, err := hc.Do(hreq)
 	if err != nil {
+		if cfg.ClientCertSetting != "" && outbound.CertificateRefused(err) {
+			return Token{}, 0, nil, nil, certificateRefused(cfg, "the token endpoint", err)
+		}
 		return Token{}, 0, nil, nil, sendError(err)
 	}
-	body, err = tc.http.ReadAll(resp)
+	body, err = hc.ReadAll(resp)
 	status, header = resp.StatusCode, resp.Header
 	if errors.Is(err, outbound.ErrResponseTooLarge) {
 		return Token{}, status, header, nil, upstream(&RetrieveError{Status: status}, "the token response is larger than the limit Latchkey reads")

@@ -38,7 +38,8 @@ var formTemplate = webpage.Parse("install", `
 <p class="fixed">{{.Value}}</p>
 {{else}}<label for="{{.ID}}">{{.Label}}{{if .Required}} <span class="req">(required)</span>{{end}}</label>
 {{if .Hint}}<span class="hint" id="{{.ID}}-hint">{{with .Description}}{{.}} {{end}}{{with .Pattern}}Format: must match the pattern <code>{{.}}</code>. {{end}}{{with .Default}}Leave empty to use the default, “{{.}}”. {{end}}{{if .Secret}}Kept encrypted; it is never shown again.{{end}}</span>{{end}}
-<input id="{{.ID}}" name="{{.Key}}" type="{{if .Secret}}password{{else}}text{{end}}"{{if not .Secret}} value="{{.Value}}"{{end}}{{if .Placeholder}} placeholder="{{.Placeholder}}"{{end}}{{if .Required}} required aria-required="true"{{end}}{{if .Error}} aria-invalid="true"{{end}}{{if .DescribedBy}} aria-describedby="{{.DescribedBy}}"{{end}} autocomplete="off" autocapitalize="off" spellcheck="false">
+{{if .PEM}}<textarea id="{{.ID}}" name="{{.Key}}" rows="6"{{if .Required}} required aria-required="true"{{end}}{{if .Error}} aria-invalid="true"{{end}}{{if .DescribedBy}} aria-describedby="{{.DescribedBy}}"{{end}} autocomplete="off" autocapitalize="off" spellcheck="false"></textarea>
+{{else}}<input id="{{.ID}}" name="{{.Key}}" type="{{if .Secret}}password{{else}}text{{end}}"{{if not .Secret}} value="{{.Value}}"{{end}}{{if .Placeholder}} placeholder="{{.Placeholder}}"{{end}}{{if .Required}} required aria-required="true"{{end}}{{if .Error}} aria-invalid="true"{{end}}{{if .DescribedBy}} aria-describedby="{{.DescribedBy}}"{{end}} autocomplete="off" autocapitalize="off" spellcheck="false">{{end}}
 {{if .Error}}<p class="error" id="{{.ID}}-error">{{.Error}}</p>{{end}}
 {{end}}</div>
 {{end}}<div class="actions"><button type="submit" id="install">Install {{.App}}</button></div>
@@ -54,6 +55,7 @@ type field struct {
 	Default        string
 	Required       bool
 	Secret         bool
+	PEM            bool   // a certificate or private key: a textarea, never filled back in
 	Fixed          bool   // read_only: shown, not editable
 	Value          string // what to show in the input; never a secret
 	Placeholder    string
@@ -85,7 +87,8 @@ func (h *Handler) form(c echo.Context, status int, token string, a app.App, l Li
 		if !d.Prompted() {
 			continue // hidden or managed: never shown to organizations
 		}
-		f := field{Key: d.Key, ID: "f-" + d.Key, Label: d.Label, Required: d.Required && !d.HasDefault(), Secret: d.Secret}
+		f := field{Key: d.Key, ID: "f-" + d.Key, Label: d.Label, Required: d.Required && !d.HasDefault(), Secret: d.Secret,
+			PEM: d.Type == settings.Certificate || d.Type == settings.PrivateKey}
 		if f.Label == "" {
 			f.Label = d.Key
 		}
