@@ -4,9 +4,12 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/pem"
+	"math/big"
 	"strings"
 	"testing"
+	"time"
 )
 
 // provider is a real provider's documented shape, as an app developer
@@ -21,7 +24,7 @@ type provider struct {
 
 // providerCatalogue holds shapes that need more than RFC 6749's defaults,
 // each as its provider documents it; the comments say what it exercises.
-func providerCatalogue(signingKey string) []provider {
+func providerCatalogue(signingKey, certificate string) []provider {
 	user := func(key string, more ...any) map[string]any {
 		m := map[string]any{"key": key, "level": "user"}
 		for i := 0; i+1 < len(more); i += 2 {
@@ -193,6 +196,13 @@ func providerCatalogue(signingKey string) []provider {
 				"assertion_key_setting": "signing_key",
 				"assertion_claims":      map[string]string{"iss": "<<client_id>>", "sub": "<<docusign_user_id>>", "aud": "account-d.docusign.com", "scope": "signature impersonation"},
 				"access_token_setting":  "app_token", "refresh_token_setting": ""}},
+		{name: "adp", // client credentials with Basic authentication over mutual TLS (RFC 8705)
+			settings: []map[string]any{org("adp_cert", "type", "certificate", "secret", true), org("adp_key", "type", "private_key", "secret", true),
+				org("app_token", "secret", true)},
+			values: map[string]string{"adp_cert": certificate, "adp_key": signingKey},
+			config: map[string]any{"grant_type": "client_credentials", "token_url": "https://accounts.adp.com/auth/oauth/v2/token", "client_auth": "basic",
+				"client_cert_setting": "adp_cert", "client_key_setting": "adp_key", "access_token_setting": "app_token", "refresh_token_setting": ""},
+			api: map[string]any{"base_url": "https://api.adp.com/hr/v2", "headers": map[string]string{"Authorization": "Bearer <<app_token>>"}}},
 		{name: "revolut-business", // the authorization code with a private_key_jwt client assertion
 			settings: []map[string]any{org("signing_key", "secret", true)},
 			values:   map[string]string{"signing_key": signingKey},
@@ -211,7 +221,14 @@ func TestProviderCatalogue(t *testing.T) {
 		t.Fatal(err)
 	}
 	signingKey := string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: mustPKCS8(t, key)}))
-	for _, p := range providerCatalogue(signingKey) {
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "platform.example"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certificate := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	for _, p := range providerCatalogue(signingKey, certificate) {
 		t.Run(p.name, func(t *testing.T) {
 			e := newEnv(t)
 			app := e.must(201, "POST", "/v1/apps", e.key, map[string]any{"name": p.name, "slug": p.name})["id"].(string)
@@ -260,7 +277,10 @@ func TestProviderCatalogue(t *testing.T) {
 				}
 			}
 			out := string(mustJSON(t, ex))
-			if strings.Contains(out, values["client_secret"]) || strings.Contains(out, "PRIVATE KEY") {
+			if _, ok := p.config["client_cert_setting"]; ok && ex["client_certificate"] == nil {
+				t.Errorf("explain does not show the client certificate: %v", ex)
+			}
+			if strings.Contains(out, values["client_secret"]) || strings.Contains(out, "PRIVATE KEY") || strings.Contains(out, "BEGIN CERTIFICATE") {
 				t.Errorf("explain shows a secret: %s", out)
 			}
 		})
