@@ -4,13 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -18,16 +17,13 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/pb33f/libopenapi"
-	validator "github.com/pb33f/libopenapi-validator"
-	oaconfig "github.com/pb33f/libopenapi-validator/config"
-	oaerrors "github.com/pb33f/libopenapi-validator/errors"
 	"gorm.io/gorm"
 
 	"github.com/latchkey/latchkey/app"
 	"github.com/latchkey/latchkey/internal/cache"
 	"github.com/latchkey/latchkey/internal/config"
 	"github.com/latchkey/latchkey/internal/dbtest"
+	"github.com/latchkey/latchkey/internal/openapitest"
 	"github.com/latchkey/latchkey/internal/secret"
 )
 
@@ -234,11 +230,8 @@ func (e *env) request(method, path, key string, body any) *http.Request {
 // would send, without sending it.
 func (e *env) specAccepts(method, path, key string, body any) bool {
 	e.t.Helper()
-	v, _ := loadSpec(e.t)
-	specMu.Lock()
-	defer specMu.Unlock()
-	ok, _ := v.ValidateHttpRequestSync(e.request(method, path, key, body))
-	return ok
+	req := e.request(method, path, key, body)
+	return loadSpec(e.t).CheckRequest(req, requestBody(e.t, req)) == nil
 }
 
 // must calls and fails the test unless the status is want; it returns the
@@ -264,47 +257,20 @@ func (e *env) output() string {
 
 var spec struct {
 	once sync.Once
-	v    validator.Validator
-	doc  libopenapi.Document
+	s    *openapitest.Spec
 	err  error
 }
 
-func loadSpec(t testing.TB) (validator.Validator, libopenapi.Document) {
+// loadSpec returns openapi.yaml, loaded once: a test fails if it is not a
+// sound OpenAPI document (see openapitest.Parse).
+func loadSpec(t testing.TB) *openapitest.Spec {
 	t.Helper()
-	spec.once.Do(func() {
-		raw, err := os.ReadFile("../../openapi.yaml")
-		if err != nil {
-			spec.err = err
-			return
-		}
-		spec.doc, err = libopenapi.NewDocument(raw)
-		if err != nil {
-			spec.err = err
-			return
-		}
-		v, errs := validator.NewValidator(spec.doc,
-			// Requests are checked too (see checkSpec): the install
-			// form is posted form-encoded, and a body sent to a route
-			// that takes none is as much a drift as a bad one.
-			oaconfig.WithURLEncodedBodyValidation(),
-			oaconfig.WithRejectUndeclaredRequestBody())
-		if len(errs) > 0 {
-			spec.err = fmt.Errorf("openapi.yaml: %v", errs)
-			return
-		}
-		if ok, verrs := v.ValidateDocument(); !ok {
-			spec.err = fmt.Errorf("openapi.yaml is not a valid OpenAPI document: %s", describe(verrs))
-			return
-		}
-		spec.v = v
-	})
+	spec.once.Do(func() { spec.s, spec.err = openapitest.Load("../../openapi.yaml") })
 	if spec.err != nil {
 		t.Fatal(spec.err)
 	}
-	return spec.v, spec.doc
+	return spec.s
 }
-
-var specMu sync.Mutex
 
 // checkSpec fails the test when an exchange does not match openapi.yaml.
 // Every response must match. Whether the request must match depends on the
@@ -323,47 +289,32 @@ var specMu sync.Mutex
 //     refuse requests that work.
 func checkSpec(t testing.TB, req *http.Request, resp *http.Response, body []byte) {
 	t.Helper()
-	v, _ := loadSpec(t)
-	copyResp := *resp
-	copyResp.Body = io.NopCloser(bytes.NewReader(body))
-	specMu.Lock()
-	ok, verrs := v.ValidateHttpResponse(req, &copyResp)
-	specMu.Unlock()
-	if !ok && unknownRoute(resp.StatusCode, verrs) {
+	err := loadSpec(t).CheckResponse(req, resp, body)
+	if unknownRoute(resp.StatusCode, err) {
 		return // a route the server does not have is, rightly, not in the spec
 	}
-	if !ok {
-		t.Errorf("%s %s: response %d does not match openapi.yaml: %s\n%s", req.Method, req.URL.Path, resp.StatusCode, describe(verrs), body)
+	if err != nil {
+		t.Errorf("response %d does not match openapi.yaml: %v\n%s", resp.StatusCode, err, body)
 	}
-	checkRequest(t, v, req, resp.StatusCode, body)
+	checkRequest(t, req, resp.StatusCode, body)
 }
 
 // checkRequest checks req against openapi.yaml as checkSpec says; status and
 // body are the server's answer.
-func checkRequest(t testing.TB, v validator.Validator, req *http.Request, status int, body []byte) {
+func checkRequest(t testing.TB, req *http.Request, status int, body []byte) {
 	t.Helper()
 	switch status {
 	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnauthorized, http.StatusForbidden:
 		return
 	}
-	// The client has sent (and closed) req's body; validate a copy.
-	r := req.Clone(req.Context())
-	if req.GetBody != nil {
-		var err error
-		if r.Body, err = req.GetBody(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	specMu.Lock()
-	ok, verrs := v.ValidateHttpRequestSync(r)
-	specMu.Unlock()
+	err := loadSpec(t).CheckRequest(req, requestBody(t, req))
 	if status != http.StatusUnprocessableEntity {
-		if !ok {
-			t.Errorf("%s %s: openapi.yaml refuses a request that the server answered %d: %s", req.Method, req.URL.Path, status, describe(verrs))
+		if err != nil {
+			t.Errorf("openapi.yaml refuses a request that the server answered %d: %v", status, err)
 		}
 		return
 	}
-	if !ok {
+	if err != nil {
 		return // both refuse it
 	}
 	var p struct {
@@ -377,6 +328,25 @@ func checkRequest(t testing.TB, v validator.Validator, req *http.Request, status
 	}
 }
 
+// requestBody returns the body of req, which the client may have sent (and
+// closed) already.
+func requestBody(t testing.TB, req *http.Request) []byte {
+	t.Helper()
+	if req.GetBody == nil {
+		return nil
+	}
+	rc, err := req.GetBody()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // schemaFieldError reports whether a server's field error is one that a
 // JSON schema can express: an unknown field or a wrong JSON type (from
 // httpapi.Bind), or a length, count or range bound. The other field errors
@@ -388,27 +358,10 @@ func schemaFieldError(msg string) bool {
 
 var schemaMessage = regexp.MustCompile(`^must be (a string|a number|a boolean|an array|an object), not |at most \d+|\d+ to \d+|\d+-\d+ `)
 
-func unknownRoute(status int, verrs []*oaerrors.ValidationError) bool {
-	if status != http.StatusNotFound && status != http.StatusMethodNotAllowed {
-		return false
-	}
-	for _, e := range verrs {
-		if e.ValidationType != "path" {
-			return false
-		}
-	}
-	return true
-}
-
-func describe(verrs []*oaerrors.ValidationError) string {
-	var b strings.Builder
-	for _, e := range verrs {
-		fmt.Fprintf(&b, "\n  - %s: %s", e.Message, e.Reason)
-		for _, se := range e.SchemaValidationErrors {
-			fmt.Fprintf(&b, "\n      %s: %s", se.FieldPath, se.Reason)
-		}
-	}
-	return b.String()
+// unknownRoute reports whether the server's 404 or 405 is for a route that
+// is not in openapi.yaml either.
+func unknownRoute(status int, err error) bool {
+	return (status == http.StatusNotFound || status == http.StatusMethodNotAllowed) && errors.Is(err, openapitest.ErrUnknownRoute)
 }
 
 // configT is the server configuration newEnvWith lets a test change.

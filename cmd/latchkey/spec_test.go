@@ -48,16 +48,9 @@ func TestSpecListsEveryRoute(t *testing.T) {
 		}
 		served[r.Method+" "+specPath(r.Path)] = true
 	}
-	_, doc := loadSpec(t)
-	model, err := doc.BuildV3Model()
-	if err != nil {
-		t.Fatal(err)
-	}
 	specified := map[string]bool{}
-	for path, item := range model.Model.Paths.PathItems.FromOldest() {
-		for method := range item.GetOperations().FromOldest() {
-			specified[strings.ToUpper(method)+" "+path] = true
-		}
+	for _, r := range loadSpec(t).Routes() {
+		specified[r.Method+" "+r.Path] = true
 	}
 	for _, r := range sorted(served) {
 		if !specified[r] {
