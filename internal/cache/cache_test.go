@@ -67,6 +67,36 @@ func TestLoadAndInvalidate(t *testing.T) {
 	}
 }
 
+// TestMarkKeep: values read by a query of their own are kept like loaded
+// ones, unless the cache changed after the mark.
+func TestMarkKeep(t *testing.T) {
+	d := dbtest.Open(t)
+	b := cache.NewBus(d.DB, cache.Options{Entries: 10, TTL: time.Minute}, quiet)
+	c := cache.New[string](b, "thing")
+	listening(t, b, d)
+	if _, ok := c.Get("k"); ok {
+		t.Fatal("an empty cache has k")
+	}
+	m := c.Mark()
+	m.Keep("k", "read")
+	if v, ok := c.Get("k"); !ok || v != "read" {
+		t.Fatalf("Get after Keep = %q, %v", v, ok)
+	}
+	m = c.Mark()
+	if err := b.Changed(d.DB, "thing", "other"); err != nil {
+		t.Fatal(err)
+	}
+	m.Keep("j", "stale")
+	if v, ok := c.Get("j"); ok {
+		t.Fatalf("a value read across a change was kept: %q", v)
+	}
+	var off *cache.Cache[string] // caching off
+	off.Mark().Keep("k", "v")
+	if _, ok := off.Get("k"); ok {
+		t.Fatal("a nil cache has k")
+	}
+}
+
 // TestReplicasHearChanges: on PostgreSQL a change committed through one
 // replica's bus reaches another's cache, and a rolled back one does not.
 func TestReplicasHearChanges(t *testing.T) {
