@@ -56,15 +56,8 @@ func (r Resolved) OrganizationDigest() string {
 // longer configured) is an errs.Internal error naming the setting, never
 // its content.
 func (s *Store) Resolve(ctx context.Context, inst Installation, userID string) (Resolved, error) {
-	var in inputs
-	in.defs, in.haveDefs = s.defs.Get(inst.AppID)
-	in.fixed, in.haveFixed = s.fixed.Get(inst.AppID)
-	in.org, in.haveOrg = s.vals.Get(inst.ID)
-	in.haveUsr = userID == ""
-	if !in.haveUsr {
-		in.usr, in.haveUsr = s.vals.Get(inst.ID + cache.Sep + userID)
-	}
-	if !in.haveDefs || !in.haveFixed || !in.haveOrg || !in.haveUsr {
+	in := inputs{haveUsr: userID == ""}
+	if !s.cached(inst, userID, &in) {
 		if err := s.read(ctx, inst, userID, &in); err != nil {
 			return Resolved{}, err
 		}
@@ -104,6 +97,24 @@ type inputs struct {
 	haveDefs, haveFixed, haveOrg, haveUsr bool
 }
 
+// cached fills in what in lacks from the caches, and reports whether it
+// has everything then.
+func (s *Store) cached(inst Installation, userID string, in *inputs) bool {
+	if !in.haveDefs {
+		in.defs, in.haveDefs = s.defs.Get(inst.AppID)
+	}
+	if !in.haveFixed {
+		in.fixed, in.haveFixed = s.fixed.Get(inst.AppID)
+	}
+	if !in.haveOrg {
+		in.org, in.haveOrg = s.vals.Get(inst.ID)
+	}
+	if !in.haveUsr {
+		in.usr, in.haveUsr = s.vals.Get(inst.ID + cache.Sep + userID)
+	}
+	return in.haveDefs && in.haveFixed && in.haveOrg && in.haveUsr
+}
+
 // The parts of read's query, one per kind of row, NULL-padded to the same
 // columns: kind, value, encrypted, then a definition's columns, of which a
 // value's row has only the key. The definitions come first, so that the
@@ -133,8 +144,19 @@ func padded(keep string) string {
 // UNION ALL of the parts it lacks (the definitions; the organization's
 // values; the user's), where it used to take one query each, and keeps
 // what it read in the caches, as Load would have. The fixed values come
-// from the definitions, without a query.
+// from the definitions, without a query. A call's read first waits for a
+// place in the calls' share of the pool, if ctx carries one (see
+// database.Share); calls that missed together find there what the first
+// of them read.
 func (s *Store) read(ctx context.Context, inst Installation, userID string, in *inputs) error {
+	release, err := database.Take(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	if s.cached(inst, userID, in) {
+		return nil
+	}
 	defsMark, fixedMark, valsMark := s.defs.Mark(), s.fixed.Mark(), s.vals.Mark()
 	var parts []string
 	var args []any

@@ -33,8 +33,24 @@ type target struct {
 // error is the installation's: errs.NotFound when there is none or it is
 // another account's, or the database's.
 func (h *Caller) lookup(ctx context.Context, accountID, id, ref, userID string) (target, error) {
-	var t target
-	var ok bool
+	if t, ok := h.cached(accountID, id, ref); ok {
+		return t, nil
+	}
+	release, err := database.Take(ctx) // see Caller.share
+	if err != nil {
+		return target{}, err
+	}
+	defer release()
+	// Calls that missed together waited for their places: all but the
+	// first find what it read.
+	if t, ok := h.cached(accountID, id, ref); ok {
+		return t, nil
+	}
+	return h.read(ctx, accountID, id, ref, userID)
+}
+
+// cached is lookup from the caches alone; ok is false when one misses.
+func (h *Caller) cached(accountID, id, ref string) (t target, ok bool) {
 	if t.inst, ok = h.settings.CachedInstallation(id); ok {
 		if t.app, ok = h.apps.CachedApp(accountID, t.inst.AppID); ok {
 			if t.api, ok = h.apps.CachedAPI(t.app.ID, ref); ok && t.api.ConfigID != nil {
@@ -45,10 +61,7 @@ func (h *Caller) lookup(ctx context.Context, accountID, id, ref, userID string) 
 			}
 		}
 	}
-	if ok {
-		return t, nil
-	}
-	return h.read(ctx, accountID, id, ref, userID)
+	return t, ok
 }
 
 // The query of read: the installation, the app if it is the account's,
@@ -79,7 +92,8 @@ func readQuery(apiColumn string) string {
 		WHERE i.id = ?`
 }
 
-// read is lookup on a cache miss: one query, in plain SQL, for what
+// read is lookup on a cache miss (holding a place in the calls' share of
+// the pool): one query, in plain SQL, for what
 // would otherwise take five (installation, app, API, config, connection),
 // whose results go to the stores' caches as their own reads would have
 // put them there, so that the next call reads nothing.

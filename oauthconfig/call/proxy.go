@@ -20,6 +20,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/latchkey/latchkey/app"
+	"github.com/latchkey/latchkey/internal/database"
 	"github.com/latchkey/latchkey/internal/errs"
 	"github.com/latchkey/latchkey/internal/httpapi"
 	"github.com/latchkey/latchkey/internal/jpath"
@@ -55,7 +56,11 @@ var _ apiFinder = (*app.Store)(nil)
 // Caller calls an app's APIs with credentials: the proxy, the rendered
 // headers for platforms that call themselves, and fetching a token now.
 type Caller struct {
-	db        *gorm.DB // for lookup's read on a cache miss
+	db *gorm.DB // for lookup's read on a cache miss
+	// share bounds the connections that calls' reads on a cache miss
+	// use at once, so that however many calls miss together (after a
+	// restart, in a renewal storm) other requests find free ones.
+	share     *database.Share
 	apps      apiFinder
 	settings  *settings.Store
 	configs   *oauthconfig.Store
@@ -68,7 +73,7 @@ type Caller struct {
 // does not follow redirects: credentials must never reach another host.
 // It reads db itself on a cache miss (see lookup).
 func NewCaller(db *gorm.DB, apps apiFinder, s *settings.Store, configs *oauthconfig.Store, r *connection.Refresher, cn *connection.Connector, c *outbound.Client) *Caller {
-	return &Caller{db: db, apps: apps, settings: s, configs: configs, refresher: r, connector: cn, http: c}
+	return &Caller{db: db, share: database.NewShare(db), apps: apps, settings: s, configs: configs, refresher: r, connector: cn, http: c}
 }
 
 // Register adds the routes to g, which must be behind app.RequireKey.
@@ -96,7 +101,7 @@ type call struct {
 // or the headers route (see lookup). Its errors come in the order of the
 // request's parts: the installation's path parameter, the installation,
 // the API's path parameter.
-func (h *Caller) target(c echo.Context) (target, error) {
+func (h *Caller) target(ctx context.Context, c echo.Context) (target, error) {
 	id, err := httpapi.Param(c, "installation")
 	if err != nil {
 		return target{}, err
@@ -108,17 +113,18 @@ func (h *Caller) target(c echo.Context) (target, error) {
 		}
 		return target{}, err
 	}
-	return h.lookup(c.Request().Context(), app.AccountID(c), id, ref, c.Param("user"))
+	return h.lookup(ctx, app.AccountID(c), id, ref, c.Param("user"))
 }
 
 // prepare finds the installation, API and config of a request and returns
 // them with settings whose token is fresh.
 func (h *Caller) prepare(c echo.Context) (*call, error) {
-	t, err := h.target(c)
+	ctx := h.share.With(c.Request().Context())
+	t, err := h.target(ctx, c)
 	if err != nil {
 		return nil, err
 	}
-	return h.prepared(c.Request().Context(), t, c.Param("user"))
+	return h.prepared(ctx, t, c.Param("user"))
 }
 
 // prepareCall finds API ref of app a (the installation's) and its config,
@@ -254,7 +260,8 @@ func proxyPath(c echo.Context) string {
 // response back (see Call).
 func (h *Caller) proxy(c echo.Context) error {
 	req := c.Request()
-	t, err := h.target(c)
+	ctx := h.share.With(req.Context())
+	t, err := h.target(ctx, c)
 	if err != nil {
 		return err
 	}
@@ -265,11 +272,11 @@ func (h *Caller) proxy(c echo.Context) error {
 	if len(body) > MaxProxyBody {
 		return errs.New(errs.TooLarge, "request body is larger than %d bytes", MaxProxyBody)
 	}
-	cl, err := h.prepared(req.Context(), t, c.Param("user"))
+	cl, err := h.prepared(ctx, t, c.Param("user"))
 	if err != nil {
 		return err
 	}
-	resp, err := h.do(req.Context(), cl, Request{
+	resp, err := h.do(ctx, cl, Request{
 		Method: req.Method, Path: proxyPath(c), RawQuery: req.URL.RawQuery, Header: req.Header, Body: body,
 	})
 	if err != nil {

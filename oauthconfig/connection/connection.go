@@ -17,6 +17,7 @@ import (
 
 	"github.com/latchkey/latchkey/app"
 	"github.com/latchkey/latchkey/internal/cache"
+	"github.com/latchkey/latchkey/internal/database"
 	"github.com/latchkey/latchkey/internal/errs"
 	"github.com/latchkey/latchkey/oauthconfig"
 	"github.com/latchkey/latchkey/oauthconfig/token"
@@ -483,8 +484,13 @@ func clipReason(s string) string {
 // Get returns a user's connection for a config.
 func (cs *Connections) Get(ctx context.Context, installationID, userID, configID string) (Connection, error) {
 	got, err := cs.conns.Load(connCacheKey(installationID, userID, configID), func() (cachedConnection, error) {
+		release, err := database.Take(ctx) // a call's read: see database.Share
+		if err != nil {
+			return cachedConnection{}, err
+		}
+		defer release()
 		var c Connection
-		err := cs.db.WithContext(ctx).Where("installation_id = ? AND user_id = ? AND config_id = ?", installationID, userID, configID).Take(&c).Error
+		err = cs.db.WithContext(ctx).Where("installation_id = ? AND user_id = ? AND config_id = ?", installationID, userID, configID).Take(&c).Error
 		if errors.Is(err, gorm.ErrRecordNotFound) {
 			return cachedConnection{}, nil
 		}

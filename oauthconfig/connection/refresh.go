@@ -166,6 +166,11 @@ func connKey(inst settings.Installation, userID string, cfg *oauthconfig.Config)
 }
 
 func (rf *Refresher) renewLocked(ctx context.Context, key string, inst settings.Installation, userID string, cfg *oauthconfig.Config, fresh func(settings.Resolved, Connection) bool, refused bool) (settings.Resolved, error) {
+	// The renewal's database work holds one of its slots (busy), and does
+	// not wait in the calls' share of the pool (see database.Share) that
+	// a call's ctx may carry; the provider's round trip, made without a
+	// slot, logs the request in that share.
+	shared, ctx := ctx, database.Unshared(ctx)
 	var out settings.Resolved
 	var failure error // kept out of the transaction's error so that Fail is committed
 	var kept bool     // the answer is kept in memory: the database did not take it
@@ -209,7 +214,7 @@ func (rf *Refresher) renewLocked(ctx context.Context, key string, inst settings.
 			}
 		}
 		rf.idle() // the provider's round trip uses no database
-		tok, entryID, err := rf.request(ctx, inst, userID, cfg, r)
+		tok, entryID, err := rf.request(shared, inst, userID, cfg, r)
 		rf.busy()
 		if err == nil {
 			// The provider has issued tokens: from here on they must not
