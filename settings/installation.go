@@ -286,10 +286,7 @@ func (s *Store) touch(tx *gorm.DB, inst Installation, userID string) error {
 	if userID != "" {
 		key += cache.Sep + userID
 	}
-	if err := s.bus.Changed(tx, "values", key); err != nil {
-		return err
-	}
-	return s.bus.Changed(tx, "installation", inst.ID)
+	return s.bus.ChangedAll(tx, cache.Change{Topic: "values", Key: key}, cache.Change{Topic: "installation", Key: inst.ID})
 }
 
 // Check reports whether value fits the app's setting key (its pattern and
@@ -426,6 +423,10 @@ func (s *Store) write(inst Installation, userID string, defs []Definition, level
 		secretKey[d.Key] = d.Secret
 	}
 	now := s.now()
+	// The stored values go in one statement (an access and a refresh
+	// token, say), the removed ones each in its own.
+	var orgRows []organizationValue
+	var userRows []userValue
 	for key, v := range changes {
 		if v == nil || *v == "" {
 			q := s.db.Where("installation_id = ? AND key = ?", inst.ID, key)
@@ -444,15 +445,20 @@ func (s *Store) write(inst Installation, userID string, defs []Definition, level
 				return err
 			}
 		}
-		var rec any = &organizationValue{InstallationID: inst.ID, Key: key, Value: value, Encrypted: encrypted, UpdatedAt: now}
 		if level == User {
-			rec = &userValue{InstallationID: inst.ID, UserID: userID, Key: key, Value: value, Encrypted: encrypted, UpdatedAt: now}
-		}
-		if err := s.db.Clauses(clause.OnConflict{UpdateAll: true}).Create(rec).Error; err != nil {
-			return err
+			userRows = append(userRows, userValue{InstallationID: inst.ID, UserID: userID, Key: key, Value: value, Encrypted: encrypted, UpdatedAt: now})
+		} else {
+			orgRows = append(orgRows, organizationValue{InstallationID: inst.ID, Key: key, Value: value, Encrypted: encrypted, UpdatedAt: now})
 		}
 	}
-	return nil
+	var err error
+	switch {
+	case len(userRows) > 0:
+		err = s.db.Clauses(clause.OnConflict{UpdateAll: true}).Create(&userRows).Error
+	case len(orgRows) > 0:
+		err = s.db.Clauses(clause.OnConflict{UpdateAll: true}).Create(&orgRows).Error
+	}
+	return err
 }
 
 // fixedValues returns the developers' values of defs' read_only and hidden

@@ -138,4 +138,23 @@ func TestReplicasHearChanges(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+
+	// Several changes in one statement reach it too.
+	other2 := cache.New[string](b, "other")
+	other2.Load("j", func() (string, error) { return "old", nil })
+	tx = d.DB.Begin()
+	if err := a.ChangedAll(tx, cache.Change{Topic: "thing", Key: "k" + cache.Sep + "u"}, cache.Change{Topic: "other", Key: "j"}); err != nil {
+		t.Fatal(err)
+	}
+	tx.Commit()
+	for deadline := time.Now().Add(time.Second); ; time.Sleep(10 * time.Millisecond) {
+		v1, _ := cb.Load("k"+cache.Sep+"u", func() (string, error) { return "newer", nil })
+		v2, _ := other2.Load("j", func() (string, error) { return "new", nil })
+		if v1 == "newer" && v2 == "new" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the other replica heard %q, %q within a second", v1, v2)
+		}
+	}
 }
