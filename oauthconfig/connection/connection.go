@@ -221,6 +221,9 @@ func (cs *Connections) store(ctx context.Context, inst settings.Installation, us
 	}
 	var problems []string
 	err := cs.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		// The values are stored in this transaction, which commits or
+		// rolls back whole: no savepoint for SetFromProvider's own.
+		values := cs.settings.WithTx(tx.Session(&gorm.Session{DisableNestedTransaction: true}))
 		var prev Connection
 		hadPrev := tx.Where("installation_id = ? AND user_id = ? AND config_id = ?", inst.ID, userID, cfg.ID).Take(&prev).Error == nil
 		// The redirect's values go at their settings' own levels: a
@@ -228,7 +231,7 @@ func (cs *Connections) store(ctx context.Context, inst settings.Installation, us
 		orgChanges := map[string]*string{}
 		var orgLevel map[string]bool
 		if len(tok.Callback) > 0 {
-			defs, err := cs.settings.WithTx(tx).Definitions(ctx, inst.AppID, settings.Organization)
+			defs, err := values.Definitions(ctx, inst.AppID, settings.Organization)
 			if err != nil {
 				return err
 			}
@@ -244,12 +247,12 @@ func (cs *Connections) store(ctx context.Context, inst settings.Installation, us
 				changes[k] = &v
 			}
 		}
-		stored, err := cs.settings.WithTx(tx).SetFromProvider(ctx, inst, userID, changes, always)
+		stored, err := values.SetFromProvider(ctx, inst, userID, changes, always)
 		if err != nil {
 			return err
 		}
 		if len(orgChanges) > 0 {
-			more, err := cs.settings.WithTx(tx).SetFromProvider(ctx, inst, "", orgChanges, nil)
+			more, err := values.SetFromProvider(ctx, inst, "", orgChanges, nil)
 			if err != nil {
 				return err
 			}
