@@ -44,6 +44,36 @@ func (s *Store) UseCache(bus *cache.Bus) {
 	s.apis = cache.New[API](bus, "api")
 }
 
+// CachedApp returns the account's app ref when it is in memory, as Find
+// would, without reading the database.
+func (s *Store) CachedApp(accountID, ref string) (App, bool) {
+	return s.apps.Get(accountID + cache.Sep + ref)
+}
+
+// CachedAPI returns the app's API ref when it is in memory, as FindAPI
+// would, without reading the database.
+func (s *Store) CachedAPI(appID, ref string) (API, bool) {
+	return s.apis.Get(appID + cache.Sep + ref)
+}
+
+// Marked is the state of the store's caches before a caller read apps and
+// APIs with a query of its own (see Mark).
+type Marked struct {
+	apps cache.Mark[App]
+	apis cache.Mark[API]
+}
+
+// Mark is for a caller that reads apps and APIs together with other rows
+// when its cached copies miss: taken before that query, it keeps what the
+// query read (KeepApp, KeepAPI) unless a change came in between.
+func (s *Store) Mark() Marked { return Marked{s.apps.Mark(), s.apis.Mark()} }
+
+// KeepApp keeps a as what Find(accountID, ref) answers.
+func (m Marked) KeepApp(accountID, ref string, a App) { m.apps.Keep(accountID+cache.Sep+ref, a) }
+
+// KeepAPI keeps a as what FindAPI(appID, ref) answers.
+func (m Marked) KeepAPI(appID, ref string, a API) { m.apis.Keep(appID+cache.Sep+ref, a) }
+
 // NewStore returns a Store over db.
 func NewStore(db *gorm.DB) *Store {
 	return &Store{db: db, now: func() time.Time { return time.Now().UTC() }}

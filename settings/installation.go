@@ -2,8 +2,6 @@ package settings
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
@@ -296,10 +294,7 @@ func (s *Store) touch(tx *gorm.DB, inst Installation, userID string) error {
 	if userID != "" {
 		key += cache.Sep + userID
 	}
-	if err := s.bus.Changed(tx, "values", key); err != nil {
-		return err
-	}
-	return s.bus.Changed(tx, "installation", inst.ID)
+	return s.bus.ChangedAll(tx, cache.Change{Topic: "values", Key: key}, cache.Change{Topic: "installation", Key: inst.ID})
 }
 
 // Check reports whether value fits the app's setting key (its pattern and
@@ -436,6 +431,10 @@ func (s *Store) write(inst Installation, userID string, defs []Definition, level
 		secretKey[d.Key] = d.Secret
 	}
 	now := s.now()
+	// The stored values go in one statement (an access and a refresh
+	// token, say), the removed ones each in its own.
+	var orgRows []organizationValue
+	var userRows []userValue
 	for key, v := range changes {
 		if v == nil || *v == "" {
 			q := s.db.Where("installation_id = ? AND key = ?", inst.ID, key)
@@ -454,15 +453,20 @@ func (s *Store) write(inst Installation, userID string, defs []Definition, level
 				return err
 			}
 		}
-		var rec any = &organizationValue{InstallationID: inst.ID, Key: key, Value: value, Encrypted: encrypted, UpdatedAt: now}
 		if level == User {
-			rec = &userValue{InstallationID: inst.ID, UserID: userID, Key: key, Value: value, Encrypted: encrypted, UpdatedAt: now}
-		}
-		if err := s.db.Clauses(clause.OnConflict{UpdateAll: true}).Create(rec).Error; err != nil {
-			return err
+			userRows = append(userRows, userValue{InstallationID: inst.ID, UserID: userID, Key: key, Value: value, Encrypted: encrypted, UpdatedAt: now})
+		} else {
+			orgRows = append(orgRows, organizationValue{InstallationID: inst.ID, Key: key, Value: value, Encrypted: encrypted, UpdatedAt: now})
 		}
 	}
-	return nil
+	var err error
+	switch {
+	case len(userRows) > 0:
+		err = s.db.Clauses(clause.OnConflict{UpdateAll: true}).Create(&userRows).Error
+	case len(orgRows) > 0:
+		err = s.db.Clauses(clause.OnConflict{UpdateAll: true}).Create(&orgRows).Error
+	}
+	return err
 }
 
 // fixedValues returns the developers' values of defs' read_only and hidden
@@ -482,111 +486,4 @@ func (s *Store) fixedValues(defs []Definition) (map[string]string, error) {
 		}
 	}
 	return out, nil
-}
-
-// plain returns the values stored for an installation (or one of its
-// users), decrypted. A value that does not decrypt (moved from another row,
-// or sealed with a key no longer configured) is an errs.Internal error
-// naming the setting, never its content.
-func (s *Store) plain(ctx context.Context, installationID, userID string, level Level) (map[string]string, error) {
-	rows, err := s.rows(ctx, installationID, userID, level)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]string, len(rows))
-	for k, r := range rows {
-		if !r.Encrypted {
-			out[k] = r.Value
-			continue
-		}
-		v, err := s.cipher.Open(r.Value, aad(level, installationID, userID, k))
-		if err != nil {
-			return nil, errs.Wrap(errs.Internal, err, "stored value of setting %q cannot be decrypted", k)
-		}
-		out[k] = v
-	}
-	return out, nil
-}
-
-// Resolved holds the values a template may use for one installation and
-// user, decrypted, with defaults filled in.
-type Resolved struct {
-	Values map[string]string
-	Secret map[string]bool
-
-	defs []Definition // what the values were resolved with; shared, read-only
-}
-
-// OrganizationKeys returns the organization-level settings with a value.
-// They are worked out when asked for (on a renewal), not on every call.
-func (r Resolved) OrganizationKeys() []string {
-	var keys []string
-	for _, d := range r.defs {
-		if _, ok := r.Values[d.Key]; ok && d.Level == Organization {
-			keys = append(keys, d.Key)
-		}
-	}
-	sort.Strings(keys)
-	return keys
-}
-
-// OrganizationDigest is a hash of the organization-level values: it
-// changes when an organization changes its settings (or the app developer
-// a default), which is when a configuration error may be fixed.
-func (r Resolved) OrganizationDigest() string {
-	h := sha256.New()
-	for _, k := range r.OrganizationKeys() {
-		fmt.Fprintf(h, "%d:%s=%d:%s;", len(k), k, len(r.Values[k]), r.Values[k])
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-// Resolve reads and decrypts the installation's organization values and, if
-// userID is set, the user's values. Read_only and hidden settings always
-// have the developer's value (a hidden secret one decrypted), whatever is
-// stored. A value that does not decrypt (moved from another row, or sealed
-// with a key no longer configured) is an errs.Internal error naming the
-// setting, never its content.
-func (s *Store) Resolve(ctx context.Context, inst Installation, userID string) (Resolved, error) {
-	defs, err := s.Definitions(ctx, inst.AppID, "")
-	if err != nil {
-		return Resolved{}, err
-	}
-	fixed, err := s.fixed.Load(inst.AppID, func() (map[string]string, error) { return s.fixedValues(defs) })
-	if err != nil {
-		return Resolved{}, err
-	}
-	org, err := s.vals.Load(inst.ID, func() (map[string]string, error) { return s.plain(ctx, inst.ID, "", Organization) })
-	if err != nil {
-		return Resolved{}, err
-	}
-	var usr map[string]string
-	if userID != "" {
-		usr, err = s.vals.Load(inst.ID+cache.Sep+userID, func() (map[string]string, error) { return s.plain(ctx, inst.ID, userID, User) })
-		if err != nil {
-			return Resolved{}, err
-		}
-	}
-	r := Resolved{Values: make(map[string]string, len(defs)), Secret: make(map[string]bool, len(defs))}
-	for _, d := range defs {
-		r.Secret[d.Key] = d.Secret
-		if d.Fixed() {
-			if v, ok := fixed[d.Key]; ok {
-				r.Values[d.Key] = v
-			}
-			continue
-		}
-		stored, ok := org[d.Key]
-		if d.Level == User {
-			stored, ok = usr[d.Key]
-		}
-		switch {
-		case ok:
-			r.Values[d.Key] = stored
-		case d.DefaultValue != nil:
-			r.Values[d.Key] = *d.DefaultValue
-		}
-	}
-	r.defs = defs
-	return r, nil
 }

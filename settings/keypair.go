@@ -54,7 +54,15 @@ func (s *Store) checkPairs(ctx context.Context, inst Installation, defs []Defini
 		}
 		if stored == nil {
 			var err error
-			if stored, err = s.plain(ctx, inst.ID, "", Organization); err != nil {
+			rows, err := s.rows(ctx, inst.ID, "", Organization)
+			if err != nil {
+				return "", err
+			}
+			list := make([]row, 0, len(rows))
+			for _, r := range rows {
+				list = append(list, r)
+			}
+			if stored, err = s.open(list, Organization, inst.ID, ""); err != nil {
 				return "", err
 			}
 			if fixed, err = s.fixedValues(defs); err != nil {

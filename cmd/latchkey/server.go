@@ -187,7 +187,7 @@ func newServer(cfg config.Config, db *gorm.DB, cipher *secret.Cipher, log *slog.
 		Timeout: 10 * cfg.OutboundTimeout, MaxResponseBytes: 256 << 20,
 		Observe: m.Outbound, MaxIdleConnsPerHost: cfg.OutboundIdle, RootCAs: cfg.OutboundRootCAs,
 	})
-	caller := call.NewCaller(apps, settingStore, configs, refresher, connector, apiClient)
+	caller := call.NewCaller(db, apps, settingStore, configs, refresher, connector, apiClient)
 	caller.Register(v1)
 
 	// The developer console: the same stores and functions, as pages.

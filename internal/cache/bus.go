@@ -105,6 +105,28 @@ func (b *Bus) Changed(db *gorm.DB, topic, key string) error {
 	return db.Exec("SELECT pg_notify(?, ?)", Channel, topic+" "+key).Error
 }
 
+// Change is one change, for ChangedAll.
+type Change struct{ Topic, Key string }
+
+// ChangedAll is Changed for several changes at once, notified in one
+// statement.
+func (b *Bus) ChangedAll(db *gorm.DB, changes ...Change) error {
+	if b == nil || len(changes) == 0 {
+		return nil
+	}
+	calls := make([]string, len(changes))
+	args := make([]any, 0, 2*len(changes))
+	for i, c := range changes {
+		b.apply(c.Topic, c.Key)
+		calls[i] = "pg_notify(?, ?)"
+		args = append(args, Channel, c.Topic+" "+c.Key)
+	}
+	if !b.pg {
+		return nil
+	}
+	return db.Exec("SELECT "+strings.Join(calls, ", "), args...).Error
+}
+
 // Run listens for other replicas' changes on PostgreSQL (dsn) until ctx
 // ends, reconnecting with backoff. Whenever it is not listening it
 // flushes every cache and keeps nothing new, since changes may be missed

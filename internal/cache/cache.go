@@ -65,6 +65,39 @@ func (c *Cache[V]) Load(key string, load func() (V, error)) (V, error) {
 	return v, err
 }
 
+// Get returns the value of key when it is in memory, without loading it.
+func (c *Cache[V]) Get(key string) (V, bool) {
+	if c == nil {
+		var zero V
+		return zero, false
+	}
+	return c.lru.Get(key)
+}
+
+// Mark is a cache's state before a read that fills it from outside Load:
+// one query that reads for several caches at once, on a miss of any.
+type Mark[V any] struct {
+	c   *Cache[V]
+	gen uint64
+}
+
+// Mark returns the cache's state now; take it before the query.
+func (c *Cache[V]) Mark() Mark[V] {
+	if c == nil {
+		return Mark[V]{}
+	}
+	return Mark[V]{c: c, gen: c.gen.Load()}
+}
+
+// Keep adds v, read after m was taken, under key, as Load would: not if
+// the cache was invalidated since (v may be the old value) or the bus is
+// not listening.
+func (m Mark[V]) Keep(key string, v V) {
+	if m.c != nil && m.c.bus.live() && m.c.gen.Load() == m.gen {
+		m.c.lru.Add(key, v)
+	}
+}
+
 // Remove forgets key.
 func (c *Cache[V]) Remove(key string) {
 	if c == nil {

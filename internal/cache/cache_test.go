@@ -67,6 +67,36 @@ func TestLoadAndInvalidate(t *testing.T) {
 	}
 }
 
+// TestMarkKeep: values read by a query of their own are kept like loaded
+// ones, unless the cache changed after the mark.
+func TestMarkKeep(t *testing.T) {
+	d := dbtest.Open(t)
+	b := cache.NewBus(d.DB, cache.Options{Entries: 10, TTL: time.Minute}, quiet)
+	c := cache.New[string](b, "thing")
+	listening(t, b, d)
+	if _, ok := c.Get("k"); ok {
+		t.Fatal("an empty cache has k")
+	}
+	m := c.Mark()
+	m.Keep("k", "read")
+	if v, ok := c.Get("k"); !ok || v != "read" {
+		t.Fatalf("Get after Keep = %q, %v", v, ok)
+	}
+	m = c.Mark()
+	if err := b.Changed(d.DB, "thing", "other"); err != nil {
+		t.Fatal(err)
+	}
+	m.Keep("j", "stale")
+	if v, ok := c.Get("j"); ok {
+		t.Fatalf("a value read across a change was kept: %q", v)
+	}
+	var off *cache.Cache[string] // caching off
+	off.Mark().Keep("k", "v")
+	if _, ok := off.Get("k"); ok {
+		t.Fatal("a nil cache has k")
+	}
+}
+
 // TestReplicasHearChanges: on PostgreSQL a change committed through one
 // replica's bus reaches another's cache, and a rolled back one does not.
 func TestReplicasHearChanges(t *testing.T) {
@@ -107,5 +137,24 @@ func TestReplicasHearChanges(t *testing.T) {
 			t.Fatal("the other replica did not hear the change within a second")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+
+	// Several changes in one statement reach it too.
+	other2 := cache.New[string](b, "other")
+	other2.Load("j", func() (string, error) { return "old", nil })
+	tx = d.DB.Begin()
+	if err := a.ChangedAll(tx, cache.Change{Topic: "thing", Key: "k" + cache.Sep + "u"}, cache.Change{Topic: "other", Key: "j"}); err != nil {
+		t.Fatal(err)
+	}
+	tx.Commit()
+	for deadline := time.Now().Add(time.Second); ; time.Sleep(10 * time.Millisecond) {
+		v1, _ := cb.Load("k"+cache.Sep+"u", func() (string, error) { return "newer", nil })
+		v2, _ := other2.Load("j", func() (string, error) { return "new", nil })
+		if v1 == "newer" && v2 == "new" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the other replica heard %q, %q within a second", v1, v2)
+		}
 	}
 }

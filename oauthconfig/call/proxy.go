@@ -17,8 +17,10 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"gorm.io/gorm"
 
 	"github.com/latchkey/latchkey/app"
+	"github.com/latchkey/latchkey/internal/database"
 	"github.com/latchkey/latchkey/internal/errs"
 	"github.com/latchkey/latchkey/internal/httpapi"
 	"github.com/latchkey/latchkey/internal/jpath"
@@ -39,10 +41,14 @@ const MaxProxyBody = 10 << 20
 // config's "token expired" condition in its body.
 const maxExpiredBody = 1 << 20
 
-// apiFinder finds APIs and apps.
+// apiFinder finds APIs and apps, and gives the call path's own read
+// (see lookup) their caches.
 type apiFinder interface {
 	Find(ctx context.Context, accountID, ref string) (app.App, error)
 	FindAPI(ctx context.Context, appID, ref string) (app.API, error)
+	CachedApp(accountID, ref string) (app.App, bool)
+	CachedAPI(appID, ref string) (app.API, bool)
+	Mark() app.Marked
 }
 
 var _ apiFinder = (*app.Store)(nil)
@@ -50,6 +56,11 @@ var _ apiFinder = (*app.Store)(nil)
 // Caller calls an app's APIs with credentials: the proxy, the rendered
 // headers for platforms that call themselves, and fetching a token now.
 type Caller struct {
+	db *gorm.DB // for lookup's read on a cache miss
+	// share bounds the connections that calls' reads on a cache miss
+	// use at once, so that however many calls miss together (after a
+	// restart, in a renewal storm) other requests find free ones.
+	share     *database.Share
 	apps      apiFinder
 	settings  *settings.Store
 	configs   *oauthconfig.Store
@@ -60,8 +71,9 @@ type Caller struct {
 
 // NewCaller returns a Caller that sends through c, an outbound client that
 // does not follow redirects: credentials must never reach another host.
-func NewCaller(apps apiFinder, s *settings.Store, configs *oauthconfig.Store, r *connection.Refresher, cn *connection.Connector, c *outbound.Client) *Caller {
-	return &Caller{apps: apps, settings: s, configs: configs, refresher: r, connector: cn, http: c}
+// It reads db itself on a cache miss (see lookup).
+func NewCaller(db *gorm.DB, apps apiFinder, s *settings.Store, configs *oauthconfig.Store, r *connection.Refresher, cn *connection.Connector, c *outbound.Client) *Caller {
+	return &Caller{db: db, share: database.NewShare(db), apps: apps, settings: s, configs: configs, refresher: r, connector: cn, http: c}
 }
 
 // Register adds the routes to g, which must be behind app.RequireKey.
@@ -85,51 +97,52 @@ type call struct {
 	values settings.Resolved
 }
 
-// prepare finds the installation, API and config of a request and returns
-// them with settings whose token is fresh.
-func (h *Caller) prepare(c echo.Context) (*call, error) {
+// target finds the installation, API and config of a request to the proxy
+// or the headers route (see lookup). Its errors come in the order of the
+// request's parts: the installation's path parameter, the installation,
+// the API's path parameter.
+func (h *Caller) target(ctx context.Context, c echo.Context) (target, error) {
 	id, err := httpapi.Param(c, "installation")
 	if err != nil {
-		return nil, err
-	}
-	inst, a, err := oauthconfig.CallersInstallation(c, h.settings, h.apps, id)
-	if err != nil {
-		return nil, err
+		return target{}, err
 	}
 	ref, err := httpapi.Param(c, "api")
 	if err != nil {
+		if _, _, ierr := oauthconfig.CallersInstallation(c, h.settings, h.apps, id); ierr != nil {
+			return target{}, ierr
+		}
+		return target{}, err
+	}
+	return h.lookup(ctx, app.AccountID(c), id, ref, c.Param("user"))
+}
+
+// prepare finds the installation, API and config of a request and returns
+// them with settings whose token is fresh.
+func (h *Caller) prepare(c echo.Context) (*call, error) {
+	ctx := h.share.With(c.Request().Context())
+	t, err := h.target(ctx, c)
+	if err != nil {
 		return nil, err
 	}
-	return h.prepareCall(c.Request().Context(), inst, a, ref, c.Param("user"))
+	return h.prepared(ctx, t, c.Param("user"))
 }
 
 // prepareCall finds API ref of app a (the installation's) and its config,
 // and returns them with settings whose token is fresh.
 func (h *Caller) prepareCall(ctx context.Context, inst settings.Installation, a app.App, ref, userID string) (*call, error) {
-	cl := &call{inst: inst, userID: userID}
+	t := target{inst: inst, app: a}
 	var err error
-	if cl.api, err = h.apps.FindAPI(ctx, a.ID, ref); err != nil {
+	if t.api, err = h.apps.FindAPI(ctx, a.ID, ref); err != nil {
 		return nil, err
 	}
-	if cl.userID != "" {
-		if fe := settings.CheckID("user", cl.userID); fe != nil {
-			return nil, errs.Fields{*fe}.Err()
+	if t.api.ConfigID != nil {
+		cfg, err := h.configs.FindByID(ctx, *t.api.ConfigID)
+		if err != nil {
+			t.cfgErr = err
 		}
+		t.cfg = &cfg
 	}
-	if cl.api.ConfigID == nil {
-		cl.values, err = h.settings.Resolve(ctx, inst, cl.userID)
-		return cl, err
-	}
-	cfg, err := h.configs.FindByID(ctx, *cl.api.ConfigID)
-	if err != nil {
-		return nil, err
-	}
-	cl.cfg = &cfg
-	if cfg.TokenLevel == settings.User && cl.userID == "" {
-		return nil, errs.New(errs.Invalid, "API %q uses end users' tokens: call it under /users/{user}/", cl.api.Name)
-	}
-	cl.values, err = h.refresher.Fresh(ctx, inst, cl.userID, &cfg)
-	return cl, err
+	return h.prepared(ctx, t, userID)
 }
 
 // rendered is an API's templates filled in for one call.
@@ -247,15 +260,8 @@ func proxyPath(c echo.Context) string {
 // response back (see Call).
 func (h *Caller) proxy(c echo.Context) error {
 	req := c.Request()
-	id, err := httpapi.Param(c, "installation")
-	if err != nil {
-		return err
-	}
-	inst, a, err := oauthconfig.CallersInstallation(c, h.settings, h.apps, id)
-	if err != nil {
-		return err
-	}
-	ref, err := httpapi.Param(c, "api")
+	ctx := h.share.With(req.Context())
+	t, err := h.target(ctx, c)
 	if err != nil {
 		return err
 	}
@@ -266,7 +272,11 @@ func (h *Caller) proxy(c echo.Context) error {
 	if len(body) > MaxProxyBody {
 		return errs.New(errs.TooLarge, "request body is larger than %d bytes", MaxProxyBody)
 	}
-	resp, err := h.Call(req.Context(), inst, a, ref, c.Param("user"), Request{
+	cl, err := h.prepared(ctx, t, c.Param("user"))
+	if err != nil {
+		return err
+	}
+	resp, err := h.do(ctx, cl, Request{
 		Method: req.Method, Path: proxyPath(c), RawQuery: req.URL.RawQuery, Header: req.Header, Body: body,
 	})
 	if err != nil {
@@ -298,6 +308,11 @@ func (h *Caller) Call(ctx context.Context, inst settings.Installation, a app.App
 	if err != nil {
 		return nil, err
 	}
+	return h.do(ctx, cl, r)
+}
+
+// do is Call once the call is prepared.
+func (h *Caller) do(ctx context.Context, cl *call, r Request) (*http.Response, error) {
 	if !cl.api.AllowsMethod(r.Method) {
 		return nil, errs.New(errs.NotAllowed, "API %q does not allow %s; it allows %s", cl.api.Name, r.Method, strings.Join(cl.api.Methods, ", "))
 	}

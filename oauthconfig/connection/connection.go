@@ -17,6 +17,7 @@ import (
 
 	"github.com/latchkey/latchkey/app"
 	"github.com/latchkey/latchkey/internal/cache"
+	"github.com/latchkey/latchkey/internal/database"
 	"github.com/latchkey/latchkey/internal/errs"
 	"github.com/latchkey/latchkey/oauthconfig"
 	"github.com/latchkey/latchkey/oauthconfig/token"
@@ -250,6 +251,9 @@ func (cs *Connections) store(ctx context.Context, inst settings.Installation, us
 	}
 	var problems []string
 	err := cs.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		// The values are stored in this transaction, which commits or
+		// rolls back whole: no savepoint for SetFromProvider's own.
+		values := cs.settings.WithTx(tx.Session(&gorm.Session{DisableNestedTransaction: true}))
 		var prev Connection
 		hadPrev := tx.Where("installation_id = ? AND user_id = ? AND config_id = ?", inst.ID, userID, cfg.ID).Take(&prev).Error == nil
 		// The redirect's values go at their settings' own levels: a
@@ -257,7 +261,7 @@ func (cs *Connections) store(ctx context.Context, inst settings.Installation, us
 		orgChanges := map[string]*string{}
 		var orgLevel map[string]bool
 		if len(tok.Callback) > 0 {
-			defs, err := cs.settings.WithTx(tx).Definitions(ctx, inst.AppID, settings.Organization)
+			defs, err := values.Definitions(ctx, inst.AppID, settings.Organization)
 			if err != nil {
 				return err
 			}
@@ -273,12 +277,12 @@ func (cs *Connections) store(ctx context.Context, inst settings.Installation, us
 				changes[k] = &v
 			}
 		}
-		stored, err := cs.settings.WithTx(tx).SetFromProvider(ctx, inst, userID, changes, always)
+		stored, err := values.SetFromProvider(ctx, inst, userID, changes, always)
 		if err != nil {
 			return err
 		}
 		if len(orgChanges) > 0 {
-			more, err := cs.settings.WithTx(tx).SetFromProvider(ctx, inst, "", orgChanges, nil)
+			more, err := values.SetFromProvider(ctx, inst, "", orgChanges, nil)
 			if err != nil {
 				return err
 			}
@@ -515,8 +519,13 @@ func clipReason(s string) string {
 // Get returns a user's connection for a config.
 func (cs *Connections) Get(ctx context.Context, installationID, userID, configID string) (Connection, error) {
 	got, err := cs.conns.Load(connCacheKey(installationID, userID, configID), func() (cachedConnection, error) {
+		release, err := database.Take(ctx) // a call's read: see database.Share
+		if err != nil {
+			return cachedConnection{}, err
+		}
+		defer release()
 		var c Connection
-		err := cs.db.WithContext(ctx).Where("installation_id = ? AND user_id = ? AND config_id = ?", installationID, userID, configID).Take(&c).Error
+		err = cs.db.WithContext(ctx).Where("installation_id = ? AND user_id = ? AND config_id = ?", installationID, userID, configID).Take(&c).Error
 		if errors.Is(err, gorm.ErrRecordNotFound) {
 			return cachedConnection{}, nil
 		}

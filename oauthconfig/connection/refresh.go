@@ -166,6 +166,11 @@ func connKey(inst settings.Installation, userID string, cfg *oauthconfig.Config)
 }
 
 func (rf *Refresher) renewLocked(ctx context.Context, key string, inst settings.Installation, userID string, cfg *oauthconfig.Config, fresh func(settings.Resolved, Connection) bool, refused bool) (settings.Resolved, error) {
+	// The renewal's database work holds one of its slots (busy), and does
+	// not wait in the calls' share of the pool (see database.Share) that
+	// a call's ctx may carry; the provider's round trip, made without a
+	// slot, logs the request in that share.
+	shared, ctx := ctx, database.Unshared(ctx)
 	var out settings.Resolved
 	var failure error // kept out of the transaction's error so that Fail is committed
 	var kept bool     // the answer is kept in memory: the database did not take it
@@ -209,7 +214,7 @@ func (rf *Refresher) renewLocked(ctx context.Context, key string, inst settings.
 			}
 		}
 		rf.idle() // the provider's round trip uses no database
-		tok, entryID, usedRefresh, err := rf.request(ctx, inst, userID, cfg, r)
+		tok, entryID, usedRefresh, err := rf.request(shared, inst, userID, cfg, r)
 		rf.busy()
 		if err == nil {
 			// The provider has issued tokens: from here on they must not
@@ -229,7 +234,7 @@ func (rf *Refresher) renewLocked(ctx context.Context, key string, inst settings.
 			if steps := cfg.RenewSteps(usedRefresh); len(steps) > 0 {
 				// Under the lock, so that no call uses the new token
 				// before what the steps make from it (Bullhorn's session).
-				if failure, err = rf.runSteps(ctx, db, inst, userID, cfg, r, tok, steps); err != nil {
+				if failure, err = rf.runSteps(ctx, shared, db, inst, userID, cfg, r, tok, steps); err != nil {
 					return err
 				}
 			}
@@ -452,10 +457,12 @@ func (rf *Refresher) request(ctx context.Context, inst settings.Installation, us
 // the connection and returned as failure: the renewed tokens stay stored,
 // but a call would go out without what the step makes. err is a storage
 // error.
-func (rf *Refresher) runSteps(ctx context.Context, db *gorm.DB, inst settings.Installation, userID string, cfg *oauthconfig.Config, r settings.Resolved, tok token.Token, steps []oauthconfig.Step) (failure, err error) {
+// The steps' round trips hold no slot and log their requests in shared's
+// share of the pool, as the token request does.
+func (rf *Refresher) runSteps(ctx, shared context.Context, db *gorm.DB, inst settings.Installation, userID string, cfg *oauthconfig.Config, r settings.Resolved, tok token.Token, steps []oauthconfig.Step) (failure, err error) {
 	vars := StepVars(cfg, r, tok, rf.redirectURI)
-	rf.idle() // the provider's round trips use no database
-	res, failure := rf.tokens.RunSteps(ctx, cfg, steps, vars, tok, token.LogMeta{InstallationID: inst.ID, UserID: cfg.Owner(userID)})
+	rf.idle()
+	res, failure := rf.tokens.RunSteps(shared, cfg, steps, vars, tok, token.LogMeta{InstallationID: inst.ID, UserID: cfg.Owner(userID)})
 	rf.busy()
 	if err := rf.conns.WithTx(db).SaveStepped(ctx, inst, userID, cfg, res); err != nil {
 		if !errs.Is(err, errs.Upstream) {

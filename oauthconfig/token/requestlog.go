@@ -76,6 +76,15 @@ func (l *RequestLog) Record(ctx context.Context, e *Entry) {
 	e.RequestBody = truncate(e.RequestBody)
 	e.ResponseBody = truncate(e.ResponseBody)
 	rec := *e
+	// A renewal made for a call logs in the calls' share of the pool, if
+	// ctx carries one: it holds none of the renewals' slots then.
+	release, err := database.Take(ctx)
+	if err != nil {
+		l.log.Error("recording OAuth request", "config_id", e.ConfigID, "error", err.Error())
+		e.ID = ""
+		return
+	}
+	defer release()
 	if rec.InstallationID == "" {
 		// The column is a nullable foreign key.
 		if err := l.db.WithContext(ctx).Omit("InstallationID").Create(&rec).Error; err != nil {

@@ -1,0 +1,13 @@
+package app
+
+import (
+	"testing"
+
+	"github.com/latchkey/latchkey/internal/dbtest"
+)
+
+// TestColumns: the plain reads scan every column of their models.
+func TestColumns(t *testing.T) {
+	dbtest.CheckColumns(t, &App{}, AppColumns)
+	dbtest.CheckColumns(t, &API{}, APIColumns)
+}
