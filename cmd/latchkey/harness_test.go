@@ -128,7 +128,11 @@ func (e *env) sqlChanged() {
 		b.Flush()
 	}
 	if e.db.URL != "" {
-		if err := e.db.Exec("SELECT pg_notify(?, ?)", cache.Channel, cache.FlushAll+" ").Error; err != nil {
+		channel, err := cache.ChannelOf(e.db.DB)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if err := e.db.Exec("SELECT pg_notify(?, ?)", channel, cache.FlushAll+" ").Error; err != nil {
 			e.t.Fatal(err)
 		}
 		time.Sleep(100 * time.Millisecond) // for other processes to hear it

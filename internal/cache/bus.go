@@ -12,8 +12,41 @@ import (
 	"gorm.io/gorm"
 )
 
-// Channel is the PostgreSQL notification channel of cache invalidations.
+// Channel is the PostgreSQL notification channel of cache invalidations
+// for the public schema; see ChannelOf.
 const Channel = "latchkey_cache"
+
+// ChannelOf is the notification channel of the Latchkey whose tables db
+// reaches: Channel in the public schema, and one of its own in another, so
+// that deployments (and tests) sharing a database in schemas of their own
+// do not empty each other's caches. Notifications are database-wide.
+func ChannelOf(db *gorm.DB) (string, error) {
+	var schema string
+	if err := db.Raw("SELECT current_schema()").Scan(&schema).Error; err != nil {
+		return "", err
+	}
+	return channelFor(schema), nil
+}
+
+func channelFor(schema string) string {
+	if schema == "" || schema == "public" {
+		return Channel
+	}
+	var b strings.Builder
+	b.WriteString(Channel + "_")
+	for _, r := range strings.ToLower(schema) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	name := b.String()
+	if len(name) > 63 { // PostgreSQL's identifier length
+		name = name[:63]
+	}
+	return name
+}
 
 // Sep joins the parts of a composite key ("installation<Sep>user").
 const Sep = "\x1f"
@@ -26,9 +59,10 @@ type invalidator interface {
 // Bus carries invalidations: to the caches of this process at once, and on
 // PostgreSQL to every replica's (this one's included) by NOTIFY.
 type Bus struct {
-	opts Options
-	log  *slog.Logger
-	pg   bool
+	opts    Options
+	log     *slog.Logger
+	pg      bool
+	channel string
 
 	mu     sync.RWMutex
 	topics map[string][]invalidator
@@ -44,8 +78,15 @@ func NewBus(db *gorm.DB, opts Options, log *slog.Logger) *Bus {
 	if opts.TTL <= 0 {
 		opts.TTL = 5 * time.Minute
 	}
-	b := &Bus{opts: opts, log: log, pg: db.Dialector.Name() == "postgres", topics: make(map[string][]invalidator)}
+	b := &Bus{opts: opts, log: log, pg: db.Dialector.Name() == "postgres", channel: Channel, topics: make(map[string][]invalidator)}
 	b.listening.Store(!b.pg)
+	if b.pg {
+		if ch, err := ChannelOf(db); err != nil {
+			log.Warn("cache invalidations: cannot read the current schema; using the public schema's channel", "error", err.Error())
+		} else {
+			b.channel = ch
+		}
+	}
 	return b
 }
 
@@ -102,7 +143,7 @@ func (b *Bus) Changed(db *gorm.DB, topic, key string) error {
 	if !b.pg {
 		return nil
 	}
-	return db.Exec("SELECT pg_notify(?, ?)", Channel, topic+" "+key).Error
+	return db.Exec("SELECT pg_notify(?, ?)", b.channel, topic+" "+key).Error
 }
 
 // Change is one change, for ChangedAll.
@@ -119,7 +160,7 @@ func (b *Bus) ChangedAll(db *gorm.DB, changes ...Change) error {
 	for i, c := range changes {
 		b.apply(c.Topic, c.Key)
 		calls[i] = "pg_notify(?, ?)"
-		args = append(args, Channel, c.Topic+" "+c.Key)
+		args = append(args, b.channel, c.Topic+" "+c.Key)
 	}
 	if !b.pg {
 		return nil
@@ -165,7 +206,7 @@ func (b *Bus) listen(ctx context.Context, dsn string) error {
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "LISTEN "+Channel); err != nil {
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{b.channel}.Sanitize()); err != nil {
 		return err
 	}
 	// Anything may have changed while this process was not listening.
