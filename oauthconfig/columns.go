@@ -10,7 +10,7 @@ import (
 // oauthconfig/call). TestColumns checks that they are all the model's.
 var Columns = []string{
 	"id", "app_id", "name", "description", "grant_type", "redirect_uri", "link_url", "token_url", "refresh_url",
-	"token_body", "refresh_body", "body_format", "token_method", "token_params", "content_type",
+	"token_body", "refresh_body", "body_format", "token_method", "token_params", "content_type", "refresh_method",
 	"assertion_key_setting", "assertion_alg", "assertion_claims", "headers", "client_auth",
 	"auth_code_path", "access_token_path", "refresh_token_path", "expires_in_path", "mappings",
 	"access_token_setting", "refresh_token_setting", "scopes", "scope_separator", "pkce", "logo_url", "log_requests",
@@ -27,7 +27,7 @@ func Dest(c *Config) []any {
 	return []any{
 		database.Null(&c.ID), database.Null(&c.AppID), database.Null(&c.Name), database.Null(&c.Description),
 		database.Null(&c.GrantType), database.Null(&c.RedirectURI), database.Null(&c.LinkURL), database.Null(&c.TokenURL), database.Null(&c.RefreshURL),
-		database.Null(&c.TokenBody), database.Null(&c.RefreshBody), database.Null(&c.BodyFormat), database.Null(&c.TokenMethod), database.Null(&c.TokenParams), database.Null(&c.ContentType),
+		database.Null(&c.TokenBody), database.Null(&c.RefreshBody), database.Null(&c.BodyFormat), database.Null(&c.TokenMethod), database.Null(&c.TokenParams), database.Null(&c.ContentType), database.Null(&c.RefreshMethod),
 		database.Null(&c.AssertionKeySetting), database.Null(&c.AssertionAlg), database.JSON(&c.AssertionClaims), database.JSON(&c.Headers), database.Null(&c.ClientAuth),
 		database.Null(&c.AuthCodePath), database.Null(&c.AccessTokenPath), database.Null(&c.RefreshTokenPath), database.Null(&c.ExpiresInPath), database.JSON(&c.Mappings),
 		database.Null(&c.AccessTokenSetting), database.Null(&c.RefreshTokenSetting), database.JSON(&c.Scopes), database.Null(&c.ScopeSeparator), database.Null(&c.PKCE), database.Null(&c.LogoURL), database.Null(&c.LogRequests),

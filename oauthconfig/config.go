@@ -129,6 +129,11 @@ type Config struct {
 	TokenMethod string
 	TokenParams string
 	ContentType string
+	// RefreshMethod, when set, is how refresh requests are sent instead
+	// of TokenMethod: Instagram exchanges the code with a POST and
+	// refreshes long-lived tokens with a GET (whose parameters go in the
+	// URL's query).
+	RefreshMethod string
 	// AssertionKeySetting names the secret setting with the PEM private
 	// key that signs assertions; AssertionAlg is RS256, PS256 or ES256
 	// ("" by the key); AssertionClaims are claims over the defaults, as
@@ -431,6 +436,15 @@ func (c *Config) Validate(defs []settings.Definition) error {
 		fs.Add("token_params", `must be "body" or "query"`)
 	case c.TokenParams == "query" && c.BodyFormat == JSON:
 		fs.Add("token_params", `"query" needs body_format "form": the parameters are form-encoded into the URL's query`)
+	}
+	switch c.RefreshMethod {
+	case "", http.MethodPost:
+	case http.MethodGet:
+		if c.BodyFormat == JSON {
+			fs.Add("refresh_method", `"GET" needs body_format "form": the refresh parameters are form-encoded into the URL's query`)
+		}
+	default:
+		fs.Add("refresh_method", `must be "POST", "GET" or empty (as token_method)`)
 	}
 	if c.ContentType != "" {
 		if len(c.ContentType) > 200 {

@@ -69,6 +69,7 @@ type configRequest struct {
 	RefreshBody         *string            `json:"refresh_body"`
 	BodyFormat          *BodyFormat        `json:"body_format"`
 	TokenMethod         *string            `json:"token_method"`
+	RefreshMethod       *string            `json:"refresh_method"`
 	TokenParams         *string            `json:"token_params"`
 	ContentType         *string            `json:"content_type"`
 	AssertionKeySetting *string            `json:"assertion_key_setting"`
@@ -119,6 +120,7 @@ func (r *configRequest) apply(c *Config) {
 	set(&c.RefreshBody, r.RefreshBody)
 	set(&c.BodyFormat, r.BodyFormat)
 	set(&c.TokenMethod, r.TokenMethod)
+	set(&c.RefreshMethod, r.RefreshMethod)
 	set(&c.TokenParams, r.TokenParams)
 	set(&c.ContentType, r.ContentType)
 	set(&c.AssertionKeySetting, r.AssertionKeySetting)
@@ -176,6 +178,7 @@ type configResponse struct {
 	RefreshBody         string            `json:"refresh_body"`
 	BodyFormat          BodyFormat        `json:"body_format"`
 	TokenMethod         string            `json:"token_method"`
+	RefreshMethod       string            `json:"refresh_method"`
 	TokenParams         string            `json:"token_params"`
 	ContentType         string            `json:"content_type"`
 	AssertionKeySetting string            `json:"assertion_key_setting"`
@@ -224,7 +227,7 @@ func (h *Handler) toResponse(c Config) configResponse {
 		ID: c.ID, AppID: c.AppID, Name: c.Name, GrantType: c.GrantType,
 		LinkURL: c.LinkURL, TokenURL: c.TokenURL, RefreshURL: c.RefreshURL,
 		TokenBody: c.Body(false), RefreshBody: c.Body(true), BodyFormat: c.BodyFormat,
-		TokenMethod: c.TokenMethod, TokenParams: c.TokenParams, ContentType: c.ContentType,
+		TokenMethod: c.TokenMethod, RefreshMethod: c.RefreshMethod, TokenParams: c.TokenParams, ContentType: c.ContentType,
 		AssertionKeySetting: c.AssertionKeySetting, AssertionAlg: c.AssertionAlg, AssertionClaims: c.AssertionClaims,
 		ClientCertSetting: c.ClientCertSetting, ClientKeySetting: c.ClientKeySetting,
 		Headers: c.Headers, ClientAuth: c.ClientAuth,

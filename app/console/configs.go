@@ -89,6 +89,7 @@ var configGroups = []struct {
 		{name: "client_auth", label: "Client authentication", kind: "select", options: []string{"body", "basic", "private_key_jwt", "client_secret_jwt", "tls_client_auth", "self_signed_tls_client_auth"},
 			hint: "basic sends the organization settings client_id and client_secret in an Authorization header; the _jwt ones a signed assertion (RFC 7523)."},
 		{name: "token_method", label: "Token request method", kind: "select", options: []string{"POST", "GET"}},
+		{name: "refresh_method", label: "Refresh request method", kind: "select", options: []string{"", "POST", "GET"}, hint: "Empty: as the token request."},
 		{name: "token_params", label: "Token request parameters", kind: "select", options: []string{"body", "query"}, hint: "query: in the URL, with no body."},
 		{name: "content_type", label: "Content type", hint: "Empty: by the body format."},
 		{name: "assertion_key_setting", label: "Assertion key setting", hint: "The secret setting with the PEM private key that signs assertions (private_key_jwt, jwt_bearer)."},
@@ -161,6 +162,7 @@ func configValues(cfg *oauthconfig.Config) url.Values {
 		"identity_method": cfg.IdentityMethod, "identity_headers": showPairs(cfg.IdentityHeaders),
 		"identity_mappings": showMappings(cfg.IdentityMappings),
 		"token_method":      cfg.TokenMethod, "token_params": cfg.TokenParams, "content_type": cfg.ContentType,
+		"refresh_method":        cfg.RefreshMethod,
 		"assertion_key_setting": cfg.AssertionKeySetting, "assertion_alg": cfg.AssertionAlg,
 		"assertion_claims": showPairs(cfg.AssertionClaims), "callback_mappings": showCallbackMappings(cfg.CallbackMappings),
 		"steps":               showSteps(cfg.Steps),
@@ -216,6 +218,7 @@ func applyConfigForm(cfg *oauthconfig.Config, f url.Values, fs *errs.Fields) {
 	cfg.IdentityHeaders = pairs(fs, "identity_headers", f.Get("identity_headers"))
 	cfg.IdentityMappings = readMappings(fs, "identity_mappings", f.Get("identity_mappings"))
 	cfg.TokenMethod = f.Get("token_method")
+	cfg.RefreshMethod = f.Get("refresh_method")
 	cfg.TokenParams = f.Get("token_params")
 	cfg.ContentType = strings.TrimSpace(f.Get("content_type"))
 	cfg.AssertionKeySetting = strings.TrimSpace(f.Get("assertion_key_setting"))

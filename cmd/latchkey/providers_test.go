@@ -109,12 +109,14 @@ func providerCatalogue(signingKey, certificate string) []provider {
 				"identity_url": "https://api.atlassian.com/oauth/token/accessible-resources", "identity_headers": map[string]string{"Authorization": "Bearer <<access_token>>"},
 				"identity_mappings": []map[string]any{{"path": `$[?(@.url == "<<site_url>>")].id`, "setting": "cloud_id"}}},
 			api: map[string]any{"base_url": "https://api.atlassian.com/ex/jira/<<cloud_id>>/rest/api/3", "headers": map[string]string{"Authorization": "Bearer <<access_token>>"}}},
-		{name: "instagram", // a step trades the short-lived token for a long-lived one
+		{name: "instagram", // a step trades the short-lived token for a long-lived one, which GETs refresh
 			config: map[string]any{"link_url": link("https://www.instagram.com/oauth/authorize", ""), "pkce": "off",
 				"token_url": "https://api.instagram.com/oauth/access_token", "scopes": []string{"instagram_business_basic"}, "scope_separator": ",",
+				"refresh_url": "https://graph.instagram.com/refresh_access_token", "refresh_method": "GET",
+				"refresh_body": "grant_type=ig_refresh_token&access_token=<<refresh_token>>", "refresh_token_path": "$.refresh_token | $.access_token",
 				"steps": []map[string]any{{"name": "long_lived",
 					"url":               "https://graph.instagram.com/access_token?grant_type=ig_exchange_token&client_secret=<<client_secret>>&access_token=<<access_token>>",
-					"access_token_path": "$.access_token", "expires_in_path": "$.expires_in"}}}},
+					"access_token_path": "$.access_token", "refresh_token_path": "$.access_token", "expires_in_path": "$.expires_in"}}}},
 		{name: "facebook", // the code exchanged with a GET, then a long-lived token
 			config: map[string]any{"link_url": "https://www.facebook.com/v19.0/dialog/oauth?client_id=<<client_id>>&redirect_uri=<<redirect_uri>>&scope=<<scope>>", "pkce": "off",
 				"token_url": "https://graph.facebook.com/v19.0/oauth/access_token", "token_method": "GET", "scopes": []string{"pages_show_list"}, "scope_separator": ",",

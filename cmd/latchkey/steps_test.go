@@ -260,8 +260,8 @@ func TestStepsWithoutUser(t *testing.T) {
 		"name": "service", "grant_type": "client_credentials", "token_url": p.TokenURL(), "client_auth": "basic",
 		"scopes": []string{"read"}, "access_token_setting": "app_token",
 		"steps": []map[string]any{{"name": "session", "method": "POST", "url": session.URL() + "/session",
-			"headers":  map[string]string{"Authorization": "Bearer <<app_token>>"},
-			"body":     `{"client":"<<client_id>>"}`, "content_type": "application/json",
+			"headers": map[string]string{"Authorization": "Bearer <<app_token>>"},
+			"body":    `{"client":"<<client_id>>"}`, "content_type": "application/json",
 			"mappings": []map[string]any{{"path": "$.session.id", "setting": "session_id", "required": true}}}},
 	})
 	e.must(201, "POST", "/v1/apps/acme/apis", e.key, map[string]any{"name": "svc", "base_url": p.URL(), "config_id": cc["id"],
@@ -285,4 +285,63 @@ func TestStepsWithoutUser(t *testing.T) {
 	if got := f.resolve("").Values["session_id"]; got != "sess-0002" || len(session.Requests()) != 2 {
 		t.Errorf("session_id = %q after a new token (%d session requests)", got, len(session.Requests()))
 	}
+}
+
+// TestInstagramLongLivedTokens: Instagram's whole cycle. The code is
+// exchanged with a POST; a step trades the short-lived token for a
+// long-lived one, which is also what refreshes it; refreshes are GETs with
+// their parameters in the query, and each answer's token is the next
+// refresh's.
+func TestInstagramLongLivedTokens(t *testing.T) {
+	e := newEnv(t)
+	tokens := oauthtest.NewFaultProvider(t)
+	graph := oauthtest.NewFaultProvider(t)
+	cfg := instagramSteps(tokens, graph)
+	delete(cfg, "identity_url")
+	delete(cfg, "identity_mappings")
+	steps := cfg["steps"].([]map[string]any)
+	steps[0]["refresh_token_path"] = "$.access_token"
+	cfg["refresh_url"] = graph.URL() + "/refresh_access_token"
+	cfg["refresh_method"] = "GET"
+	cfg["refresh_body"] = "grant_type=ig_refresh_token&access_token=<<refresh_token>>"
+	cfg["refresh_token_path"] = "$.refresh_token | $.access_token"
+	f := newFlowApp(t, e, cfg)
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{}`)) }))
+	t.Cleanup(api.Close)
+	f.addAPI(t, "graph", api.URL)
+	const long1, long2, long3 = "IGAA-long-lived-token-0001", "IGAA-long-lived-token-0002", "IGAA-long-lived-token-0003"
+
+	graph.Then(oauthtest.TokenJSON(map[string]any{"access_token": long1, "token_type": "bearer", "expires_in": 5183944}))
+	if status, page := f.connectWith(t, tokens, "user-1", oauthtest.TokenJSON(map[string]any{"access_token": "IGAA-short-lived-0000", "user_id": 42})); status != 200 {
+		t.Fatalf("connect: %d %s", status, page)
+	}
+	if got := tokens.Requests()[0]; got.Method != "POST" || got.Form.Get("code") != "c" {
+		t.Errorf("the code exchange: %+v", got)
+	}
+	if v := f.resolve("user-1").Values; v["access_token"] != long1 || v["refresh_token"] != long1 {
+		t.Fatalf("after connecting: access %q, refresh %q; want the long-lived token in both", v["access_token"], v["refresh_token"])
+	}
+	for i, next := range []string{long2, long3} {
+		graph.Then(oauthtest.TokenJSON(map[string]any{"access_token": next, "token_type": "bearer", "expires_in": 5183944}))
+		f.expire(t)
+		if r := e.proxy(e.url, "GET", "/v1/installations/"+f.instID+"/users/user-1/apis/graph/proxy/me", nil, ""); r.status != 200 {
+			t.Fatalf("call after expiry: %d %s", r.status, r.body)
+		}
+		reqs := graph.Requests()
+		got := reqs[len(reqs)-1]
+		want := []string{long1, long2}[i]
+		if got.Method != "GET" || got.Path != "/refresh_access_token" || got.Body != "" ||
+			got.Query.Get("grant_type") != "ig_refresh_token" || got.Query.Get("access_token") != want {
+			t.Errorf("refresh %d: %s %s %v body %q; want a GET with the token %s", i+1, got.Method, got.Path, got.Query, got.Body, want)
+		}
+		if v := f.resolve("user-1").Values; v["access_token"] != next || v["refresh_token"] != next {
+			t.Errorf("after refresh %d: access %q, refresh %q; want %s in both", i+1, v["access_token"], v["refresh_token"], next)
+		}
+	}
+	// token_method stays POST: the configuration is what says GET.
+	got := e.must(200, "GET", "/v1/apps/acme/oauth-configs/"+f.configID, e.key, nil)
+	if got["token_method"] != "POST" || got["refresh_method"] != "GET" {
+		t.Errorf("methods: %v and %v", got["token_method"], got["refresh_method"])
+	}
+	wantFields(t, e.must(422, "PATCH", "/v1/apps/acme/oauth-configs/"+f.configID, e.key, map[string]any{"refresh_method": "GET", "body_format": "json"}), "refresh_body", "refresh_method")
 }

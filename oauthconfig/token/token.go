@@ -144,6 +144,9 @@ func BuildRequest(cfg *oauthconfig.Config, vars Vars, refresh, mask bool) (Reque
 		urlField, urlSrc, bodyField, bodySrc = "refresh_url", cfg.RefreshEndpoint(), "refresh_body", cfg.Body(true)
 	}
 	req := Request{Method: cfg.TokenMethod, Header: http.Header{}}
+	if refresh && cfg.RefreshMethod != "" {
+		req.Method = cfg.RefreshMethod
+	}
 	if req.Method == "" {
 		req.Method = http.MethodPost
 	}
