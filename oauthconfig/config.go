@@ -548,17 +548,7 @@ func (c *Config) Validate(defs []settings.Definition) error {
 			checkTemplate(&fs, "refresh_body", c.Body(true), c.BodyContext(), known)
 		}
 	}
-	for name, v := range c.Headers {
-		field := "headers." + name
-		switch {
-		case !app.IsHeaderName(name):
-			fs.Add(field, "is not a valid header name")
-		case forbiddenHeader(name):
-			fs.Add(field, "cannot be set by a template: Latchkey sets it")
-		default:
-			checkTemplate(&fs, field, v, template.Header, known)
-		}
-	}
+	checkHeaders(&fs, "headers.", c.Headers, known)
 	checkPath(&fs, "auth_code_path", c.AuthCodePath)
 	checkPath(&fs, "access_token_path", c.AccessTokenPath)
 	checkPath(&fs, "refresh_token_path", c.RefreshTokenPath)
@@ -600,17 +590,7 @@ func (c *Config) Validate(defs []settings.Definition) error {
 	if c.IdentityURL == "" && (len(c.IdentityHeaders) > 0 || len(c.IdentityMappings) > 0) {
 		fs.Add("identity_url", "is required when identity_headers or identity_mappings are set")
 	}
-	for name, v := range c.IdentityHeaders {
-		field := "identity_headers." + name
-		switch {
-		case !app.IsHeaderName(name):
-			fs.Add(field, "is not a valid header name")
-		case forbiddenHeader(name):
-			fs.Add(field, "cannot be set by a template: Latchkey sets it")
-		default:
-			checkTemplate(&fs, field, v, template.Header, known)
-		}
-	}
+	checkHeaders(&fs, "identity_headers.", c.IdentityHeaders, known)
 	if len(c.IdentityMappings) > 50 {
 		fs.Add("identity_mappings", "at most 50 mappings")
 	}
@@ -843,6 +823,21 @@ func (c *Config) OrganizationSettingsUsed(r settings.Resolved) []string {
 
 // errorCode is RFC 6749 §5.2's error syntax (NQSCHAR), bounded.
 var errorCode = regexp.MustCompile(`^[\x20-\x21\x23-\x5B\x5D-\x7E]{1,100}$`)
+
+// checkHeaders checks header templates, each named prefix + its name.
+func checkHeaders(fs *errs.Fields, prefix string, headers map[string]string, known func(string) bool) {
+	for name, v := range headers {
+		field := prefix + name
+		switch {
+		case !app.IsHeaderName(name):
+			fs.Add(field, "is not a valid header name")
+		case forbiddenHeader(name):
+			fs.Add(field, "cannot be set by a template: Latchkey sets it")
+		default:
+			checkTemplate(fs, field, v, template.Header, known)
+		}
+	}
+}
 
 func checkTemplate(fs *errs.Fields, field, src string, ctx template.Context, known func(string) bool) {
 	if src == "" {

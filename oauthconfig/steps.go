@@ -7,7 +7,6 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/latchkey/latchkey/app"
 	"github.com/latchkey/latchkey/internal/errs"
 	"github.com/latchkey/latchkey/internal/template"
 	"github.com/latchkey/latchkey/settings"
@@ -138,17 +137,7 @@ func (c *Config) checkSteps(fs *errs.Fields, known func(string) bool, levels map
 		}
 		checkTemplate(fs, field+".url", s.URL, template.URL, known)
 		checkBase(fs, field+".url", s.URL, urlTyped)
-		for name, v := range s.Headers {
-			hf := field + ".headers." + name
-			switch {
-			case !app.IsHeaderName(name):
-				fs.Add(hf, "is not a valid header name")
-			case forbiddenHeader(name):
-				fs.Add(hf, "cannot be set by a template: Latchkey sets it")
-			default:
-				checkTemplate(fs, hf, v, template.Header, known)
-			}
-		}
+		checkHeaders(fs, field+".headers.", s.Headers, known)
 		if s.ContentType != "" {
 			mt, _, err := mime.ParseMediaType(s.ContentType)
 			if len(s.ContentType) > 200 || err != nil || !strings.Contains(mt, "/") || strings.ContainsAny(s.ContentType, "\r\n") {

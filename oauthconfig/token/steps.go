@@ -147,15 +147,8 @@ func BuildStepRequest(s oauthconfig.Step, vars Vars, mask bool) (Request, error)
 		req.Header.Set("Content-Type", s.ContentType)
 	}
 	req.Header.Set("Accept", "application/json")
-	for name, src := range s.Headers {
-		v, err := render("headers."+name, src, template.Header)
-		if errors.Is(err, template.ErrOmitted) {
-			continue
-		}
-		if err != nil {
-			return Request{}, err
-		}
-		req.Header.Set(name, v)
+	if err := renderHeaders(req.Header, s.Headers, render); err != nil {
+		return Request{}, err
 	}
 	return req, nil
 }

@@ -173,15 +173,8 @@ func BuildRequest(cfg *oauthconfig.Config, vars Vars, refresh, mask bool) (Reque
 	if req.Body, err = render(bodyField, bodySrc, cfg.BodyContext()); err != nil {
 		return Request{}, err
 	}
-	for name, src := range cfg.Headers {
-		v, err := render("headers."+name, src, template.Header)
-		if errors.Is(err, template.ErrOmitted) {
-			continue
-		}
-		if err != nil {
-			return Request{}, err
-		}
-		req.Header.Set(name, v)
+	if err := renderHeaders(req.Header, cfg.Headers, render); err != nil {
+		return Request{}, err
 	}
 	if req.Header.Get("Accept") == "" {
 		req.Header.Set("Accept", "application/json")
@@ -217,6 +210,23 @@ func BuildRequest(cfg *oauthconfig.Config, vars Vars, refresh, mask bool) (Reque
 		req.Header.Set("Authorization", "Basic "+creds)
 	}
 	return req, nil
+}
+
+// renderHeaders sets the header templates in h, rendered with render (as
+// field "headers.<name>"); a header whose optional placeholder has no
+// value is left out.
+func renderHeaders(h http.Header, templates map[string]string, render func(field, src string, ctx template.Context) (string, error)) error {
+	for name, src := range templates {
+		v, err := render("headers."+name, src, template.Header)
+		if errors.Is(err, template.ErrOmitted) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		h.Set(name, v)
+	}
+	return nil
 }
 
 // Annotate adds problems found after a logged request (entryID, from
