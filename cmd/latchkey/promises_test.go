@@ -475,6 +475,51 @@ func TestDatabaseDiesAfterTheProviderAnswered(t *testing.T) {
 	}
 }
 
+// TestDatabaseDiesDuringTheCodeExchange: PostgreSQL goes away while the
+// provider answers a code exchange. The code is spent, so the tokens could
+// never be had again: they are kept in memory, written once the database
+// is back, and the connection works without the user connecting again.
+func TestDatabaseDiesDuringTheCodeExchange(t *testing.T) {
+	var relay *dbtest.Relay
+	e := newEnvOn(t, nil, func(d *dbtest.DB) *gorm.DB {
+		if d.URL == "" {
+			t.Skip("needs PostgreSQL (set " + dbtest.EnvURL + "): SQLite cannot be cut off from the process")
+		}
+		relay = dbtest.NewRelay(t, d)
+		db, err := database.Open(context.Background(), relay.URL, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { database.Close(db) })
+		return db
+	})
+	fault := oauthtest.NewFaultProvider(t)
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(r.Header.Get("Authorization"))) }))
+	t.Cleanup(api.Close)
+	f := newFlowApp(t, e, map[string]any{"link_url": fault.URL() + "/authorize", "token_url": fault.URL() + "/token"})
+	f.addAPI(t, "api", api.URL)
+	answer := oauthtest.TokenJSON(map[string]any{"access_token": "at-exchanged-1", "refresh_token": "rt-exchanged-1", "expires_in": 3600})
+	answer.Before = relay.Cut // the database dies while the provider answers
+	if status, page := f.connectWith(t, fault, "user-1", answer); status != 200 {
+		t.Errorf("callback while the database is away: %d %s", status, page)
+	}
+	relay.Restore(t)
+	deadline := time.Now().Add(20 * time.Second)
+	for f.resolve("user-1").Values["refresh_token"] != "rt-exchanged-1" {
+		if time.Now().After(deadline) {
+			t.Fatalf("the exchanged tokens were not written after the database came back; stored: %v", f.resolve("user-1").Values)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	e.sqlChanged()
+	if r := e.proxy(e.url, "GET", "/v1/installations/"+f.instID+"/users/user-1/apis/api/proxy/x", nil, ""); r.status != 200 || r.body != "Bearer at-exchanged-1" {
+		t.Fatalf("a call after the database is back: %d %s", r.status, r.body)
+	}
+	if c := f.connection(t, "user-1"); c["status"] != "connected" {
+		t.Errorf("connection = %v", c)
+	}
+}
+
 // TestRemoveConnection: removing a connection deletes its state and its
 // tokens; calls then ask the user to connect again.
 func TestRemoveConnection(t *testing.T) {

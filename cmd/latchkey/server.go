@@ -179,6 +179,7 @@ func newServer(cfg config.Config, db *gorm.DB, cipher *secret.Cipher, log *slog.
 
 	refresher := connection.NewRefresher(db, settingStore, connections, tokens, cb.RedirectURI(), log)
 	refresher.SetLinker(cb)
+	connector.SetKeeper(refresher) // a code exchange's tokens the database does not take
 	app.NewAPIHandler(apps, oauthconfig.APIReferences{Settings: settingStore, Configs: configs}).Register(v1)
 	// API calls stream: a longer overall timeout than token requests, the
 	// same wait for the first byte, and never a redirect followed.

@@ -21,7 +21,17 @@ type Connector struct {
 	conns       *Connections
 	settings    *settings.Store
 	redirectURI string
+	keeper      Keeper
 }
+
+// Keeper keeps a code exchange's tokens that the database did not take,
+// and writes them when it is back (the Refresher does).
+type Keeper interface {
+	KeepExchanged(inst settings.Installation, userID string, cfg *oauthconfig.Config, tok token.Token)
+}
+
+// SetKeeper sets where tokens go that the database does not take.
+func (cn *Connector) SetKeeper(k Keeper) { cn.keeper = k }
 
 // NewConnector returns a Connector.
 func NewConnector(tokens *token.Client, conns *Connections, s *settings.Store, redirectURI string) *Connector {
@@ -43,7 +53,14 @@ func (cn *Connector) RedirectURI() string { return cn.redirectURI }
 func (cn *Connector) Save(ctx context.Context, inst settings.Installation, userID string, cfg *oauthconfig.Config, tok token.Token) error {
 	saveErr := cn.conns.Save(ctx, inst, userID, cfg, tok)
 	if saveErr != nil && !errs.Is(saveErr, errs.Upstream) {
-		return saveErr // not stored
+		if cn.keeper == nil {
+			return saveErr // not stored
+		}
+		// The code is spent: these tokens could never be had again. They
+		// are kept and written when the database is back; the steps,
+		// which need it, are not run.
+		cn.keeper.KeepExchanged(inst, userID, cfg, tok)
+		return nil
 	}
 	steps := cfg.ConnectSteps()
 	if len(steps) == 0 {

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/errs"
 	"github.com/latchkey/latchkey/oauthconfig"
 	"github.com/latchkey/latchkey/oauthconfig/token"
 	"github.com/latchkey/latchkey/settings"
@@ -21,22 +22,36 @@ type pendingWrite struct {
 	tok     token.Token
 	issued  time.Time
 	expires time.Time
+	// exchanged is an answer to a code exchange (a new connection), not
+	// to a renewal.
+	exchanged bool
 
 	mu         sync.Mutex // held while a write of this answer is in flight
 	superseded bool       // a newer answer was stored or kept: do not write this one
+}
+
+// KeepExchanged is keep for the answer to a code exchange that the
+// database did not take: the code is spent, so the tokens could never be
+// had again.
+func (rf *Refresher) KeepExchanged(inst settings.Installation, userID string, cfg *oauthconfig.Config, tok token.Token) {
+	rf.keepAnswer(connKey(inst, userID, cfg), inst, userID, cfg, tok, true)
 }
 
 // keep holds tok in memory for the connection of key and starts writing it
 // in the background, with backoff, for at most rf.PendingFor; then the
 // token is logged as lost.
 func (rf *Refresher) keep(key string, inst settings.Installation, userID string, cfg *oauthconfig.Config, tok token.Token) {
+	rf.keepAnswer(key, inst, userID, cfg, tok, false)
+}
+
+func (rf *Refresher) keepAnswer(key string, inst settings.Installation, userID string, cfg *oauthconfig.Config, tok token.Token, exchanged bool) {
 	now := rf.now()
 	lifetime := tok.ExpiresIn
 	if lifetime <= 0 {
 		lifetime = int64(cfg.DefaultExpiresIn)
 	}
 	p := &pendingWrite{inst: inst, userID: userID, cfg: *cfg, tok: tok, issued: now,
-		expires: now.Add(time.Duration(lifetime) * time.Second)}
+		expires: now.Add(time.Duration(lifetime) * time.Second), exchanged: exchanged}
 	if tok.RefreshToken == "" {
 		// Kept tokens overlay the stored ones; a refresh token the
 		// answer did not renew is the one already stored.
@@ -48,7 +63,7 @@ func (rf *Refresher) keep(key string, inst settings.Installation, userID string,
 	rf.pendingMu.Lock()
 	rf.pending[key] = p
 	rf.pendingMu.Unlock()
-	rf.log.Error("the database did not take a renewed token; it is kept in memory and written when the database is back",
+	rf.log.Error("the database did not take a token the provider issued; it is kept in memory and written when the database is back",
 		"installation_id", inst.ID, "config_id", cfg.ID, "user_id", cfg.Owner(userID))
 	go rf.writeLater(key, p)
 }
@@ -111,7 +126,16 @@ func (rf *Refresher) writeLater(key string, p *pendingWrite) {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		_, err := rf.conns.SaveRefreshed(ctx, p.inst, p.userID, &p.cfg, p.tok)
+		var err error
+		if p.exchanged {
+			// Stored with problems (a mapped value that does not fit) is
+			// stored: the problems are on the connection.
+			if err = rf.conns.Save(ctx, p.inst, p.userID, &p.cfg, p.tok); errs.Is(err, errs.Upstream) {
+				err = nil
+			}
+		} else {
+			_, err = rf.conns.SaveRefreshed(ctx, p.inst, p.userID, &p.cfg, p.tok)
+		}
 		cancel()
 		if err == nil {
 			p.superseded = true
@@ -121,7 +145,7 @@ func (rf *Refresher) writeLater(key string, p *pendingWrite) {
 				delete(rf.pending, key)
 			}
 			rf.pendingMu.Unlock()
-			log.Info("stored a renewed token kept in memory while the database was away")
+			log.Info("stored a token kept in memory while the database was away")
 			return
 		}
 		p.mu.Unlock()
