@@ -90,6 +90,19 @@ func TestStepsReplaceTokens(t *testing.T) {
 		t.Errorf("connection = %v", c)
 	}
 
+	// A malformed lifetime in a step's answer does not cost the token it
+	// came with: the default lifetime is assumed, and the problem said.
+	graph.Then(oauthtest.TokenJSON(map[string]any{"access_token": long + "-4", "expires_in": "two months"}), oauthtest.TokenJSON(map[string]any{"id": "17841400000000004"}))
+	if status, _ := f.connectWith(t, tokens, "user-4", oauthtest.TokenJSON(map[string]any{"access_token": short + "-4"})); status != http.StatusBadGateway {
+		t.Errorf("a step's malformed expires_in: %d, want the problem reported", status)
+	}
+	if v := f.resolve("user-4").Values; v["access_token"] != long+"-4" {
+		t.Errorf("a malformed expires_in lost the step's token: access_token = %q", v["access_token"])
+	}
+	if c := f.connection(t, "user-4"); !strings.Contains(c["last_error"].(string), "default lifetime") {
+		t.Errorf("connection = %v", c)
+	}
+
 	for _, secret := range []string{testClientSecret, short, long} {
 		if strings.Contains(e.output(), secret) {
 			t.Errorf("%q appears in a response or log", secret)

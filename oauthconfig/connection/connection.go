@@ -192,10 +192,10 @@ func (cs *Connections) SaveStepped(ctx context.Context, inst settings.Installati
 		return cs.SaveValues(ctx, inst, userID, cfg, res.Values)
 	}
 	tok := res.Token
-	tok.Extra, tok.Callback, tok.Problems = res.Values, nil, nil
+	tok.Extra, tok.Callback, tok.Problems = res.Values, nil, res.Problems
 	problems, err := cs.store(ctx, inst, cfg.Owner(userID), cfg, tok, stepped)
 	if err == nil && len(problems) > 0 {
-		return errs.New(errs.Upstream, "the tokens are stored, but a step's answer does not fit the config: %s", strings.Join(problems, "; "))
+		return errs.New(errs.Upstream, "a step's answer does not fit the config: %s", strings.Join(problems, "; "))
 	}
 	return err
 }

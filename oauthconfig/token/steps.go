@@ -23,6 +23,10 @@ type Stepped struct {
 	Values   map[string]string
 	Token    Token // the tokens the steps end with: the token request's, or a step's
 	Replaced bool  // a step gave new tokens
+	// Problems are what the steps' answers got wrong besides what fails a
+	// step (a malformed expires_in), safe to show; the tokens are stored
+	// anyway, as a token request's are.
+	Problems []string
 }
 
 // StepError is a step that failed; Step is its name (IdentityStepName for
@@ -59,6 +63,8 @@ func (tc *Client) RunSteps(ctx context.Context, cfg *oauthconfig.Config, steps [
 			values[k] = v
 		}
 		if s.ReplacesTokens() {
+			out.Problems = append(out.Problems, next.Problems...)
+			next.Problems = nil
 			out.Token, out.Replaced = next, true
 			values[cfg.AccessTokenSetting] = next.AccessToken
 			if cfg.RefreshTokenSetting != "" && next.RefreshToken != "" {
@@ -219,6 +225,7 @@ func (tc *Client) sendStep(hc *outbound.Client, cfg *oauthconfig.Config, s oauth
 		out[m.Setting] = v
 	}
 	next := tok
+	next.Problems = nil
 	if s.AccessTokenPath != "" {
 		v, ok, err := LookupString(s.AccessTokenPath, doc)
 		if err != nil || !ok || v == "" {
@@ -234,11 +241,14 @@ func (tc *Client) sendStep(hc *outbound.Client, cfg *oauthconfig.Config, s oauth
 	}
 	if s.ExpiresInPath != "" {
 		if v, ok, _ := lookup(s.ExpiresInPath, doc); ok && v != nil {
-			secs, err := strconv.ParseFloat(fmt.Sprint(v), 64)
-			if err != nil || secs < 0 || secs > 1e10 {
-				return fail("%s: expires_in at %s is not a number of seconds", n.answer, s.ExpiresInPath)
+			// A token the step obtained is never dropped for its
+			// lifetime: a malformed one gets the default, as a token
+			// request's does.
+			if secs, err := strconv.ParseFloat(fmt.Sprint(v), 64); err != nil || secs < 0 || secs > 1e10 {
+				next.Problems = append(next.Problems, fmt.Sprintf("%s: expires_in at %s is not a number of seconds; the default lifetime is assumed", n.answer, s.ExpiresInPath))
+			} else {
+				next.ExpiresIn = int64(secs)
 			}
-			next.ExpiresIn = int64(secs)
 		}
 	}
 	return resp.StatusCode, resp.Header, body, out, next, nil
