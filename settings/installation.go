@@ -196,9 +196,13 @@ func (s *Store) values(ctx context.Context, inst Installation, userID string, le
 	if err != nil {
 		return nil, err
 	}
-	stored, err := s.rows(ctx, inst.ID, userID, level)
+	rows, err := s.rows(ctx, inst.ID, userID, level)
 	if err != nil {
 		return nil, err
+	}
+	stored := make(map[string]row, len(rows))
+	for _, r := range rows {
+		stored[r.Key] = r
 	}
 	out := make([]Value, 0, len(defs))
 	for _, d := range defs {
@@ -231,7 +235,9 @@ type row struct {
 	Encrypted bool
 }
 
-func (s *Store) rows(ctx context.Context, installationID, userID string, level Level) (map[string]row, error) {
+// rows reads the values stored for an installation (or one of its users),
+// as stored: open decrypts them.
+func (s *Store) rows(ctx context.Context, installationID, userID string, level Level) ([]row, error) {
 	var rows []row
 	q := s.db.WithContext(ctx).Model(valueModel(level)).Select("key, value, encrypted").Where("installation_id = ?", installationID)
 	if level == User {
@@ -240,11 +246,7 @@ func (s *Store) rows(ctx context.Context, installationID, userID string, level L
 	if err := q.Scan(&rows).Error; err != nil {
 		return nil, errs.From(err, "reading values")
 	}
-	m := make(map[string]row, len(rows))
-	for _, r := range rows {
-		m[r.Key] = r
-	}
-	return m, nil
+	return rows, nil
 }
 
 // SetOrganizationValues changes organization-level values; a nil value

@@ -58,11 +58,7 @@ func (s *Store) checkPairs(ctx context.Context, inst Installation, defs []Defini
 			if err != nil {
 				return "", err
 			}
-			list := make([]row, 0, len(rows))
-			for _, r := range rows {
-				list = append(list, r)
-			}
-			if stored, err = s.open(list, Organization, inst.ID, ""); err != nil {
+			if stored, err = s.open(rows, Organization, inst.ID, ""); err != nil {
 				return "", err
 			}
 			if fixed, err = s.fixedValues(defs); err != nil {
