@@ -57,23 +57,25 @@ func Explain(cfg *oauthconfig.Config, defs []settings.Definition, resolved setti
 		"code_verifier": "CODE_VERIFIER", "refresh_token": "REFRESH_TOKEN",
 	}
 	// What the redirect back brings (callback_mappings) exists only during
-	// a real sign-in, too: a placeholder fit for the setting's type.
+	// a real sign-in, too, and what steps store only after one: each shows
+	// as a placeholder fit for its setting's type.
 	types := map[string]settings.Type{}
 	for _, d := range defs {
 		types[d.Key] = d.Type
 	}
-	for _, m := range cfg.CallbackMappings {
-		if resolved.Values[m.Setting] != "" {
-			continue
-		}
-		name := strings.ToUpper(strings.ReplaceAll(m.Setting, "_", "-"))
-		switch types[m.Setting] {
+	placeholder := func(key string) string {
+		name := strings.ToUpper(strings.ReplaceAll(key, "_", "-"))
+		switch types[key] {
 		case settings.URL:
-			flow[m.Setting] = "https://" + name
+			return "https://" + name
 		case settings.Host:
-			flow[m.Setting] = name
-		default:
-			flow[m.Setting] = strings.ToUpper(m.Setting)
+			return name
+		}
+		return strings.ToUpper(key)
+	}
+	for _, m := range cfg.CallbackMappings {
+		if resolved.Values[m.Setting] == "" {
+			flow[m.Setting] = placeholder(m.Setting)
 		}
 	}
 	vars := FlowValues(cfg, resolved.Values, resolved.Secret, redirectURI, flow)
@@ -117,7 +119,7 @@ func Explain(cfg *oauthconfig.Config, defs []settings.Definition, resolved setti
 		out.Steps = append(out.Steps, st)
 		for _, m := range s.Mappings {
 			if svars.Values[m.Setting] == "" {
-				svars.Values[m.Setting] = strings.ToUpper(m.Setting) // what this step will store
+				svars.Values[m.Setting] = placeholder(m.Setting) // what this step will store
 			}
 		}
 	}
