@@ -15,6 +15,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/latchkey/latchkey/internal/cache"
 	"github.com/latchkey/latchkey/internal/database"
 	"github.com/latchkey/latchkey/internal/errs"
 	"github.com/latchkey/latchkey/internal/secret"
@@ -71,7 +72,21 @@ type Webhooks struct {
 	db     *gorm.DB
 	cipher *secret.Cipher
 	now    func() time.Time
+
+	bus  *cache.Bus
+	some *cache.Cache[bool] // by app: whether it has webhooks; see UseCache
 }
+
+// UseCache makes w remember which apps have no webhooks, so that the
+// events of those (most of them, and every token renewal of theirs)
+// cost no query. A webhook created on another replica gets the events of
+// that replica once the change reaches it, within the bus's delay.
+func (w *Webhooks) UseCache(bus *cache.Bus) {
+	w.bus = bus
+	w.some = cache.New[bool](bus, "webhooks")
+}
+
+func webhooksChange(appID string) cache.Change { return cache.Change{Topic: "webhooks", Key: appID} }
 
 // NewWebhooks returns Webhooks over db; cipher seals their secrets.
 func NewWebhooks(db *gorm.DB, cipher *secret.Cipher) *Webhooks {
@@ -106,7 +121,13 @@ func (w *Webhooks) Create(ctx context.Context, h *Webhook) (string, error) {
 		return "", errs.Wrap(errs.Internal, err, "sealing the webhook secret")
 	}
 	h.Secret = sealed
-	if err := w.db.WithContext(ctx).Create(h).Error; err != nil {
+	err = w.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Create(h).Error; err != nil {
+			return err
+		}
+		return w.bus.ChangedAll(tx, webhooksChange(h.AppID))
+	})
+	if err != nil {
 		return "", errs.From(err, "creating webhook")
 	}
 	return plain, nil
@@ -140,14 +161,17 @@ func (w *Webhooks) Find(ctx context.Context, appID, id string) (Webhook, error) 
 
 // Delete removes the app's webhook id and its pending deliveries.
 func (w *Webhooks) Delete(ctx context.Context, appID, id string) error {
-	res := w.db.WithContext(ctx).Where("app_id = ? AND id = ?", appID, id).Delete(&Webhook{})
-	if res.Error != nil {
-		return errs.From(res.Error, "deleting webhook")
-	}
-	if res.RowsAffected == 0 {
-		return errs.NotFoundf("webhook %q not found", id)
-	}
-	return nil
+	err := w.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Where("app_id = ? AND id = ?", appID, id).Delete(&Webhook{})
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return errs.NotFoundf("webhook %q not found", id)
+		}
+		return w.bus.ChangedAll(tx, webhooksChange(appID))
+	})
+	return errs.From(err, "deleting webhook")
 }
 
 // Deliveries returns the last 100 deliveries of a webhook, newest first.
@@ -227,10 +251,24 @@ type Event struct {
 // Enqueue writes an event for each of the app's webhooks that want it,
 // through tx: called in the transaction of the change it reports, an event
 // is queued exactly when the change is stored (the outbox pattern).
+//
+// Only that an app has none comes from the cache: its webhooks themselves
+// are read in tx, so that none deleted meanwhile is written to.
 func (w *Webhooks) Enqueue(tx *gorm.DB, appID, event string, data any) error {
 	var hooks []Webhook
-	if err := tx.Where("app_id = ?", appID).Find(&hooks).Error; err != nil {
+	read := false
+	some, err := w.some.Load(appID, func() (bool, error) {
+		read = true
+		err := tx.Where("app_id = ?", appID).Find(&hooks).Error
+		return len(hooks) > 0, err
+	})
+	if err != nil || !some {
 		return err
+	}
+	if !read {
+		if err := tx.Where("app_id = ?", appID).Find(&hooks).Error; err != nil {
+			return err
+		}
 	}
 	now := w.now()
 	for _, h := range hooks {

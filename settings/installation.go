@@ -292,11 +292,17 @@ func (s *Store) touch(tx *gorm.DB, inst Installation, userID string) error {
 	if err := tx.Model(&Installation{}).Where("id = ?", inst.ID).Update("updated_at", s.now()).Error; err != nil {
 		return err
 	}
+	return s.bus.ChangedAll(tx, valuesChange(inst, userID), cache.Change{Topic: "installation", Key: inst.ID})
+}
+
+// valuesChange is the cache change of inst's values (a user's, when
+// userID is set).
+func valuesChange(inst Installation, userID string) cache.Change {
 	key := inst.ID
 	if userID != "" {
 		key += cache.Sep + userID
 	}
-	return s.bus.ChangedAll(tx, cache.Change{Topic: "values", Key: key}, cache.Change{Topic: "installation", Key: inst.ID})
+	return cache.Change{Topic: "values", Key: key}
 }
 
 // Check reports whether value fits the app's setting key (its pattern and
@@ -318,23 +324,46 @@ func (s *Store) Check(ctx context.Context, appID, key, value string) error {
 	return errs.New(errs.Invalid, "the app has no setting %q", key)
 }
 
+// FromProvider is a write of values a provider sent: tokens and mapped
+// values (see SetFromProvider).
+type FromProvider struct {
+	Changes map[string]*string // setting -> value; nil or "" removes it
+	// Always lists the keys stored even when they do not fit their
+	// definition's pattern: tokens the provider has issued.
+	Always map[string]bool
+	// Definitions are the app's definitions as the caller has just read
+	// them (Resolved.Definitions), under the lock it writes under; nil:
+	// they are read here. A renewal has them in hand, and reading them
+	// again in the write's transaction is no fresher (read committed).
+	Definitions []Definition
+	// Also are the caller's own cache changes, announced with the
+	// values' in one statement.
+	Also []cache.Change
+}
+
 // SetFromProvider stores values a provider sent for userID ("" for the
-// installation's organization-level values): tokens and mapped values. A
-// provider's answer is not an installer's input, and tokens it has issued
-// must never be dropped: the keys in always are stored even when they do
-// not fit their definition's pattern; any other value that does not fit is
-// left out. Each such mismatch is returned as a problem naming the key,
-// never the value. It stores all or nothing only for database errors.
-func (s *Store) SetFromProvider(ctx context.Context, inst Installation, userID string, changes map[string]*string, always map[string]bool) ([]string, error) {
+// installation's organization-level values). A provider's answer is not an
+// installer's input, and tokens it has issued must never be dropped: the
+// keys in w.Always are stored even when they do not fit their definition's
+// pattern; any other value that does not fit is left out. Each such
+// mismatch is returned as a problem naming the key, never the value. It
+// stores all or nothing only for database errors. Unlike an installer's
+// change, it does not move the installation's updated_at: a renewal is not
+// an edit.
+func (s *Store) SetFromProvider(ctx context.Context, inst Installation, userID string, w FromProvider) ([]string, error) {
 	level := User
 	if userID == "" {
 		level = Organization
 	}
+	changes, always := w.Changes, w.Always
 	var problems []string
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		defs, err := s.with(tx).Definitions(ctx, inst.AppID, "")
-		if err != nil {
-			return err
+		defs := w.Definitions
+		if defs == nil {
+			var err error
+			if defs, err = s.with(tx).Definitions(ctx, inst.AppID, ""); err != nil {
+				return err
+			}
 		}
 		byKey := make(map[string]*Definition, len(defs))
 		for i := range defs {
@@ -372,7 +401,7 @@ func (s *Store) SetFromProvider(ctx context.Context, inst Installation, userID s
 		if err := s.with(tx).write(inst, userID, defs, level, fit); err != nil {
 			return err
 		}
-		return s.touch(tx, inst, userID)
+		return s.bus.ChangedAll(tx, append(w.Also, valuesChange(inst, userID))...)
 	})
 	return problems, errs.From(err, "storing values")
 }

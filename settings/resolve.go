@@ -23,6 +23,10 @@ type Resolved struct {
 	defs []Definition // what the values were resolved with; shared, read-only
 }
 
+// Definitions returns the app's definitions the values were resolved
+// with, shared: not to be changed.
+func (r Resolved) Definitions() []Definition { return r.defs }
+
 // OrganizationKeys returns the organization-level settings with a value.
 // They are worked out when asked for (on a renewal), not on every call.
 func (r Resolved) OrganizationKeys() []string {

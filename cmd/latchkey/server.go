@@ -144,6 +144,7 @@ func newServer(cfg config.Config, db *gorm.DB, cipher *secret.Cipher, log *slog.
 	settingStore.UseKeyPairs(configs)
 	requestLog := token.NewRequestLog(db, log)
 	webhooks := app.NewWebhooks(db, cipher)
+	webhooks.UseCache(bus)
 	app.NewWebhookHandler(apps, webhooks).Register(v1)
 	connections := connection.NewConnections(db, settingStore)
 	connections.UseCache(bus)

@@ -111,6 +111,14 @@ type Connections struct {
 
 	bus   *cache.Bus
 	conns *cache.Cache[cachedConnection] // by installation, owner and config; nil in WithTx
+	cerrs *cache.Cache[cachedConfigError] // by installation and config; nil in WithTx
+}
+
+// cachedConfigError is an installation's configuration error for a config
+// as read, or the fact that there is none.
+type cachedConfigError struct {
+	e     ConfigError
+	found bool
 }
 
 // cachedConnection is a connection as read, or the fact that there is none.
@@ -124,6 +132,11 @@ type cachedConnection struct {
 func (cs *Connections) UseCache(bus *cache.Bus) {
 	cs.bus = bus
 	cs.conns = cache.New[cachedConnection](bus, "connection")
+	cs.cerrs = cache.New[cachedConfigError](bus, "config_error")
+}
+
+func configErrorChange(installationID, configID string) cache.Change {
+	return cache.Change{Topic: "config_error", Key: installationID + cache.Sep + configID}
 }
 
 func connCacheKey(installationID, owner, configID string) string {
@@ -132,7 +145,13 @@ func connCacheKey(installationID, owner, configID string) string {
 
 // changed tells every replica that the connection has changed.
 func (cs *Connections) changed(tx *gorm.DB, installationID, owner, configID string) error {
-	return cs.bus.Changed(tx, "connection", connCacheKey(installationID, owner, configID))
+	return cs.bus.ChangedAll(tx, cs.change(installationID, owner, configID))
+}
+
+// change is the cache change of a connection, for a write that announces
+// it with others.
+func (cs *Connections) change(installationID, owner, configID string) cache.Change {
+	return cache.Change{Topic: "connection", Key: connCacheKey(installationID, owner, configID)}
 }
 
 // eventData is the data of connection.* webhook events.
@@ -168,7 +187,7 @@ func (cs *Connections) WithTx(tx *gorm.DB) *Connections {
 
 // Save stores a new connection's tokens; see store.
 func (cs *Connections) Save(ctx context.Context, inst settings.Installation, userID string, cfg *oauthconfig.Config, tok token.Token) error {
-	problems, err := cs.store(ctx, inst, cfg.Owner(userID), cfg, tok, exchanged)
+	problems, err := cs.store(ctx, inst, cfg.Owner(userID), cfg, tok, exchanged, nil)
 	if err == nil && len(problems) > 0 {
 		return errs.New(errs.Upstream, "the tokens are stored, but the provider's answer does not fit the config: %s", strings.Join(problems, "; "))
 	}
@@ -177,8 +196,18 @@ func (cs *Connections) Save(ctx context.Context, inst settings.Installation, use
 
 // SaveRefreshed stores renewed tokens of a connection and returns what of
 // the answer did not fit (reported on the connection too); see store.
-func (cs *Connections) SaveRefreshed(ctx context.Context, inst settings.Installation, userID string, cfg *oauthconfig.Config, tok token.Token) ([]string, error) {
-	return cs.store(ctx, inst, cfg.Owner(userID), cfg, tok, refreshed)
+// before is what the renewal read under its lease, or nil.
+func (cs *Connections) SaveRefreshed(ctx context.Context, inst settings.Installation, userID string, cfg *oauthconfig.Config, tok token.Token, before *Before) ([]string, error) {
+	return cs.store(ctx, inst, cfg.Owner(userID), cfg, tok, refreshed, before)
+}
+
+// Before is what a renewal read under its lease before its request, so
+// that storing the answer need not read it again: the connection and the
+// settings as they were, and whether a configuration error stood.
+type Before struct {
+	Conn        Connection // Status "": there was none
+	Settings    settings.Resolved
+	ConfigError bool
 }
 
 // SaveStepped stores what a connection's steps gave: the values their
@@ -193,7 +222,7 @@ func (cs *Connections) SaveStepped(ctx context.Context, inst settings.Installati
 	}
 	tok := res.Token
 	tok.Extra, tok.Callback, tok.Problems = res.Values, nil, res.Problems
-	problems, err := cs.store(ctx, inst, cfg.Owner(userID), cfg, tok, stepped)
+	problems, err := cs.store(ctx, inst, cfg.Owner(userID), cfg, tok, stepped, nil)
 	if err == nil && len(problems) > 0 {
 		return errs.New(errs.Upstream, "a step's answer does not fit the config: %s", strings.Join(problems, "; "))
 	}
@@ -220,7 +249,14 @@ const (
 // the token is renewed rather than trusted forever. A connection that had
 // failed, or whose installation had a configuration error, is reported
 // recovered.
-func (cs *Connections) store(ctx context.Context, inst settings.Installation, userID string, cfg *oauthconfig.Config, tok token.Token, kind storeKind) ([]string, error) {
+//
+// A renewal passes what it read under its lease (before), which spares
+// reading it again here; it is as fresh, since nothing else renews the
+// connection meanwhile. Then a configuration error is cleared only when
+// one stood when read: one that another replica records a moment later,
+// for the same credentials that just worked, stands until the
+// organization's settings change.
+func (cs *Connections) store(ctx context.Context, inst settings.Installation, userID string, cfg *oauthconfig.Config, tok token.Token, kind storeKind, before *Before) ([]string, error) {
 	now := cs.now()
 	changes := map[string]*string{cfg.AccessTokenSetting: &tok.AccessToken}
 	always := map[string]bool{cfg.AccessTokenSetting: true}
@@ -255,7 +291,15 @@ func (cs *Connections) store(ctx context.Context, inst settings.Installation, us
 		// rolls back whole: no savepoint for SetFromProvider's own.
 		values := cs.settings.WithTx(tx.Session(&gorm.Session{DisableNestedTransaction: true}))
 		var prev Connection
-		hadPrev := tx.Where("installation_id = ? AND user_id = ? AND config_id = ?", inst.ID, userID, cfg.ID).Take(&prev).Error == nil
+		var defs []settings.Definition
+		switch {
+		case before != nil:
+			prev, defs = before.Conn, before.Settings.Definitions()
+		case kind == refreshed: // for connection.recovered
+			if err := tx.Where("installation_id = ? AND user_id = ? AND config_id = ?", inst.ID, userID, cfg.ID).Take(&prev).Error; err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
+				return err
+			}
+		}
 		// The redirect's values go at their settings' own levels: a
 		// user's, or the installation's (QuickBooks' realmId).
 		orgChanges := map[string]*string{}
@@ -277,12 +321,14 @@ func (cs *Connections) store(ctx context.Context, inst settings.Installation, us
 				changes[k] = &v
 			}
 		}
-		stored, err := values.SetFromProvider(ctx, inst, userID, changes, always)
+		// The connection's change is announced with the values'.
+		stored, err := values.SetFromProvider(ctx, inst, userID, settings.FromProvider{
+			Changes: changes, Always: always, Definitions: defs, Also: []cache.Change{cs.change(inst.ID, userID, cfg.ID)}})
 		if err != nil {
 			return err
 		}
 		if len(orgChanges) > 0 {
-			more, err := values.SetFromProvider(ctx, inst, "", orgChanges, nil)
+			more, err := values.SetFromProvider(ctx, inst, "", settings.FromProvider{Changes: orgChanges, Definitions: defs})
 			if err != nil {
 				return err
 			}
@@ -300,9 +346,6 @@ func (cs *Connections) store(ctx context.Context, inst settings.Installation, us
 		if err != nil {
 			return err
 		}
-		if err := cs.changed(tx, c.InstallationID, c.UserID, c.ConfigID); err != nil {
-			return err
-		}
 		switch kind {
 		case exchanged:
 			err = cs.emit(tx, inst, "connection.created", c)
@@ -312,19 +355,25 @@ func (cs *Connections) store(ctx context.Context, inst settings.Installation, us
 		if err != nil {
 			return err
 		}
-		if hadPrev && kind == refreshed && (prev.LastError != "" || prev.Status != Connected) {
+		if prev.Status != "" && kind == refreshed && (prev.LastError != "" || prev.Status != Connected) {
 			if err := cs.emit(tx, inst, "connection.recovered", c); err != nil {
 				return err
 			}
+		}
+		if before != nil && !before.ConfigError {
+			return nil
 		}
 		res := tx.Where("installation_id = ? AND config_id = ?", inst.ID, cfg.ID).Delete(&ConfigError{})
 		if res.Error != nil {
 			return res.Error
 		}
-		if res.RowsAffected > 0 {
-			return cs.emit(tx, inst, "connection.configuration_recovered", c)
+		if res.RowsAffected == 0 {
+			return nil
 		}
-		return nil
+		if err := cs.bus.ChangedAll(tx, configErrorChange(inst.ID, cfg.ID)); err != nil {
+			return err
+		}
+		return cs.emit(tx, inst, "connection.configuration_recovered", c)
 	})
 	if err != nil {
 		return nil, errs.From(err, "storing tokens")
@@ -428,17 +477,13 @@ func (cs *Connections) Refused(ctx context.Context, inst settings.Installation, 
 }
 
 // BeginRefresh writes the intent record of a refresh about to be sent, in
-// its own transaction so that it survives whatever happens next.
+// one statement committed at once, so that it survives whatever happens
+// next. Only a renewal reads it, from the database under its lease: the
+// caches are not told, and calls go on with the cached connection.
 func (cs *Connections) BeginRefresh(ctx context.Context, inst settings.Installation, userID string, cfg *oauthconfig.Config) error {
-	err := cs.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		err := tx.Model(&Connection{}).
-			Where("installation_id = ? AND user_id = ? AND config_id = ?", inst.ID, cfg.Owner(userID), cfg.ID).
-			Update("refresh_started_at", cs.now()).Error
-		if err != nil {
-			return err
-		}
-		return cs.changed(tx, inst.ID, cfg.Owner(userID), cfg.ID)
-	})
+	err := cs.db.WithContext(ctx).Model(&Connection{}).
+		Where("installation_id = ? AND user_id = ? AND config_id = ?", inst.ID, cfg.Owner(userID), cfg.ID).
+		UpdateColumn("refresh_started_at", cs.now()).Error
 	return errs.From(err, "recording a refresh")
 }
 
@@ -465,10 +510,8 @@ func (cs *Connections) Remove(ctx context.Context, inst settings.Installation, o
 		if cfg.RefreshTokenSetting != "" {
 			tokens[cfg.RefreshTokenSetting] = nil
 		}
-		if _, err := cs.settings.WithTx(tx).SetFromProvider(ctx, inst, owner, tokens, nil); err != nil {
-			return err
-		}
-		if err := cs.changed(tx, inst.ID, owner, cfg.ID); err != nil {
+		if _, err := cs.settings.WithTx(tx).SetFromProvider(ctx, inst, owner, settings.FromProvider{
+			Changes: tokens, Also: []cache.Change{cs.change(inst.ID, owner, cfg.ID)}}); err != nil {
 			return err
 		}
 		c.Status = NotConnected
@@ -478,14 +521,18 @@ func (cs *Connections) Remove(ctx context.Context, inst settings.Installation, o
 }
 
 // ConfigError returns the installation's configuration error for cfg, if
-// one stands.
+// one stands. It is read on every renewal and rarely exists, so it is
+// cached with the connections.
 func (cs *Connections) ConfigError(ctx context.Context, installationID, configID string) (ConfigError, bool, error) {
-	var e ConfigError
-	err := cs.db.WithContext(ctx).Where("installation_id = ? AND config_id = ?", installationID, configID).Take(&e).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return ConfigError{}, false, nil
-	}
-	return e, err == nil, errs.From(err, "reading a configuration error")
+	got, err := cs.cerrs.Load(configErrorChange(installationID, configID).Key, func() (cachedConfigError, error) {
+		var e ConfigError
+		err := cs.db.WithContext(ctx).Where("installation_id = ? AND config_id = ?", installationID, configID).Take(&e).Error
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return cachedConfigError{}, nil
+		}
+		return cachedConfigError{e: e, found: true}, errs.From(err, "reading a configuration error")
+	})
+	return got.e, got.found, err
 }
 
 // SetConfigError records that the provider refused the installation's
@@ -498,6 +545,9 @@ func (cs *Connections) SetConfigError(ctx context.Context, inst settings.Install
 		var prev ConfigError
 		same := tx.Where("installation_id = ? AND config_id = ?", inst.ID, cfg.ID).Take(&prev).Error == nil && prev.SettingsDigest == digest
 		if err := tx.Save(&e).Error; err != nil {
+			return err
+		}
+		if err := cs.bus.ChangedAll(tx, configErrorChange(inst.ID, cfg.ID)); err != nil {
 			return err
 		}
 		if same {

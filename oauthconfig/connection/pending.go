@@ -134,7 +134,7 @@ func (rf *Refresher) writeLater(key string, p *pendingWrite) {
 				err = nil
 			}
 		} else {
-			_, err = rf.conns.SaveRefreshed(ctx, p.inst, p.userID, &p.cfg, p.tok)
+			_, err = rf.conns.SaveRefreshed(ctx, p.inst, p.userID, &p.cfg, p.tok, nil)
 		}
 		cancel()
 		if err == nil {

@@ -197,10 +197,13 @@ func (rf *Refresher) renewLocked(ctx context.Context, key string, inst settings.
 			return nil
 		}
 		// A configuration error stands until the organization's settings
-		// change: sending the same credentials again cannot help.
-		if ce, ok, err := rf.conns.WithTx(db).ConfigError(ctx, inst.ID, cfg.ID); err != nil {
+		// change: sending the same credentials again cannot help. It is
+		// read from the cache: rare, and the same for every user.
+		ce, hadConfigError, err := rf.conns.ConfigError(ctx, inst.ID, cfg.ID)
+		if err != nil {
 			return err
-		} else if ok && ce.SettingsDigest == r.OrganizationDigest() {
+		}
+		if hadConfigError && ce.SettingsDigest == r.OrganizationDigest() {
 			out, failure = rf.meanwhile(cfg, r, conn, refused, rf.configurationError(cfg, r, ce.Message))
 			return nil
 		}
@@ -221,7 +224,8 @@ func (rf *Refresher) renewLocked(ctx context.Context, key string, inst settings.
 			// be lost. If the database does not take them, they are kept
 			// in memory, served, and written when it is back.
 			rf.supersede(key)
-			problems, err := rf.conns.WithTx(db).SaveRefreshed(ctx, inst, userID, cfg, tok)
+			before := &Before{Conn: conn, Settings: r, ConfigError: hadConfigError}
+			problems, err := rf.conns.WithTx(db).SaveRefreshed(ctx, inst, userID, cfg, tok, before)
 			if err != nil {
 				rf.keep(key, inst, userID, cfg, tok)
 				out, _ = rf.overlay(key, cfg, r, conn)
@@ -238,7 +242,8 @@ func (rf *Refresher) renewLocked(ctx context.Context, key string, inst settings.
 					return err
 				}
 			}
-			out, _, err = rf.read(ctx, db, inst, userID, cfg)
+			// The settings as stored; the connection is not needed.
+			out, err = rf.settings.WithTx(db).Resolve(ctx, inst, userID)
 			return err
 		}
 		out, failure = rf.failed(ctx, db, inst, userID, cfg, r, conn, leftover, refused, err)
