@@ -14,14 +14,12 @@ import (
 	"net/url"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/latchkey/latchkey/app"
 	"github.com/latchkey/latchkey/internal/config"
 	"github.com/latchkey/latchkey/internal/dbtest"
-	"github.com/latchkey/latchkey/internal/oauthtest"
 	"github.com/latchkey/latchkey/internal/secret"
 	"github.com/latchkey/latchkey/settings"
 )
@@ -262,19 +260,20 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 // ordinary route (GET /v1/apps) against its latency when idle: renewals
 // must not hold the database's connections while the provider thinks.
 //
-// The 1,000 clients run in this process, on the same cores as the server
-// and the database. As a control, the same 1,000 clients then call a
-// server that only waits 500 ms, while the ordinary route is measured for
-// as long as the storm took: apps-p99-driver/idle is what the load driver
-// alone costs the ordinary route. Run it with -benchtime=1x, on
-// PostgreSQL with LATCHKEY_TEST_DATABASE_URL.
+// The 1,000 clients, the provider and the ordinary route's timer run in
+// another process (see stormDriverEnv), on the same two cores as the
+// server and the database. As a control, the same 1,000 clients then call
+// a server in that process that only waits 500 ms, while the ordinary
+// route is timed for as long as the storm took: apps-p99-driver/idle is
+// what the load driver alone costs the ordinary route. Run it with
+// -benchtime=1x, on PostgreSQL with LATCHKEY_TEST_DATABASE_URL.
 func BenchmarkRefreshStorm(b *testing.B) {
 	const users = 1000
 	e := newEnvWith(b, nil)
-	fault := oauthtest.NewFaultProvider(b)
+	driver := startStormDriver(b)
 	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	b.Cleanup(api.Close)
-	f := newFlowApp(b, e, map[string]any{"link_url": fault.URL() + "/authorize", "token_url": fault.URL() + "/token"})
+	f := newFlowApp(b, e, map[string]any{"link_url": driver.provider + "/authorize", "token_url": driver.provider + "/token"})
 	e.must(201, "POST", "/v1/apps/acme/apis", e.key, map[string]any{"name": "api", "base_url": api.URL, "config_id": f.configID,
 		"headers": map[string]string{"Authorization": "Bearer <<access_token>>"}})
 	store := settings.NewStore(e.db.DB, e.cipher)
@@ -295,55 +294,8 @@ func BenchmarkRefreshStorm(b *testing.B) {
 		}
 	}
 	e.sqlChanged()
-	answer := oauthtest.TokenJSON(map[string]any{"access_token": "fresh", "refresh_token": "rotated", "expires_in": 3600})
-	answer.Delay = 500 * time.Millisecond
-	fault.Then(answer)
 
-	waiter := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { time.Sleep(answer.Delay) }))
-	b.Cleanup(waiter.Close)
-
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: users}}
-	appsLatency := func(n int, stop <-chan struct{}) []time.Duration {
-		var lat []time.Duration
-		for i := 0; i < n; i++ {
-			select {
-			case <-stop:
-				return lat
-			default:
-			}
-			start := time.Now()
-			if !get(b, client, e.url+"/v1/apps", http.Header{"Authorization": {"Bearer " + e.key}}) {
-				return lat
-			}
-			lat = append(lat, time.Since(start))
-			time.Sleep(5 * time.Millisecond)
-		}
-		return lat
-	}
-	// storm calls url(i) for every user at once and measures the ordinary
-	// route meanwhile, until least has passed if the calls end sooner; it
-	// returns how long the calls took, the ordinary route's latencies and
-	// how many calls failed.
-	storm := func(url func(i int) string, least time.Duration) (time.Duration, []time.Duration, int64) {
-		stop := make(chan struct{})
-		during := make(chan []time.Duration)
-		go func() { during <- appsLatency(1<<30, stop) }()
-		start := time.Now()
-		var wg sync.WaitGroup
-		var failed atomic.Int64
-		for i := range users {
-			wg.Go(func() {
-				if !get(b, client, url(i), http.Header{"Authorization": {"Bearer " + e.key}}) {
-					failed.Add(1)
-				}
-			})
-		}
-		wg.Wait()
-		took := time.Since(start)
-		time.Sleep(least - took)
-		close(stop)
-		return took, <-during, failed.Load()
-	}
+	apps := e.url + "/v1/apps"
 	p99 := func(l []time.Duration) float64 {
 		slices.Sort(l)
 		if len(l) == 0 {
@@ -352,17 +304,16 @@ func BenchmarkRefreshStorm(b *testing.B) {
 		return ms(l[len(l)*99/100])
 	}
 	for b.Loop() {
-		idle := appsLatency(200, nil)
-		took, busy, failed := storm(func(i int) string {
-			return fmt.Sprintf("%s/v1/installations/%s/users/user-%d/apis/api/proxy/x", e.url, f.instID, i)
-		}, 0)
-		_, driver, _ := storm(func(int) string { return waiter.URL }, took)
+		idle := driver.do(b, stormCommand{Op: "idle", Apps: apps, Key: e.key, N: 200}).Latency
+		storm := driver.do(b, stormCommand{Op: "storm", Apps: apps, Key: e.key, N: users,
+			Calls: e.url + "/v1/installations/" + f.instID + "/users/user-%d/apis/api/proxy/x"})
+		control := driver.do(b, stormCommand{Op: "storm", Apps: apps, Key: e.key, N: users, Calls: driver.waiter + "/%d", Least: storm.Took})
 		b.Logf("%d users renewed in %s, %d failed; GET /v1/apps p99 idle %.2f ms, during the storm %.2f ms (%d calls), "+
 			"with the same clients calling a server that only waits %.2f ms (%d calls)",
-			users, took.Round(time.Millisecond), failed, p99(idle), p99(busy), len(busy), p99(driver), len(driver))
-		b.ReportMetric(took.Seconds(), "storm-s")
-		b.ReportMetric(p99(busy)/p99(idle), "apps-p99-busy/idle")
-		b.ReportMetric(p99(driver)/p99(idle), "apps-p99-driver/idle")
-		b.ReportMetric(float64(failed), "failed")
+			users, storm.Took.Round(time.Millisecond), storm.Failed, p99(idle), p99(storm.Latency), len(storm.Latency), p99(control.Latency), len(control.Latency))
+		b.ReportMetric(storm.Took.Seconds(), "storm-s")
+		b.ReportMetric(p99(storm.Latency)/p99(idle), "apps-p99-busy/idle")
+		b.ReportMetric(p99(control.Latency)/p99(idle), "apps-p99-driver/idle")
+		b.ReportMetric(float64(storm.Failed), "failed")
 	}
 }

@@ -15,5 +15,9 @@ func TestMain(m *testing.M) {
 		main() // exits 1 itself when run fails
 		os.Exit(0)
 	}
+	if os.Getenv(stormDriverEnv) == "1" {
+		runStormDriver()
+		os.Exit(0)
+	}
 	os.Exit(m.Run())
 }
