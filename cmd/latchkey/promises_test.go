@@ -479,6 +479,8 @@ func TestDatabaseDiesAfterTheProviderAnswered(t *testing.T) {
 // provider answers a code exchange. The code is spent, so the tokens could
 // never be had again: they are kept in memory, written once the database
 // is back, and the connection works without the user connecting again.
+// The config's step (Instagram's long-lived token), which needs the
+// database, runs once they are written.
 func TestDatabaseDiesDuringTheCodeExchange(t *testing.T) {
 	var relay *dbtest.Relay
 	e := newEnvOn(t, nil, func(d *dbtest.DB) *gorm.DB {
@@ -496,23 +498,33 @@ func TestDatabaseDiesDuringTheCodeExchange(t *testing.T) {
 	fault := oauthtest.NewFaultProvider(t)
 	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(r.Header.Get("Authorization"))) }))
 	t.Cleanup(api.Close)
-	f := newFlowApp(t, e, map[string]any{"link_url": fault.URL() + "/authorize", "token_url": fault.URL() + "/token"})
+	graph := oauthtest.NewFaultProvider(t)
+	f := newFlowApp(t, e, map[string]any{"link_url": fault.URL() + "/authorize", "token_url": fault.URL() + "/token",
+		"steps": []map[string]any{{"name": "long_lived", "url": graph.URL() + "/access_token?grant_type=ig_exchange_token&access_token=<<access_token>>",
+			"access_token_path": "$.access_token", "expires_in_path": "$.expires_in"}}})
 	f.addAPI(t, "api", api.URL)
+	graph.Then(oauthtest.TokenJSON(map[string]any{"access_token": "at-long-lived-1", "expires_in": 5183944}))
 	answer := oauthtest.TokenJSON(map[string]any{"access_token": "at-exchanged-1", "refresh_token": "rt-exchanged-1", "expires_in": 3600})
 	answer.Before = relay.Cut // the database dies while the provider answers
 	if status, page := f.connectWith(t, fault, "user-1", answer); status != 200 {
 		t.Errorf("callback while the database is away: %d %s", status, page)
 	}
+	if n := len(graph.Requests()); n != 0 {
+		t.Errorf("the step ran %d times while the database was away", n)
+	}
 	relay.Restore(t)
 	deadline := time.Now().Add(20 * time.Second)
-	for f.resolve("user-1").Values["refresh_token"] != "rt-exchanged-1" {
+	for v := f.resolve("user-1").Values; v["refresh_token"] != "rt-exchanged-1" || v["access_token"] != "at-long-lived-1"; v = f.resolve("user-1").Values {
 		if time.Now().After(deadline) {
-			t.Fatalf("the exchanged tokens were not written after the database came back; stored: %v", f.resolve("user-1").Values)
+			t.Fatalf("the exchanged tokens, and the step's, were not written after the database came back; stored: access %q, refresh %q", v["access_token"], v["refresh_token"])
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	if got := graph.Requests(); len(got) != 1 || got[0].Query.Get("access_token") != "at-exchanged-1" {
+		t.Errorf("the step's requests: %+v; want one, with the exchanged token", got)
+	}
 	e.sqlChanged()
-	if r := e.proxy(e.url, "GET", "/v1/installations/"+f.instID+"/users/user-1/apis/api/proxy/x", nil, ""); r.status != 200 || r.body != "Bearer at-exchanged-1" {
+	if r := e.proxy(e.url, "GET", "/v1/installations/"+f.instID+"/users/user-1/apis/api/proxy/x", nil, ""); r.status != 200 || r.body != "Bearer at-long-lived-1" {
 		t.Fatalf("a call after the database is back: %d %s", r.status, r.body)
 	}
 	if c := f.connection(t, "user-1"); c["status"] != "connected" {

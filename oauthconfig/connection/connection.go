@@ -110,7 +110,7 @@ type Connections struct {
 	Events EventQueue
 
 	bus   *cache.Bus
-	conns *cache.Cache[cachedConnection] // by installation, owner and config; nil in WithTx
+	conns *cache.Cache[cachedConnection]  // by installation, owner and config; nil in WithTx
 	cerrs *cache.Cache[cachedConfigError] // by installation and config; nil in WithTx
 }
 
@@ -227,6 +227,34 @@ func (cs *Connections) SaveStepped(ctx context.Context, inst settings.Installati
 		return errs.New(errs.Upstream, "a step's answer does not fit the config: %s", strings.Join(problems, "; "))
 	}
 	return err
+}
+
+// StepsDone stores what a connection's steps gave (res) after its tokens
+// were stored (what: "the tokens are stored", say), and records on the
+// connection a step's failure, or an answer that does not fit the
+// settings. It returns that failure, and err if the database failed.
+func (cs *Connections) StepsDone(ctx context.Context, inst settings.Installation, userID string, cfg *oauthconfig.Config, res token.Stepped, stepErr error, what string) (failure, err error) {
+	failure = stepErr
+	if err := cs.SaveStepped(ctx, inst, userID, cfg, res); err != nil {
+		if !errs.Is(err, errs.Upstream) {
+			return nil, err
+		}
+		if failure == nil {
+			failure = err
+		}
+	}
+	if failure == nil {
+		return nil, nil
+	}
+	reason := what + ", but " + errs.MessageOf(failure)
+	var se *token.StepError
+	if errors.As(failure, &se) && se.Step == oauthconfig.IdentityStepName {
+		reason = what + ", but the identity request failed: " + errs.MessageOf(failure)
+	}
+	if err := cs.Fail(ctx, inst, userID, cfg, reason, "", false); err != nil {
+		return nil, err
+	}
+	return failure, nil
 }
 
 // storeKind is what a store writes: an exchange's tokens, a refresh's, or

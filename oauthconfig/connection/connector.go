@@ -1,8 +1,6 @@
 package connection
 
 import (
-	"errors"
-
 	"context"
 
 	"github.com/latchkey/latchkey/internal/errs"
@@ -25,9 +23,10 @@ type Connector struct {
 }
 
 // Keeper keeps a code exchange's tokens that the database did not take,
-// and writes them when it is back (the Refresher does).
+// and writes them when it is back (the Refresher does); then it calls
+// then, which runs what the exchange could not run without the database.
 type Keeper interface {
-	KeepExchanged(inst settings.Installation, userID string, cfg *oauthconfig.Config, tok token.Token)
+	KeepExchanged(inst settings.Installation, userID string, cfg *oauthconfig.Config, tok token.Token, then func(context.Context))
 }
 
 // SetKeeper sets where tokens go that the database does not take.
@@ -58,30 +57,31 @@ func (cn *Connector) Save(ctx context.Context, inst settings.Installation, userI
 		}
 		// The code is spent: these tokens could never be had again. They
 		// are kept and written when the database is back; the steps,
-		// which need it, are not run.
-		cn.keeper.KeepExchanged(inst, userID, cfg, tok)
+		// which need it, run then.
+		cn.keeper.KeepExchanged(inst, userID, cfg, tok, func(ctx context.Context) {
+			cn.steps(ctx, inst, userID, cfg, tok) // recorded on the connection
+		})
 		return nil
 	}
-	steps := cfg.ConnectSteps()
-	if len(steps) == 0 {
-		return saveErr
-	}
-	res, err := cn.runSteps(ctx, inst, userID, cfg, tok, steps)
-	if serr := cn.conns.SaveStepped(ctx, inst, userID, cfg, res); serr != nil && err == nil {
-		err = serr
-	}
-	if err != nil {
-		reason := "the tokens are stored, but " + errs.MessageOf(err)
-		var se *token.StepError
-		if errors.As(err, &se) && se.Step == oauthconfig.IdentityStepName {
-			reason = "the tokens are stored, but the identity request failed: " + errs.MessageOf(err)
-		}
-		if ferr := cn.conns.Fail(ctx, inst, userID, cfg, reason, "", false); ferr != nil {
-			return ferr
-		}
+	if err := cn.steps(ctx, inst, userID, cfg, tok); err != nil {
 		return err
 	}
 	return saveErr
+}
+
+// steps runs the config's steps after a code exchange whose tokens are
+// stored, and stores what they give; see Connections.StepsDone.
+func (cn *Connector) steps(ctx context.Context, inst settings.Installation, userID string, cfg *oauthconfig.Config, tok token.Token) error {
+	steps := cfg.ConnectSteps()
+	if len(steps) == 0 {
+		return nil
+	}
+	res, failure := cn.runSteps(ctx, inst, userID, cfg, tok, steps)
+	failure, err := cn.conns.StepsDone(ctx, inst, userID, cfg, res, failure, "the tokens are stored")
+	if err != nil {
+		return err
+	}
+	return failure
 }
 
 // runSteps runs steps with the installation's settings and tok in place

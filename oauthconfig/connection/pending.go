@@ -23,8 +23,9 @@ type pendingWrite struct {
 	issued  time.Time
 	expires time.Time
 	// exchanged is an answer to a code exchange (a new connection), not
-	// to a renewal.
+	// to a renewal; then, if set, runs once it is stored.
 	exchanged bool
+	then      func(context.Context)
 
 	mu         sync.Mutex // held while a write of this answer is in flight
 	superseded bool       // a newer answer was stored or kept: do not write this one
@@ -32,26 +33,27 @@ type pendingWrite struct {
 
 // KeepExchanged is keep for the answer to a code exchange that the
 // database did not take: the code is spent, so the tokens could never be
-// had again.
-func (rf *Refresher) KeepExchanged(inst settings.Installation, userID string, cfg *oauthconfig.Config, tok token.Token) {
-	rf.keepAnswer(connKey(inst, userID, cfg), inst, userID, cfg, tok, true)
+// had again. then runs once they are written (the config's steps), unless
+// a newer answer superseded them.
+func (rf *Refresher) KeepExchanged(inst settings.Installation, userID string, cfg *oauthconfig.Config, tok token.Token, then func(context.Context)) {
+	rf.keepAnswer(connKey(inst, userID, cfg), inst, userID, cfg, tok, true, then)
 }
 
 // keep holds tok in memory for the connection of key and starts writing it
 // in the background, with backoff, for at most rf.PendingFor; then the
 // token is logged as lost.
 func (rf *Refresher) keep(key string, inst settings.Installation, userID string, cfg *oauthconfig.Config, tok token.Token) {
-	rf.keepAnswer(key, inst, userID, cfg, tok, false)
+	rf.keepAnswer(key, inst, userID, cfg, tok, false, nil)
 }
 
-func (rf *Refresher) keepAnswer(key string, inst settings.Installation, userID string, cfg *oauthconfig.Config, tok token.Token, exchanged bool) {
+func (rf *Refresher) keepAnswer(key string, inst settings.Installation, userID string, cfg *oauthconfig.Config, tok token.Token, exchanged bool, then func(context.Context)) {
 	now := rf.now()
 	lifetime := tok.ExpiresIn
 	if lifetime <= 0 {
 		lifetime = int64(cfg.DefaultExpiresIn)
 	}
 	p := &pendingWrite{inst: inst, userID: userID, cfg: *cfg, tok: tok, issued: now,
-		expires: now.Add(time.Duration(lifetime) * time.Second), exchanged: exchanged}
+		expires: now.Add(time.Duration(lifetime) * time.Second), exchanged: exchanged, then: then}
 	if tok.RefreshToken == "" {
 		// Kept tokens overlay the stored ones; a refresh token the
 		// answer did not renew is the one already stored.
@@ -146,6 +148,11 @@ func (rf *Refresher) writeLater(key string, p *pendingWrite) {
 			}
 			rf.pendingMu.Unlock()
 			log.Info("stored a token kept in memory while the database was away")
+			if p.then != nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+				p.then(ctx)
+				cancel()
+			}
 			return
 		}
 		p.mu.Unlock()

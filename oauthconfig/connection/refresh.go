@@ -469,21 +469,7 @@ func (rf *Refresher) runSteps(ctx, shared context.Context, db *gorm.DB, inst set
 	rf.idle()
 	res, failure := rf.tokens.RunSteps(shared, cfg, steps, vars, tok, token.LogMeta{InstallationID: inst.ID, UserID: cfg.Owner(userID)})
 	rf.busy()
-	if err := rf.conns.WithTx(db).SaveStepped(ctx, inst, userID, cfg, res); err != nil {
-		if !errs.Is(err, errs.Upstream) {
-			return nil, err
-		}
-		if failure == nil {
-			failure = err
-		}
-	}
-	if failure != nil {
-		reason := "the token was renewed, but " + errs.MessageOf(failure)
-		if err := rf.conns.WithTx(db).Fail(ctx, inst, userID, cfg, reason, "", false); err != nil {
-			return nil, err
-		}
-	}
-	return failure, nil
+	return rf.conns.WithTx(db).StepsDone(ctx, inst, userID, cfg, res, failure, "the token was renewed")
 }
 
 // due reports whether the access token must be renewed before a call: it
