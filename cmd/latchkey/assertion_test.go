@@ -8,16 +8,15 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"math/big"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/latchkey/latchkey/internal/oauthtest"
+	"github.com/latchkey/latchkey/internal/testpki"
 )
 
 // verifyJWT checks a compact JWS with key (an RSA or EC public key, or an
@@ -57,15 +56,6 @@ func verifyJWT(t *testing.T, jwt string, key any) (map[string]any, map[string]an
 	return header, claims
 }
 
-func pemKey(t *testing.T, k any) string {
-	t.Helper()
-	der, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
-}
-
 // TestJWTAssertions: the jwt_bearer grant (Google service accounts) and
 // private_key_jwt and client_secret_jwt client authentication send an
 // assertion that verifies with the right key and carries the claims.
@@ -96,7 +86,7 @@ func TestJWTAssertions(t *testing.T) {
 			e.must(201, "POST", "/v1/apps/acme/settings", e.key, map[string]any{"key": "ec_key", "secret": true})
 			e.must(201, "POST", "/v1/apps/acme/settings", e.key, map[string]any{"key": "service_token", "secret": true})
 			e.must(200, "PATCH", "/v1/installations/"+f.instID+"/settings", e.key, map[string]any{"values": map[string]any{
-				"signing_key": pemKey(t, rsaKey), "ec_key": pemKey(t, ecKey)}})
+				"signing_key": testpki.PEMKey(t, rsaKey), "ec_key": testpki.PEMKey(t, ecKey)}})
 			body := map[string]any{"name": "svc", "token_url": fault.URL() + "/token", "access_token_setting": "service_token"}
 			for k, v := range tt.cfg {
 				body[k] = v

@@ -2,87 +2,37 @@ package main
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"io"
 	"log"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/latchkey/latchkey/internal/config"
 	"github.com/latchkey/latchkey/internal/oauthtest"
+	"github.com/latchkey/latchkey/internal/testpki"
 )
 
-// mtlsPKI issues client certificates for the tests, made when they run.
-type mtlsPKI struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pool *x509.CertPool
-}
-
-func newMTLSPKI(t *testing.T) *mtlsPKI {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Test Issuing CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tpl, tpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &mtlsPKI{cert: cert, key: key, pool: pool}
-}
-
-// clientCert is a client certificate and its key as an installer pastes
-// them, with the thumbprint a provider knows it by.
-type clientCert struct {
-	chain, key, thumbprint string
-}
-
-func (p *mtlsPKI) issue(t *testing.T, cn string) clientCert {
-	t.Helper()
-	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn, Organization: []string{"Acme"}},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tpl, p.cert, &k.PublicKey, p.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(der)
-	return clientCert{
-		chain:      string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
-		key:        pemKey(t, k),
-		thumbprint: hex.EncodeToString(sum[:]),
-	}
+// issue returns a client certificate of pki for cn, as an installer
+// pastes it, with the thumbprint a provider knows it by.
+func issue(t *testing.T, pki *testpki.CA, cn string) testpki.Certificate {
+	return pki.Issue(t, pkix.Name{CommonName: cn, Organization: []string{"Acme"}})
 }
 
 // secretLines are the base64 lines of the PEM texts, which must never
 // appear in an answer, a log line or a stored row.
-func (c clientCert) secretLines() []string {
+func secretLines(c testpki.Certificate) []string {
 	var out []string
-	for _, text := range []string{c.chain, c.key} {
+	for _, text := range []string{c.Chain, c.Key} {
 		for _, line := range strings.Split(text, "\n") {
 			if line != "" && !strings.HasPrefix(line, "-----") {
 				out = append(out, line)
@@ -116,11 +66,11 @@ type frontRequest struct {
 	basic            bool
 }
 
-func newMTLSFront(t *testing.T, pki *mtlsPKI) *mtlsFront {
+func newMTLSFront(t *testing.T, pki *testpki.CA) *mtlsFront {
 	t.Helper()
 	f := &mtlsFront{secret: testClientSecret, clients: map[string]string{}, bound: map[string]string{}}
 	f.Server = httptest.NewUnstartedServer(http.HandlerFunc(f.serve))
-	f.TLS = &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pki.pool}
+	f.TLS = &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pki.Pool}
 	f.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are expected
 	f.StartTLS()
 	t.Cleanup(f.Close)
@@ -135,10 +85,10 @@ func (f *mtlsFront) roots(c *config.Config) {
 	c.OutboundRootCAs = pool
 }
 
-func (f *mtlsFront) allow(cert clientCert, clientID string) {
+func (f *mtlsFront) allow(cert testpki.Certificate, clientID string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.clients[cert.thumbprint] = clientID
+	f.clients[cert.Thumbprint] = clientID
 }
 
 func (f *mtlsFront) requests() []frontRequest {
@@ -221,19 +171,19 @@ func certSettings(e *env) {
 	e.must(201, "POST", "/v1/apps/acme/settings", e.key, map[string]any{"key": "client_key", "secret": true, "type": "private_key"})
 }
 
-func (f *flowApp) useCert(t *testing.T, c clientCert) {
+func (f *flowApp) useCert(t *testing.T, c testpki.Certificate) {
 	t.Helper()
 	f.e.must(200, "PATCH", "/v1/installations/"+f.instID+"/settings", f.e.key,
-		map[string]any{"values": map[string]any{"client_cert": c.chain, "client_key": c.key}})
+		map[string]any{"values": map[string]any{"client_cert": c.Chain, "client_key": c.Key}})
 }
 
 // noPEM fails the test if a PEM text's body appears in what the server
 // said, logged or stored.
-func noPEM(t *testing.T, e *env, certs ...clientCert) {
+func noPEM(t *testing.T, e *env, certs ...testpki.Certificate) {
 	t.Helper()
 	out := e.output() + e.storedText(t)
 	for _, c := range certs {
-		for _, line := range c.secretLines() {
+		for _, line := range secretLines(c) {
 			if strings.Contains(out, line) {
 				t.Fatalf("a line of a PEM text appears in an answer, a log line or a stored row: %q", line)
 			}
@@ -247,8 +197,8 @@ func noPEM(t *testing.T, e *env, certs ...clientCert) {
 // certificate, or one the provider does not trust, is a configuration
 // error that keeps the token; the right one works again.
 func TestMTLSClientCredentials(t *testing.T) {
-	pki := newMTLSPKI(t)
-	good, other, stray := pki.issue(t, "acme-org-1"), pki.issue(t, "acme-org-2"), newMTLSPKI(t).issue(t, "stray")
+	pki := testpki.NewCA(t)
+	good, other, stray := issue(t, pki, "acme-org-1"), issue(t, pki, "acme-org-2"), issue(t, testpki.NewCA(t), "stray")
 	front := newMTLSFront(t, pki)
 	front.allow(good, testClientID)
 	e := newEnvWith(t, front.roots)
@@ -271,12 +221,12 @@ func TestMTLSClientCredentials(t *testing.T) {
 	// refused when it is stored, naming the setting, without quoting
 	// either text; so is a key where the certificate goes.
 	wantFields(t, e.must(422, "PATCH", "/v1/installations/"+f.instID+"/settings", e.key,
-		map[string]any{"values": map[string]any{"client_cert": good.chain, "client_key": other.key}}), "values.client_key")
+		map[string]any{"values": map[string]any{"client_cert": good.Chain, "client_key": other.Key}}), "values.client_key")
 	wantFields(t, e.must(422, "PATCH", "/v1/installations/"+f.instID+"/settings", e.key,
-		map[string]any{"values": map[string]any{"client_cert": good.key}}), "values.client_cert")
+		map[string]any{"values": map[string]any{"client_cert": good.Key}}), "values.client_cert")
 	f.useCert(t, good)
 	wantFields(t, e.must(422, "PATCH", "/v1/installations/"+f.instID+"/settings", e.key,
-		map[string]any{"values": map[string]any{"client_key": other.key}}), "values.client_key")
+		map[string]any{"values": map[string]any{"client_key": other.Key}}), "values.client_key")
 	cfgID := cc["id"].(string)
 	e.must(201, "POST", "/v1/apps/acme/apis", e.key, map[string]any{
 		"name": "hr", "base_url": front.URL, "config_id": cfgID,
@@ -294,8 +244,8 @@ func TestMTLSClientCredentials(t *testing.T) {
 		t.Fatalf("the provider saw %+v, want the token request with Basic, then the call", seen)
 	}
 	for _, r := range seen {
-		if r.thumbprint != good.thumbprint {
-			t.Errorf("%s came with certificate %s, want %s", r.path, r.thumbprint, good.thumbprint)
+		if r.thumbprint != good.Thumbprint {
+			t.Errorf("%s came with certificate %s, want %s", r.path, r.thumbprint, good.Thumbprint)
 		}
 	}
 
@@ -303,7 +253,7 @@ func TestMTLSClientCredentials(t *testing.T) {
 	// sees it.
 	ex := e.must(200, "POST", "/v1/apps/acme/oauth-configs/"+cfgID+"/explain", e.key, map[string]any{"installation_id": f.instID})
 	cert, _ := ex["client_certificate"].(map[string]any)
-	if cert["certificate_setting"] != "client_cert" || cert["key_setting"] != "client_key" || cert["sha256"] != good.thumbprint ||
+	if cert["certificate_setting"] != "client_cert" || cert["key_setting"] != "client_key" || cert["sha256"] != good.Thumbprint ||
 		!strings.Contains(cert["subject"].(string), "CN=acme-org-1") {
 		t.Errorf("explained certificate = %v", cert)
 	}
@@ -315,7 +265,7 @@ func TestMTLSClientCredentials(t *testing.T) {
 	// kept, and calls answer 409 until the settings change.
 	token := f.resolve("").Values["app_token"]
 	path := "/v1/installations/" + f.instID + "/oauth-configs/" + cfgID + "/token"
-	for _, wrong := range []clientCert{other, stray} {
+	for _, wrong := range []testpki.Certificate{other, stray} {
 		f.useCert(t, wrong)
 		r := e.call("POST", path, e.key, map[string]any{})
 		if r.status != http.StatusConflict || r.json(t)["code"] != "configuration_error" {
@@ -355,8 +305,8 @@ func TestMTLSClientCredentials(t *testing.T) {
 // refresh and the calls present the same certificate, to which the
 // provider binds its tokens.
 func TestMTLSAuthorizationCode(t *testing.T) {
-	pki := newMTLSPKI(t)
-	good, other, stray := pki.issue(t, "acme-org-1"), pki.issue(t, "acme-org-2"), newMTLSPKI(t).issue(t, "stray")
+	pki := testpki.NewCA(t)
+	good, other, stray := issue(t, pki, "acme-org-1"), issue(t, pki, "acme-org-2"), issue(t, testpki.NewCA(t), "stray")
 	front := newMTLSFront(t, pki)
 	front.allow(good, testClientID)
 	e := newEnvWith(t, front.roots)
@@ -396,14 +346,14 @@ func TestMTLSAuthorizationCode(t *testing.T) {
 	}
 	var exchange *frontRequest
 	for _, req := range front.requests() {
-		if req.path == oauthtest.TokenPath && req.thumbprint == good.thumbprint {
+		if req.path == oauthtest.TokenPath && req.thumbprint == good.Thumbprint {
 			exchange = &req
 		}
 	}
 	if exchange == nil || exchange.basic || exchange.form.Get("client_secret") != "" || exchange.form.Get("client_id") != testClientID {
 		t.Fatalf("the exchange: %+v; want client_id in the body and no secret", exchange)
 	}
-	if got := front.requests(); got[len(got)-1].path != oauthtest.MePath || got[len(got)-1].thumbprint != good.thumbprint {
+	if got := front.requests(); got[len(got)-1].path != oauthtest.MePath || got[len(got)-1].thumbprint != good.Thumbprint {
 		t.Errorf("the identity request: %+v", got[len(got)-1])
 	}
 	call := func() proxied {
@@ -491,8 +441,8 @@ func TestMTLSInstallPage(t *testing.T) {
 	e.must(201, "POST", "/v1/apps/acme/settings", e.key, map[string]any{"key": "client_cert", "label": "Client certificate", "secret": true, "type": "certificate", "required": true})
 	e.must(201, "POST", "/v1/apps/acme/settings", e.key, map[string]any{"key": "client_key", "label": "Private key", "secret": true, "type": "private_key", "required": true})
 	e.must(200, "PATCH", "/v1/apps/acme/oauth-configs/"+a.configID, e.key, map[string]any{"client_cert_setting": "client_cert", "client_key_setting": "client_key"})
-	pki := newMTLSPKI(t)
-	good, other := pki.issue(t, "acme-org-1"), pki.issue(t, "acme-org-2")
+	pki := testpki.NewCA(t)
+	good, other := issue(t, pki, "acme-org-1"), issue(t, pki, "acme-org-2")
 
 	link := a.installLink("org-42", "")
 	b := newPage(e)
@@ -504,12 +454,12 @@ func TestMTLSInstallPage(t *testing.T) {
 		}
 	}
 	form := url.Values{"_csrf": {csrf(t, r)}, "client_id": {testClientID}, "client_secret": {testClientSecret},
-		"client_cert": {good.chain}, "client_key": {other.key}}
+		"client_cert": {good.Chain}, "client_key": {other.Key}}
 	r = b.post(link, form)
 	if r.status != 422 || !strings.Contains(unescaped(r), `id="f-client_key-error"`) || !strings.Contains(unescaped(r), "does not belong to the certificate") {
 		t.Fatalf("a key of another certificate: %d\n%s", r.status, r.body)
 	}
-	form.Set("client_key", good.key)
+	form.Set("client_key", good.Key)
 	if r = b.post(link, form); r.status != 200 {
 		t.Fatalf("install: %d\n%s", r.status, r.body)
 	}

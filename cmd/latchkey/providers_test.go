@@ -3,13 +3,12 @@ package main
 import (
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/latchkey/latchkey/internal/testpki"
 )
 
 // provider is a real provider's documented shape, as an app developer
@@ -222,14 +221,8 @@ func TestProviderCatalogue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	signingKey := string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: mustPKCS8(t, key)}))
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "platform.example"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certificate := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	signingKey := testpki.PEMKey(t, key)
+	certificate := testpki.SelfSigned(t, key, pkix.Name{CommonName: "platform.example"}, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour)).Chain
 	for _, p := range providerCatalogue(signingKey, certificate) {
 		t.Run(p.name, func(t *testing.T) {
 			e := newEnv(t)
@@ -287,13 +280,4 @@ func TestProviderCatalogue(t *testing.T) {
 			}
 		})
 	}
-}
-
-func mustPKCS8(t *testing.T, key *rsa.PrivateKey) []byte {
-	t.Helper()
-	b, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }

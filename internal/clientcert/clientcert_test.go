@@ -10,10 +10,11 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"math/big"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/latchkey/latchkey/internal/testpki"
 )
 
 var now = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
@@ -21,25 +22,7 @@ var now = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 // selfSigned makes a certificate for key, valid from notBefore for a year.
 func selfSigned(t *testing.T, key crypto.Signer, notBefore time.Time) string {
 	t.Helper()
-	tpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "latchkey-test"},
-		NotBefore: notBefore, NotAfter: notBefore.Add(365 * 24 * time.Hour),
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tpl, tpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
-}
-
-func pkcs8(t *testing.T, key crypto.Signer) string {
-	t.Helper()
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+	return testpki.SelfSigned(t, key, pkix.Name{CommonName: "latchkey-test"}, notBefore, notBefore.Add(365*24*time.Hour)).Chain
 }
 
 func TestPair(t *testing.T) {
@@ -57,22 +40,22 @@ func TestPair(t *testing.T) {
 		name, chain, key string
 		want             string // "" for success, else a part of the error
 	}{
-		{"RSA, PKCS#8", rsaCert, pkcs8(t, rsaKey), ""},
+		{"RSA, PKCS#8", rsaCert, testpki.PEMKey(t, rsaKey), ""},
 		{"RSA, PKCS#1", rsaCert, pkcs1, ""},
 		{"EC, SEC 1 with parameters", ecCert, sec1, ""},
-		{"Ed25519", edCert, pkcs8(t, edKey), ""},
-		{"Bag Attributes around the chain", "Bag Attributes\n    friendlyName: x\n" + rsaCert + ecCert, pkcs8(t, rsaKey), ""},
-		{"another key", rsaCert, pkcs8(t, ecKey), "does not belong to the certificate"},
-		{"switched", pkcs8(t, rsaKey), rsaCert, "the certificate chain holds a private key"},
+		{"Ed25519", edCert, testpki.PEMKey(t, edKey), ""},
+		{"Bag Attributes around the chain", "Bag Attributes\n    friendlyName: x\n" + rsaCert + ecCert, testpki.PEMKey(t, rsaKey), ""},
+		{"another key", rsaCert, testpki.PEMKey(t, ecKey), "does not belong to the certificate"},
+		{"switched", testpki.PEMKey(t, rsaKey), rsaCert, "the certificate chain holds a private key"},
 		{"key in a certificate", rsaCert, rsaCert, "the private key's text holds a certificate"},
-		{"not PEM", "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA", pkcs8(t, rsaKey), "is not a PEM certificate"},
+		{"not PEM", "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA", testpki.PEMKey(t, rsaKey), "is not a PEM certificate"},
 		{"no key", rsaCert, "", "is not a PEM private key"},
 		{"encrypted", rsaCert, "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n", "encrypted"},
-		{"two keys", rsaCert, pkcs8(t, rsaKey) + pkcs8(t, rsaKey), "more than one"},
-		{"expired", selfSigned(t, rsaKey, now.Add(-400*24*time.Hour)), pkcs8(t, rsaKey), "expired on"},
-		{"not yet valid", selfSigned(t, rsaKey, now.Add(time.Hour)), pkcs8(t, rsaKey), "not valid before"},
-		{"broken certificate", "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", pkcs8(t, rsaKey), "cannot be read"},
-		{"other block", "-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----\n", pkcs8(t, rsaKey), "not a CERTIFICATE"},
+		{"two keys", rsaCert, testpki.PEMKey(t, rsaKey) + testpki.PEMKey(t, rsaKey), "more than one"},
+		{"expired", selfSigned(t, rsaKey, now.Add(-400*24*time.Hour)), testpki.PEMKey(t, rsaKey), "expired on"},
+		{"not yet valid", selfSigned(t, rsaKey, now.Add(time.Hour)), testpki.PEMKey(t, rsaKey), "not valid before"},
+		{"broken certificate", "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", testpki.PEMKey(t, rsaKey), "cannot be read"},
+		{"other block", "-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----\n", testpki.PEMKey(t, rsaKey), "not a CERTIFICATE"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := Pair(tt.chain, tt.key, now)

@@ -1,17 +1,12 @@
 package outbound
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"io"
 	"log"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -19,49 +14,14 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/latchkey/latchkey/internal/testpki"
 )
 
-// testCA issues client certificates for the tests.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pool *x509.CertPool
-}
-
-func newTestCA(t *testing.T) *testCA {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tpl, tpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &testCA{cert: cert, key: key, pool: pool}
-}
-
-// issue returns a client certificate for cn and its key, as PEM.
-func (ca *testCA) issue(t *testing.T, cn string) (chain, key string) {
-	t.Helper()
-	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tpl, ca.cert, &k.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kd, _ := x509.MarshalPKCS8PrivateKey(k)
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
-		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd}))
+// issue returns a client certificate of ca for cn and its key, as PEM.
+func issue(t *testing.T, ca *testpki.CA, cn string) (chain, key string) {
+	c := ca.Issue(t, pkix.Name{CommonName: cn})
+	return c.Chain, c.Key
 }
 
 // mtlsServer requires a client certificate of ca, answers its common
@@ -72,7 +32,7 @@ type mtlsServer struct {
 	conns map[string]map[string]bool // remote address -> common names
 }
 
-func newMTLSServer(t *testing.T, ca *testCA, h2 bool, h http.HandlerFunc) *mtlsServer {
+func newMTLSServer(t *testing.T, ca *testpki.CA, h2 bool, h http.HandlerFunc) *mtlsServer {
 	t.Helper()
 	s := &mtlsServer{conns: map[string]map[string]bool{}}
 	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -91,7 +51,7 @@ func newMTLSServer(t *testing.T, ca *testCA, h2 bool, h http.HandlerFunc) *mtlsS
 	}))
 	s.EnableHTTP2 = h2
 	s.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are expected
-	s.TLS = &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: ca.pool}
+	s.TLS = &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: ca.Pool}
 	s.StartTLS()
 	t.Cleanup(s.Close)
 	return s
@@ -124,10 +84,10 @@ func body(t *testing.T, c *Client, resp *http.Response, err error) string {
 }
 
 func TestCertificatePresented(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testpki.NewCA(t)
 	srv := newMTLSServer(t, ca, false, nil)
 	c := mtlsClient(srv, Options{})
-	chain, key := ca.issue(t, "org-a")
+	chain, key := issue(t, ca, "org-a")
 	ac, err := c.WithCertificate(chain, key)
 	if err != nil {
 		t.Fatal(err)
@@ -146,7 +106,7 @@ func TestCertificatePresented(t *testing.T) {
 	if err == nil || !CertificateRefused(err) {
 		t.Errorf("without a certificate: got %v, want a refusal CertificateRefused reports", err)
 	}
-	strayChain, strayKey := newTestCA(t).issue(t, "stray")
+	strayChain, strayKey := issue(t, testpki.NewCA(t), "stray")
 	sc, err := c.WithCertificate(strayChain, strayKey)
 	if err != nil {
 		t.Fatal(err)
@@ -160,7 +120,7 @@ func TestCertificatePresented(t *testing.T) {
 	}
 
 	// A key that is not the certificate's never makes a client.
-	_, otherKey := ca.issue(t, "org-b")
+	_, otherKey := issue(t, ca, "org-b")
 	_, err = c.WithCertificate(chain, otherKey)
 	var ce *CertificateError
 	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "does not belong") {
@@ -178,12 +138,12 @@ func TestCertificatePresented(t *testing.T) {
 func TestCertificatesNeverShareConnections(t *testing.T) {
 	for _, h2 := range []bool{false, true} {
 		t.Run(map[bool]string{false: "HTTP/1.1", true: "HTTP/2"}[h2], func(t *testing.T) {
-			ca := newTestCA(t)
+			ca := testpki.NewCA(t)
 			srv := newMTLSServer(t, ca, h2, nil)
 			c := mtlsClient(srv, Options{MaxIdleConnsPerHost: 4})
 			var clients []*Client
 			for _, cn := range []string{"org-a", "org-b"} {
-				chain, key := ca.issue(t, cn)
+				chain, key := issue(t, ca, cn)
 				cc, err := c.WithCertificate(chain, key)
 				if err != nil {
 					t.Fatal(err)
@@ -248,8 +208,8 @@ func TestCertificatesNeverShareConnections(t *testing.T) {
 // TestCertificateClientKeepsOptions: a client with a certificate is
 // guarded like its parent, with the same cap, redirect policy and Observe.
 func TestCertificateClientKeepsOptions(t *testing.T) {
-	ca := newTestCA(t)
-	chain, key := ca.issue(t, "org-a")
+	ca := testpki.NewCA(t)
+	chain, key := issue(t, ca, "org-a")
 
 	// The guard still refuses: no allow-list here.
 	blocked, err := newTest(Options{}).WithCertificate(chain, key)
@@ -300,14 +260,14 @@ func TestCertificateClientKeepsOptions(t *testing.T) {
 // least recently used beyond the bound, are dropped; a kept client whose
 // certificate has expired is refused.
 func TestCertificateClientsDropped(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testpki.NewCA(t)
 	c := newTest(Options{})
 	now := time.Now()
 	c.certs.now = func() time.Time { return now }
 	c.certs.max = 2
 	var texts [][2]string
 	for _, cn := range []string{"a", "b", "c"} {
-		chain, key := ca.issue(t, cn)
+		chain, key := issue(t, ca, cn)
 		texts = append(texts, [2]string{chain, key})
 		if _, err := c.WithCertificate(chain, key); err != nil {
 			t.Fatal(err)
@@ -324,7 +284,7 @@ func TestCertificateClientsDropped(t *testing.T) {
 	if got := c.certs.len(); got != 1 {
 		t.Errorf("%d clients kept after %s unused, want 1", got, certIdle)
 	}
-	now = now.Add(2 * time.Hour) // past the certificates' NotAfter
+	now = now.Add(25 * time.Hour) // past the certificates' NotAfter (a day)
 	_, err := c.WithCertificate(texts[2][0], texts[2][1])
 	var ce *CertificateError
 	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "expired") {

@@ -1,35 +1,22 @@
 package token
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/latchkey/latchkey/internal/errs"
 	"github.com/latchkey/latchkey/internal/outbound"
+	"github.com/latchkey/latchkey/internal/testpki"
 )
 
 // selfSigned returns a PEM certificate valid from notBefore for a day,
 // and its PEM key.
 func selfSigned(t *testing.T, notBefore time.Time) (chain, key string) {
 	t.Helper()
-	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "acme"},
-		NotBefore: notBefore, NotAfter: notBefore.Add(24 * time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tpl, tpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kd, _ := x509.MarshalPKCS8PrivateKey(k)
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
-		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd}))
+	c := testpki.SelfSigned(t, testpki.NewKey(t), pkix.Name{CommonName: "acme"}, notBefore, notBefore.Add(24*time.Hour))
+	return c.Chain, c.Key
 }
 
 // TestWithCertificate: a config's client certificate that cannot be used
