@@ -22,6 +22,39 @@ type Store struct {
 
 	bus     *cache.Bus
 	configs *cache.Cache[Config] // by id; shared values, not to be modified
+
+	pairs PairChecker // see UsePairChecker; nil: none checked
+}
+
+// PairChecker checks a client certificate and key that the app developer
+// fixed (see settings.Store.CheckFixedPair); settings.Store is one.
+type PairChecker interface {
+	CheckFixedPair(defs []settings.Definition, p settings.KeyPair) (setting, problem string, err error)
+}
+
+var _ PairChecker = (*settings.Store)(nil)
+
+// UsePairChecker makes s check, when a config is saved, a client
+// certificate and key whose values the developer fixed: they are the same
+// for every installation, so they can be checked once, now.
+func (s *Store) UsePairChecker(p PairChecker) { s.pairs = p }
+
+// checkFixedPair returns an errs.Invalid naming client_cert_setting or
+// client_key_setting, whichever holds the fault, when both are fixed by
+// the developer and are not a usable pair (see PairChecker).
+func (s *Store) checkFixedPair(c *Config, defs []settings.Definition) error {
+	if s.pairs == nil || c.ClientCertSetting == "" || c.ClientKeySetting == "" {
+		return nil
+	}
+	setting, problem, err := s.pairs.CheckFixedPair(defs, settings.KeyPair{Certificate: c.ClientCertSetting, Key: c.ClientKeySetting, Config: c.Name})
+	if err != nil || problem == "" {
+		return err
+	}
+	field := "client_key_setting"
+	if setting == c.ClientCertSetting {
+		field = "client_cert_setting"
+	}
+	return errs.Fields{{Field: field, Message: problem}}.Err()
 }
 
 // UseCache makes s keep configs in memory, invalidated through bus on
@@ -37,10 +70,15 @@ func NewStore(db *gorm.DB) *Store {
 }
 
 // Create fills defaults, validates c against the app's setting definitions
-// and stores it. A name the app already uses is errs.Conflict.
+// (and a client certificate and key the developer fixed, see
+// UsePairChecker) and stores it. A name the app already uses is
+// errs.Conflict.
 func (s *Store) Create(ctx context.Context, c *Config, defs []settings.Definition) error {
 	c.ApplyDefaults()
 	if err := c.Validate(defs); err != nil {
+		return err
+	}
+	if err := s.checkFixedPair(c, defs); err != nil {
 		return err
 	}
 	c.ID = database.NewID()
@@ -58,11 +96,14 @@ func nameTaken(name string) error {
 		Fields: []errs.FieldError{{Field: "name", Message: "is taken: " + name}}}
 }
 
-// Update validates and stores a changed config; fields left empty get
-// their defaults again.
+// Update validates and stores a changed config, as Create does; fields
+// left empty get their defaults again.
 func (s *Store) Update(ctx context.Context, c *Config, defs []settings.Definition) error {
 	c.ApplyDefaults()
 	if err := c.Validate(defs); err != nil {
+		return err
+	}
+	if err := s.checkFixedPair(c, defs); err != nil {
 		return err
 	}
 	c.UpdatedAt = s.now()
@@ -110,15 +151,15 @@ func (s *Store) List(ctx context.Context, appID string) ([]Config, error) {
 // KeyPairs returns the client certificate and key settings that the app's
 // configs pair, read through tx (see settings.KeyPairs).
 func (s *Store) KeyPairs(ctx context.Context, tx *gorm.DB, appID string) ([]settings.KeyPair, error) {
-	var rows []struct{ ClientCertSetting, ClientKeySetting string }
-	err := tx.WithContext(ctx).Model(&Config{}).Select("client_cert_setting, client_key_setting").
+	var rows []struct{ Name, ClientCertSetting, ClientKeySetting string }
+	err := tx.WithContext(ctx).Model(&Config{}).Select("name, client_cert_setting, client_key_setting").
 		Where("app_id = ? AND client_cert_setting <> ''", appID).Scan(&rows).Error
 	if err != nil {
 		return nil, errs.From(err, "reading OAuth configs")
 	}
 	out := make([]settings.KeyPair, 0, len(rows))
 	for _, r := range rows {
-		out = append(out, settings.KeyPair{Certificate: r.ClientCertSetting, Key: r.ClientKeySetting})
+		out = append(out, settings.KeyPair{Certificate: r.ClientCertSetting, Key: r.ClientKeySetting, Config: r.Name})
 	}
 	return out, nil
 }

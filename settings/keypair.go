@@ -3,6 +3,8 @@ package settings
 import (
 	"context"
 	"fmt"
+	"slices"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -16,6 +18,7 @@ import (
 type KeyPair struct {
 	Certificate string
 	Key         string
+	Config      string // the name of the config that pairs them
 }
 
 // KeyPairs finds the pairs of an app's settings; oauthconfig.Store is
@@ -113,4 +116,76 @@ func pairMessage(p KeyPair, err error, both bool) string {
 		msg += "; to replace both, send them in one request"
 	}
 	return msg
+}
+
+// CheckFixedPair checks a pair whose two halves are both fixed by the app
+// developer (read_only or hidden, see Visibility), among the app's
+// definitions defs: one text for every installation, so a certificate
+// that does not parse, has expired or is not the key's is refused when the
+// developer saves it rather than failing every handshake later. It
+// returns the setting at fault (the certificate when it is unusable on its
+// own, else the key) and why, never quoting either text; "" when the pair
+// is fine, a half is not fixed or has no value. err is a value that does
+// not decrypt.
+func (s *Store) CheckFixedPair(defs []Definition, p KeyPair) (setting, problem string, err error) {
+	var chain, key string
+	for _, half := range []struct {
+		name string
+		text *string
+	}{{p.Certificate, &chain}, {p.Key, &key}} {
+		i := slices.IndexFunc(defs, func(d Definition) bool { return d.Key == half.name })
+		if i < 0 || !defs[i].Fixed() {
+			return "", "", nil
+		}
+		v, ok, err := s.fixedValue(defs[i])
+		if err != nil || !ok {
+			return "", "", err
+		}
+		*half.text = v
+	}
+	setting, problem = pairProblem(p, chain, key, s.now())
+	return setting, problem, nil
+}
+
+// pairProblem returns which of p's settings is at fault and why, when the
+// chain and key do not make a usable pair at now, or "".
+func pairProblem(p KeyPair, chain, key string, now time.Time) (setting, problem string) {
+	_, err := clientcert.Pair(chain, key, now)
+	if err == nil {
+		return "", ""
+	}
+	setting = p.Key
+	if _, err := clientcert.ParseChain(chain, now); err != nil {
+		setting = p.Certificate
+	}
+	return setting, fmt.Sprintf("%v: setting %q holds the certificate and %q its private key, both fixed by the app developer", err, p.Certificate, p.Key)
+}
+
+// checkFixedPairs checks d, whose developer value is new, against the
+// other half of each pair it is in that the developer fixed too (see
+// CheckFixedPair); defs are the app's definitions with d as it will be
+// stored. A problem is errs.Invalid naming default. s works in the
+// transaction that stores d.
+func (s *Store) checkFixedPairs(ctx context.Context, defs []Definition, d Definition) error {
+	if s.pairs == nil || !d.Fixed() || (d.Type != Certificate && d.Type != PrivateKey) {
+		return nil
+	}
+	pairs, err := s.pairs.KeyPairs(ctx, s.db, d.AppID)
+	if err != nil {
+		return err
+	}
+	var fs errs.Fields
+	for _, p := range pairs {
+		if p.Certificate != d.Key && p.Key != d.Key {
+			continue
+		}
+		_, problem, err := s.CheckFixedPair(defs, p)
+		if err != nil {
+			return err
+		}
+		if problem != "" {
+			fs.Add("default", "%s, paired by OAuth config %q; to replace both, add two new settings with the new pair and point the config's client_cert_setting and client_key_setting at them", problem, p.Config)
+		}
+	}
+	return fs.Err()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"gorm.io/gorm"
@@ -30,7 +31,8 @@ type Store struct {
 	insts *cache.Cache[Installation]      // by id
 	vals  *cache.Cache[map[string]string] // decrypted values by installation, or installation and user
 
-	pairs KeyPairs // see UseKeyPairs; nil: none checked
+	pairs KeyPairs   // see UseKeyPairs; nil: none checked
+	refs  References // see UseReferences; nil: none checked
 }
 
 // UseCache makes s keep definitions, installations and values (decrypted,
@@ -54,7 +56,7 @@ func NewStore(db *gorm.DB, c *secret.Cipher) *Store {
 func (s *Store) WithTx(tx *gorm.DB) *Store { return s.with(tx) }
 
 func (s *Store) with(tx *gorm.DB) *Store {
-	return &Store{db: tx, cipher: s.cipher, now: s.now, bus: s.bus, pairs: s.pairs}
+	return &Store{db: tx, cipher: s.cipher, now: s.now, bus: s.bus, pairs: s.pairs, refs: s.refs}
 }
 
 // Definitions returns an app's definitions in prompt order; level "" means
@@ -162,6 +164,13 @@ type DefinitionUpdate struct {
 // value of a hidden secret setting is never turned into a shown default:
 // making such a setting non-secret or read_only needs a new default in u,
 // and making it editable drops it (an editable secret has no default).
+//
+// A change that an OAuth config's or an API's validation would refuse
+// (say, a url setting that starts a token_url made a string, or a token
+// setting made hidden) is errs.Conflict naming them (see UseReferences). A
+// new developer value of a certificate or private key paired with another
+// fixed one is checked against it (see checkFixedPairs): errs.Invalid
+// naming default.
 func (s *Store) UpdateDefinition(ctx context.Context, appID, key string, u DefinitionUpdate) (Definition, error) {
 	var d Definition
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -169,6 +178,7 @@ func (s *Store) UpdateDefinition(ctx context.Context, appID, key string, u Defin
 		if d, err = s.with(tx).Definition(ctx, appID, key); err != nil {
 			return err
 		}
+		wasFixed := d.Fixed()
 		if u.Visibility != nil && !d.Fixed() && (*u.Visibility == ReadOnly || *u.Visibility == Hidden) {
 			if err := s.with(tx).dropValues(d, *u.Visibility, u.DeleteValues); err != nil {
 				return err
@@ -217,6 +227,26 @@ func (s *Store) UpdateDefinition(ctx context.Context, appID, key string, u Defin
 		if err := d.Validate(); err != nil {
 			return err
 		}
+		before, err := s.with(tx).Definitions(ctx, appID, "")
+		if err != nil {
+			return err
+		}
+		after := slices.Clone(before)
+		for i := range after {
+			if after[i].ID == d.ID {
+				after[i] = d
+			}
+		}
+		if err := s.with(tx).checkReferences(ctx, appID, key, before, after, false); err != nil {
+			return err
+		}
+		if u.Default != nil || !wasFixed {
+			// A new developer value of a certificate or key: checked
+			// against the other half now, not at every handshake.
+			if err := s.with(tx).checkFixedPairs(ctx, after, d); err != nil {
+				return err
+			}
+		}
 		if err := s.sealFixed(&d); err != nil {
 			return err
 		}
@@ -232,13 +262,23 @@ func (s *Store) UpdateDefinition(ctx context.Context, appID, key string, u Defin
 	return d, errs.From(err, "updating setting")
 }
 
-// DeleteDefinition removes a definition. If values are stored for it, it
+// DeleteDefinition removes a definition. If an OAuth config or an API of
+// the app uses it (see UseReferences), it refuses (errs.Conflict, naming
+// them), whatever deleteValues says. If values are stored for it, it
 // refuses (errs.Conflict) unless deleteValues is true, in which case the
 // values go in the same transaction.
 func (s *Store) DeleteDefinition(ctx context.Context, appID, key string, deleteValues bool) error {
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		d, err := s.with(tx).Definition(ctx, appID, key)
 		if err != nil {
+			return err
+		}
+		before, err := s.with(tx).Definitions(ctx, appID, "")
+		if err != nil {
+			return err
+		}
+		after := slices.DeleteFunc(slices.Clone(before), func(x Definition) bool { return x.ID == d.ID })
+		if err := s.with(tx).checkReferences(ctx, appID, key, before, after, true); err != nil {
 			return err
 		}
 		n, err := s.with(tx).countValues(d)

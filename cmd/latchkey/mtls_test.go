@@ -16,10 +16,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/latchkey/latchkey/internal/config"
 	"github.com/latchkey/latchkey/internal/oauthtest"
 	"github.com/latchkey/latchkey/internal/testpki"
+	"github.com/latchkey/latchkey/settings"
 )
 
 // issue returns a client certificate of pki for cn, as an installer
@@ -464,4 +466,74 @@ func TestMTLSInstallPage(t *testing.T) {
 		t.Fatalf("install: %d\n%s", r.status, r.body)
 	}
 	noPEM(t, e, good, other)
+}
+
+// TestMTLSFixedPair: a certificate and key that the app developer fixes
+// (hidden, with a default) are the same for every installation, so they
+// are checked together when a config pairs them and whenever either
+// default changes: a key that is not the certificate's, or a certificate
+// that has expired since, is a 422 naming the field and the settings,
+// never quoting the PEM text.
+func TestMTLSFixedPair(t *testing.T) {
+	e := newEnv(t)
+	appID := setupApp(e)
+	pki := testpki.NewCA(t)
+	good, other := issue(t, pki, "acme-1"), issue(t, pki, "acme-2")
+	expired := pki.IssueValid(t, pkix.Name{CommonName: "acme-old", Organization: []string{"Acme"}}, time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour))
+	fixed := func(key, typ, text string) {
+		e.must(201, "POST", "/v1/apps/acme/settings", e.key, map[string]any{"key": key, "secret": true, "type": typ, "visibility": "hidden", "default": text})
+	}
+	e.must(201, "POST", "/v1/apps/acme/settings", e.key, map[string]any{"key": "svc_token", "secret": true})
+	fixed("client_cert", "certificate", good.Chain)
+	fixed("client_key", "private_key", other.Key)
+	svc := map[string]any{"name": "svc", "grant_type": "client_credentials", "token_url": "https://p.example/token",
+		"access_token_setting": "svc_token", "client_cert_setting": "client_cert", "client_key_setting": "client_key"}
+
+	// Saved with a key that is not the certificate's.
+	p := e.must(422, "POST", "/v1/apps/acme/oauth-configs", e.key, svc)
+	wantFields(t, p, "client_key_setting")
+	if msg := fieldErrors(t, p)["client_key_setting"]; !strings.Contains(msg, "does not belong to the certificate") ||
+		!strings.Contains(msg, `setting "client_cert" holds the certificate and "client_key" its private key`) {
+		t.Errorf("client_key_setting: %s", msg)
+	}
+	e.must(200, "PATCH", "/v1/apps/acme/settings/client_key", e.key, map[string]any{"default": good.Key})
+	cfg := e.must(201, "POST", "/v1/apps/acme/oauth-configs", e.key, svc)
+	cfgPath := "/v1/apps/acme/oauth-configs/" + cfg["id"].(string)
+
+	// Either default changed to one of another pair.
+	for key, text := range map[string]string{"client_key": other.Key, "client_cert": other.Chain} {
+		p := e.must(422, "PATCH", "/v1/apps/acme/settings/"+key, e.key, map[string]any{"default": text})
+		wantFields(t, p, "default")
+		if msg := fieldErrors(t, p)["default"]; !strings.Contains(msg, `paired by OAuth config "svc"`) {
+			t.Errorf("%s default: %s", key, msg)
+		}
+	}
+
+	// A new pair in new settings, the config pointed at them, the old
+	// ones deleted once nothing uses them.
+	fixed("client_cert_2", "certificate", other.Chain)
+	fixed("client_key_2", "private_key", other.Key)
+	e.must(200, "PATCH", cfgPath, e.key, map[string]any{"client_cert_setting": "client_cert_2", "client_key_setting": "client_key_2"})
+	e.must(204, "DELETE", "/v1/apps/acme/settings/client_cert", e.key, nil)
+	e.must(204, "DELETE", "/v1/apps/acme/settings/client_key", e.key, nil)
+
+	// The certificate expires while stored (written behind the store's
+	// back: a default that has expired is refused when it is set): the
+	// next save of the config says so.
+	sealed, err := e.cipher.Seal(expired.Chain, settings.FixedSecretColumn().AAD([]string{appID, "client_cert_2"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.db.Exec("UPDATE setting_definitions SET fixed_secret = ? WHERE app_id = ? AND key = ?", sealed, appID, "client_cert_2").Error; err != nil {
+		t.Fatal(err)
+	}
+	e.sqlChanged()
+	p = e.must(422, "PATCH", cfgPath, e.key, map[string]any{"description": "mTLS"})
+	wantFields(t, p, "client_cert_setting")
+	if msg := fieldErrors(t, p)["client_cert_setting"]; !strings.Contains(msg, "expired") {
+		t.Errorf("client_cert_setting: %s", msg)
+	}
+	// A new label is not a new value: it is not held back by the pair.
+	e.must(200, "PATCH", "/v1/apps/acme/settings/client_cert_2", e.key, map[string]any{"label": "Client certificate"})
+	noPEM(t, e, good, other, expired)
 }

@@ -140,8 +140,13 @@ func newServer(cfg config.Config, db *gorm.DB, cipher *secret.Cipher, log *slog.
 	configs := oauthconfig.NewStore(db)
 	configs.UseCache(bus)
 	// A client certificate and its key, paired by a config, are checked
-	// together whenever an organization stores either.
+	// together whenever an organization stores either, and when the
+	// developer fixes both, whenever the config or either value changes.
 	settingStore.UseKeyPairs(configs)
+	configs.UsePairChecker(settingStore)
+	// A setting that a config or an API uses is not deleted, nor changed
+	// in a way their validation would refuse.
+	settingStore.UseReferences(configs)
 	requestLog := token.NewRequestLog(db, log)
 	webhooks := app.NewWebhooks(db, cipher)
 	webhooks.UseCache(bus)

@@ -83,6 +83,8 @@ func TestSpecBounds(t *testing.T) {
 	other := e.must(201, "POST", "/v1/apps", e.key, map[string]any{"name": "Other", "slug": "other"})["id"].(string)
 	e.must(201, "POST", "/v1/apps/acme/apis", e.key, map[string]any{"name": "crm", "base_url": "https://api.example/v1"})
 	e.must(201, "POST", "/v1/apps/acme/settings", e.key, map[string]any{"key": "spare"})
+	// unused is deleted below; spare stays, used by the API.
+	e.must(201, "POST", "/v1/apps/acme/settings", e.key, map[string]any{"key": "unused"})
 
 	var (
 		appPath    = "/v1/apps/" + other
@@ -142,7 +144,7 @@ func TestSpecBounds(t *testing.T) {
 			map[string]any{"headers": map[string]string{"X-Key": "<<spare>>"}}, map[string]any{"headers": map[string]string{"X:Key": "<<spare>>"}}, 422},
 		{"API description NUL", "PATCH", apiPath, map[string]any{"description": "ab"}, map[string]any{"description": "a\x00b"}, 422},
 		{"webhook url length", "POST", "/v1/apps/acme/webhooks", map[string]any{"url": longURL(2048)}, map[string]any{"url": longURL(2049)}, 422},
-		{"delete_values", "DELETE", "/v1/apps/acme/settings/spare?delete_values=", nil, nil, 0},
+		{"delete_values", "DELETE", "/v1/apps/acme/settings/unused?delete_values=", nil, nil, 0},
 	}
 	for _, tt := range tests {
 		if r := e.call(tt.method, tt.path, e.key, tt.ok); r.status >= 300 {

@@ -180,3 +180,29 @@ func From(err error, what string) error {
 	}
 	return &Error{Code: Internal, Message: what + " failed", Err: err}
 }
+
+// Added returns the field errors of after that before does not have (the
+// same field with the same message). Given one validation run before a
+// change and one after it, they are what the change breaks; errors that
+// were there already, under rules newer than the thing validated, are
+// not the change's doing. Either error may be nil.
+func Added(before, after error) []FieldError {
+	fields := func(err error) []FieldError {
+		var e *Error
+		if errors.As(err, &e) {
+			return e.Fields
+		}
+		return nil
+	}
+	had := make(map[[2]string]bool)
+	for _, f := range fields(before) {
+		had[[2]string{f.Field, f.Message}] = true
+	}
+	var out []FieldError
+	for _, f := range fields(after) {
+		if !had[[2]string{f.Field, f.Message}] {
+			out = append(out, f)
+		}
+	}
+	return out
+}

@@ -24,3 +24,26 @@ func TestUnavailableSurvivesWrapping(t *testing.T) {
 		t.Errorf("a plain error wrapped as internal is %s", got)
 	}
 }
+
+// TestAdded: what a change breaks is what validation refuses after it and
+// did not before; a field refused before for the same reason is not the
+// change's doing, one refused for another reason is.
+func TestAdded(t *testing.T) {
+	before := Fields{{Field: "token_url", Message: "unknown variable \"a\""}, {Field: "name", Message: "is required"}}.Err()
+	after := Fields{
+		{Field: "name", Message: "is required"},
+		{Field: "token_url", Message: "unknown variable \"a\""},
+		{Field: "token_url", Message: "starts with <<b>>, which must be a setting of type url"},
+		{Field: "headers.X-Key", Message: "unknown variable \"b\""},
+	}.Err()
+	got := Added(before, after)
+	if len(got) != 2 || got[0].Field != "token_url" || got[0].Message != "starts with <<b>>, which must be a setting of type url" || got[1].Field != "headers.X-Key" {
+		t.Errorf("Added = %v", got)
+	}
+	if got := Added(nil, before); len(got) != 2 {
+		t.Errorf("Added(nil, before) = %v, want both fields", got)
+	}
+	if got := Added(before, nil); got != nil {
+		t.Errorf("Added(before, nil) = %v, want none", got)
+	}
+}
