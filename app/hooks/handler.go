@@ -26,6 +26,7 @@ type (
 		OrganizationValue(ctx context.Context, inst settings.Installation, key string) (string, bool, error)
 		InstallationsByValue(ctx context.Context, appID, key, value string, limit int) ([]settings.Installation, error)
 		UsersByValue(ctx context.Context, installationID, key, value string, limit int) ([]string, error)
+		Resolve(ctx context.Context, inst settings.Installation, userID string) (settings.Resolved, error)
 	}
 )
 
