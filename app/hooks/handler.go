@@ -43,9 +43,11 @@ type Handler struct {
 	settings  settingReader
 	publicURL string
 	log       *slog.Logger
+	limit     *Limiter
 	now       func() time.Time
 	// Observe, if set, counts each request to /hooks/{id} by outcome
-	// (accepted, duplicate, handshake, unverified, unroutable, ...).
+	// (accepted, duplicate, handshake, unverified, unroutable,
+	// rate_limited, ...).
 	Observe func(outcome string)
 }
 
@@ -56,12 +58,13 @@ type Deps struct {
 	Settings  settingReader
 	PublicURL string // Latchkey's base URL, as providers reach it
 	Log       *slog.Logger
+	Limiter   *Limiter // each source's rate limit; nil: none
 }
 
 // NewHandler returns a Handler.
 func NewHandler(d Deps) *Handler {
 	return &Handler{store: d.Store, apps: d.Apps, settings: d.Settings,
-		publicURL: strings.TrimRight(d.PublicURL, "/"), log: d.Log,
+		publicURL: strings.TrimRight(d.PublicURL, "/"), log: d.Log, limit: d.Limiter,
 		now: func() time.Time { return time.Now().UTC() }}
 }
 

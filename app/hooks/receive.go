@@ -5,7 +5,9 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -39,6 +41,7 @@ const (
 	outcomeBadRequest = "bad_request"
 	outcomeTooLarge   = "too_large"
 	outcomeUnknown    = "unknown_source"
+	outcomeLimited    = "rate_limited"
 	outcomeError      = "error"
 )
 
@@ -53,13 +56,14 @@ func (r *refusal) Unwrap() error { return r.err }
 
 func refuse(outcome string, err error) error { return &refusal{outcome: outcome, err: err} }
 
-// receive takes in one request to /hooks/{id}: the body is read whole
-// (bounded) and verified as received, before anything in it is read; then
-// a handshake is answered, or the event is routed, redacted and queued.
-// Bad input is always a 4xx: 401 unverifiable, 404 unknown source or no
-// installation matches, 413 too large, 400 a body that cannot be read.
-// Only a failure of Latchkey itself (the database) is a 5xx, which
-// providers retry.
+// receive takes in one request to /hooks/{id}: a source over its rate
+// limit is turned away first (429); the body is read whole (bounded) and
+// verified as received, before anything in it is read; then a handshake
+// is answered, or the event is routed, redacted and queued. Bad input is
+// always a 4xx: 401 unverifiable, 404 unknown source or no installation
+// matches, 413 too large, 400 a body that cannot be read. Only a failure of
+// Latchkey itself (the database) is a 5xx, which providers retry, as they
+// retry a 429.
 func (h *Handler) receive(c echo.Context) error {
 	outcome, err := h.take(c)
 	var rf *refusal
@@ -85,11 +89,23 @@ func (h *Handler) take(c echo.Context) (string, error) {
 		// Not an id Latchkey makes: no need to ask the database.
 		return "", refuse(outcomeUnknown, errs.NotFoundf("no such webhook source"))
 	}
+	// Over the limit, a source is turned away before the database is
+	// asked or the body read. A source this process has no bucket for
+	// yet gets one once the database says it exists.
+	wait, known := h.limit.take(id, false)
+	if wait > 0 {
+		return "", tooMany(c, wait)
+	}
 	src, err := h.store.FindByID(ctx, id)
 	if errs.Is(err, errs.NotFound) {
 		return "", refuse(outcomeUnknown, err)
 	} else if err != nil {
 		return "", err
+	}
+	if !known {
+		if wait, _ := h.limit.take(src.ID, true); wait > 0 {
+			return "", tooMany(c, wait)
+		}
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, MaxBodyBytes))
 	if err != nil {
@@ -188,6 +204,15 @@ func (h *Handler) take(c echo.Context) (string, error) {
 		return outcomeDuplicate, c.JSON(http.StatusOK, map[string]string{"status": "duplicate"})
 	}
 	return outcomeAccepted, c.JSON(http.StatusOK, map[string]string{"status": "accepted"})
+}
+
+// tooMany answers a source over its rate limit: 429 with Retry-After in
+// whole seconds (RFC 9110 §10.2.3), rounded up so that a provider that
+// waits that long finds the bucket holding its request again.
+func tooMany(c echo.Context, wait time.Duration) error {
+	secs := int((wait + time.Second - 1) / time.Second)
+	c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
+	return refuse(outcomeLimited, errs.New(errs.TooMany, "the webhook source gets more requests than it takes; try again in %d seconds", secs))
 }
 
 // redactor returns the redactor for one event: every secret Latchkey

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/latchkey/latchkey/internal/config"
 )
 
 const (
@@ -544,5 +546,66 @@ func TestProviderEventRedacted(t *testing.T) {
 		if strings.Contains(text, base64.StdEncoding.EncodeToString([]byte(clientSecret))) {
 			t.Errorf("the %s hold the client secret in base64", place)
 		}
+	}
+}
+
+// TestProviderWebhookRateLimit: with LATCHKEY_HOOK_RATE and _BURST set
+// low, a source's requests over the burst answer 429 with Retry-After (as
+// openapi.yaml says, checked by e.hook), whatever they carry, before the
+// body is read; other sources are not held up; the refusals are counted.
+// The rate is so low (one request in 1000 seconds) that no request of the
+// test can find the bucket refilled; refilling is TestReceiveRateLimited's
+// (app/hooks), on a clock of its own.
+func TestProviderWebhookRateLimit(t *testing.T) {
+	e := newEnvWith(t, func(c *config.Config) { c.HookRate, c.HookBurst = 0.001, 2 })
+	e.must(201, "POST", "/v1/apps", e.key, map[string]any{"name": "Acme", "slug": "acme"})
+	e.must(201, "POST", "/v1/apps/acme/settings", e.key, map[string]any{"key": "github_secret", "secret": true, "visibility": "hidden", "default": githubSecret})
+	e.must(201, "POST", "/v1/apps/acme/settings", e.key, map[string]any{"key": "github_installation_id"})
+	e.must(201, "POST", "/v1/installations", e.key, map[string]any{"app_id": "acme", "organization_id": "org-1", "values": map[string]string{"github_installation_id": "111"}})
+	source := func(name string) string {
+		return e.must(201, "POST", "/v1/apps/acme/webhook-sources", e.key, map[string]any{
+			"name":         name,
+			"verification": map[string]any{"method": "hmac_sha256", "secret_setting": "github_secret", "signature_header": "X-Hub-Signature-256", "signature_prefix": "sha256="},
+			"routing":      map[string]any{"organization": map[string]any{"path": "$.installation.id", "setting": "github_installation_id"}},
+			"event_id":     map[string]any{"header": "X-GitHub-Delivery"},
+		})["url"].(string)
+	}
+	first, second := source("github"), source("github, the other app")
+	body := `{"action":"opened","installation":{"id":111}}`
+	signed := func(id string) map[string]string {
+		return map[string]string{"X-Hub-Signature-256": "sha256=" + hmacHex(githubSecret, body), "X-GitHub-Delivery": id}
+	}
+
+	if r := e.hook(first, signed("d-1"), body); r.status != 200 {
+		t.Fatalf("first event: %d %s", r.status, r.body)
+	}
+	if r := e.hook(first, map[string]string{"X-Hub-Signature-256": "sha256=00"}, body); r.status != 401 {
+		t.Fatalf("a forgery within the burst: %d %s, want 401", r.status, r.body) // it counts all the same
+	}
+	for name, r := range map[string]response{
+		"a signed event":           e.hook(first, signed("d-2"), body),
+		"a body over 1 MiB":        e.hook(first, nil, `{"pad":"`+strings.Repeat("x", 2<<20)+`"}`),
+		"a forgery over the limit": e.hook(first, map[string]string{"X-Hub-Signature-256": "sha256=00"}, body),
+	} {
+		retry, err := strconv.Atoi(r.header.Get("Retry-After"))
+		if r.status != 429 || r.header.Get("Content-Type") != "application/problem+json" || !strings.Contains(string(r.body), `"code":"too_many_requests"`) {
+			t.Errorf("%s over the limit: %d %s, want a 429 problem", name, r.status, r.body)
+		}
+		if err != nil || retry < 1 || retry > 1000 {
+			t.Errorf("%s over the limit: Retry-After %q, want 1 to 1000 seconds", name, r.header.Get("Retry-After"))
+		}
+	}
+	if r := e.hook(second, signed("d-3"), body); r.status != 200 {
+		t.Fatalf("another source is held up by the first one's requests: %d %s", r.status, r.body)
+	}
+
+	metrics := string(e.call("GET", "/metrics", "", nil).body)
+	for outcome, n := range map[string]int{"accepted": 2, "unverified": 1, "rate_limited": 3} {
+		if want := `latchkey_hook_events_total{outcome="` + outcome + `"} ` + strconv.Itoa(n) + "\n"; !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", strings.TrimSpace(want))
+		}
+	}
+	if strings.Contains(metrics, `outcome="too_large"`) {
+		t.Error("a request over the limit had its body read")
 	}
 }
