@@ -26,6 +26,7 @@ type (
 		OrganizationValue(ctx context.Context, inst settings.Installation, key string) (string, bool, error)
 		InstallationsByValue(ctx context.Context, appID, key, value string, limit int) ([]settings.Installation, error)
 		UsersByValue(ctx context.Context, installationID, key, value string, limit int) ([]string, error)
+		Resolve(ctx context.Context, inst settings.Installation, userID string) (settings.Resolved, error)
 	}
 )
 
@@ -42,9 +43,11 @@ type Handler struct {
 	settings  settingReader
 	publicURL string
 	log       *slog.Logger
+	limit     *Limiter
 	now       func() time.Time
 	// Observe, if set, counts each request to /hooks/{id} by outcome
-	// (accepted, duplicate, handshake, unverified, unroutable, ...).
+	// (accepted, duplicate, handshake, unverified, unroutable,
+	// rate_limited, ...).
 	Observe func(outcome string)
 }
 
@@ -55,12 +58,13 @@ type Deps struct {
 	Settings  settingReader
 	PublicURL string // Latchkey's base URL, as providers reach it
 	Log       *slog.Logger
+	Limiter   *Limiter // each source's rate limit; nil: none
 }
 
 // NewHandler returns a Handler.
 func NewHandler(d Deps) *Handler {
 	return &Handler{store: d.Store, apps: d.Apps, settings: d.Settings,
-		publicURL: strings.TrimRight(d.PublicURL, "/"), log: d.Log,
+		publicURL: strings.TrimRight(d.PublicURL, "/"), log: d.Log, limit: d.Limiter,
 		now: func() time.Time { return time.Now().UTC() }}
 }
 

@@ -5,11 +5,14 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/latchkey/latchkey/internal/errs"
+	"github.com/latchkey/latchkey/internal/redact"
 	"github.com/latchkey/latchkey/settings"
 )
 
@@ -38,6 +41,7 @@ const (
 	outcomeBadRequest = "bad_request"
 	outcomeTooLarge   = "too_large"
 	outcomeUnknown    = "unknown_source"
+	outcomeLimited    = "rate_limited"
 	outcomeError      = "error"
 )
 
@@ -52,12 +56,14 @@ func (r *refusal) Unwrap() error { return r.err }
 
 func refuse(outcome string, err error) error { return &refusal{outcome: outcome, err: err} }
 
-// receive takes in one request to /hooks/{id}: the body is read whole
-// (bounded) and verified as received, before anything in it is read; then
-// a handshake is answered, or the event is routed and queued. Bad input is
+// receive takes in one request to /hooks/{id}: a source over its rate
+// limit is turned away first (429); the body is read whole (bounded) and
+// verified as received, before anything in it is read; then a handshake
+// is answered, or the event is routed, redacted and queued. Bad input is
 // always a 4xx: 401 unverifiable, 404 unknown source or no installation
 // matches, 413 too large, 400 a body that cannot be read. Only a failure of
-// Latchkey itself (the database) is a 5xx, which providers retry.
+// Latchkey itself (the database) is a 5xx, which providers retry, as they
+// retry a 429.
 func (h *Handler) receive(c echo.Context) error {
 	outcome, err := h.take(c)
 	var rf *refusal
@@ -83,11 +89,23 @@ func (h *Handler) take(c echo.Context) (string, error) {
 		// Not an id Latchkey makes: no need to ask the database.
 		return "", refuse(outcomeUnknown, errs.NotFoundf("no such webhook source"))
 	}
+	// Over the limit, a source is turned away before the database is
+	// asked or the body read. A source this process has no bucket for
+	// yet gets one once the database says it exists.
+	wait, known := h.limit.take(id, false)
+	if wait > 0 {
+		return "", tooMany(c, wait)
+	}
 	src, err := h.store.FindByID(ctx, id)
 	if errs.Is(err, errs.NotFound) {
 		return "", refuse(outcomeUnknown, err)
 	} else if err != nil {
 		return "", err
+	}
+	if !known {
+		if wait, _ := h.limit.take(src.ID, true); wait > 0 {
+			return "", tooMany(c, wait)
+		}
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, MaxBodyBytes))
 	if err != nil {
@@ -100,7 +118,8 @@ func (h *Handler) take(c echo.Context) (string, error) {
 	if src.Handshake == Graph {
 		// Microsoft Graph checks a subscription's URL with an unsigned
 		// POST ?validationToken=..., and wants the token back as
-		// text/plain within 10 seconds.
+		// text/plain within 10 seconds. Unsigned, it is echoed to the
+		// caller only, so it tells the caller nothing it did not send.
 		if tok := c.QueryParam("validationToken"); tok != "" {
 			if len(tok) > maxEcho || strings.ContainsFunc(tok, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 				return "", refuse(outcomeBadRequest, errs.New(errs.BadRequest, "validationToken is too long or has control characters"))
@@ -160,14 +179,23 @@ func (h *Handler) take(c echo.Context) (string, error) {
 		}
 		inst = &i
 	}
-	data := EventData{SourceID: src.ID, InstallationID: inst.ID, OrganizationID: inst.OrganizationID,
-		ContentType: r.header.Get("Content-Type")}
+	data := EventData{SourceID: src.ID, InstallationID: inst.ID, OrganizationID: inst.OrganizationID}
 	if data.UserID, err = h.routeUser(ctx, src, r, *inst); err != nil {
 		return "", err
 	}
-	data.EventType, _ = h.field(r, src.EventType)
-	data.EventID, _ = h.field(r, src.EventID)
-	data.Body, data.BodyEncoding = bodyText(r.body)
+	red, err := h.redactor(ctx, secret, *inst, data.UserID)
+	if err != nil {
+		return "", err
+	}
+	// Everything of the provider's that is stored and sent on passes the
+	// redactor, the event id too: it is the key of the repeat check's row.
+	eventType, _ := h.field(r, src.EventType)
+	eventID, _ := h.field(r, src.EventID)
+	contentType := r.header.Get("Content-Type")
+	sent := red.String(string(r.body))
+	data.EventType, data.EventID, data.ContentType = red.String(eventType), red.String(eventID), red.String(contentType)
+	data.Redacted = sent != string(r.body) || data.EventType != eventType || data.EventID != eventID || data.ContentType != contentType
+	data.Body, data.BodyEncoding = bodyText([]byte(sent))
 	dup, err := h.store.Accept(ctx, src, data)
 	if err != nil {
 		return "", err
@@ -176,6 +204,38 @@ func (h *Handler) take(c echo.Context) (string, error) {
 		return outcomeDuplicate, c.JSON(http.StatusOK, map[string]string{"status": "duplicate"})
 	}
 	return outcomeAccepted, c.JSON(http.StatusOK, map[string]string{"status": "accepted"})
+}
+
+// tooMany answers a source over its rate limit: 429 with Retry-After in
+// whole seconds (RFC 9110 §10.2.3), rounded up so that a provider that
+// waits that long finds the bucket holding its request again.
+func tooMany(c echo.Context, wait time.Duration) error {
+	secs := int((wait + time.Second - 1) / time.Second)
+	c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
+	return refuse(outcomeLimited, errs.New(errs.TooMany, "the webhook source gets more requests than it takes; try again in %d seconds", secs))
+}
+
+// redactor returns the redactor for one event: every secret Latchkey
+// knows in its context, which a provider may echo (Graph puts the
+// clientState in every notification; an error event may quote what it
+// was sent). Those are the source's verification secret, and the secret
+// values of the installation the event was routed to (the app's hidden
+// secrets, every source's signing secret among them, and the
+// organization's secret settings) and of its user, when it has one (the
+// user's tokens). A value that cannot be read fails the event (5xx, which
+// the provider retries): it is never sent on unredacted.
+func (h *Handler) redactor(ctx context.Context, secret string, inst settings.Installation, userID string) (*redact.Redactor, error) {
+	res, err := h.settings.Resolve(ctx, inst, userID)
+	if err != nil {
+		return nil, err
+	}
+	r := redact.New(secret)
+	for k, v := range res.Values {
+		if res.Secret[k] {
+			r.Add(v)
+		}
+	}
+	return r, nil
 }
 
 // field returns the value at l, bounded: event types and ids are short.
@@ -245,7 +305,10 @@ func where(l Locator) string {
 }
 
 // handshake answers a provider's URL check, which comes signed like an
-// event (Slack, Zoom). answered is false for any other request.
+// event (Slack, Zoom). answered is false for any other request. What it
+// echoes goes back only to the sender that signed it, and is neither
+// stored nor logged, so it is not redacted: it holds nothing Latchkey
+// adds, and a challenge changed by the redactor would fail the check.
 func (h *Handler) handshake(c echo.Context, src Source, r *request, secret string) (answered bool, err error) {
 	switch src.Handshake {
 	case Slack:

@@ -154,6 +154,10 @@ type EventData struct {
 	ContentType    string `json:"content_type"`
 	Body           string `json:"body"`
 	BodyEncoding   string `json:"body_encoding"` // "text", or "base64" for a body that is not UTF-8
+	// Redacted reports that a secret Latchkey knows for the event was
+	// replaced with redact.Mark in the body or another field: the body is
+	// then no longer the provider's byte for byte.
+	Redacted bool `json:"redacted"`
 }
 
 // Accept queues the event for the app's webhooks, unless the source has

@@ -257,7 +257,11 @@ func zoomToken(secret, plain string) string {
 }
 
 // bodyText returns the body as it goes into an event: as is when it is
-// UTF-8 text, else base64.
+// UTF-8 text, else base64. Redaction happens before, on the bytes as
+// received, whatever their encoding: a secret written as text inside a
+// body that is not UTF-8 (a Latin-1 form, a protobuf string) is replaced
+// there too, and the event says so; one inside compressed or encrypted
+// bytes cannot be recognised and goes on as received.
 func bodyText(b []byte) (text, encoding string) {
 	if utf8.Valid(b) {
 		return string(b), "text"

@@ -3,8 +3,10 @@ package main
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/latchkey/latchkey/internal/config"
 )
 
 const (
@@ -68,8 +72,9 @@ func stripeHeaders(secret string, at time.Time, body string) map[string]string {
 // TestProviderWebhooks: events from Slack, GitHub, Stripe, Zoom and
 // Microsoft Graph, signed as each documents, are verified, answered,
 // routed to their installation and user, and delivered once as
-// provider.event; forged, replayed, unroutable and oversized ones are
-// refused with a 4xx, counted, and never delivered.
+// provider.event, byte for byte unless they carry a secret (Graph's
+// clientState arrives redacted); forged, replayed, unroutable and
+// oversized ones are refused with a 4xx, counted, and never delivered.
 func TestProviderWebhooks(t *testing.T) {
 	e := newEnv(t)
 	e.must(201, "POST", "/v1/apps", e.key, map[string]any{"name": "Acme", "slug": "acme"})
@@ -270,11 +275,15 @@ func TestProviderWebhooks(t *testing.T) {
 	}
 	type data struct {
 		SourceID, InstallationID, OrganizationID, UserID, EventType, EventID, ContentType, Body, BodyEncoding string
+		Redacted                                                                                              bool
 	}
 	var events []data
 	for i, b := range bodies {
 		if !validSignature(whsec, reqs[i].Header.Get("Latchkey-Signature"), b) || reqs[i].Header.Get("Latchkey-Event") != "provider.event" {
 			t.Errorf("delivery %d: event %q, signature %q", i, reqs[i].Header.Get("Latchkey-Event"), reqs[i].Header.Get("Latchkey-Signature"))
+		}
+		if err := loadSpec(t).CheckSchema("Event", []byte(b)); err != nil {
+			t.Errorf("delivery %d does not match openapi.yaml: %v\n%s", i, err, b)
 		}
 		var ev struct {
 			Type string
@@ -288,6 +297,7 @@ func TestProviderWebhooks(t *testing.T) {
 				ContentType    string `json:"content_type"`
 				Body           string `json:"body"`
 				BodyEncoding   string `json:"body_encoding"`
+				Redacted       bool   `json:"redacted"`
 			}
 		}
 		if err := json.Unmarshal([]byte(b), &ev); err != nil || ev.Type != "provider.event" {
@@ -296,25 +306,37 @@ func TestProviderWebhooks(t *testing.T) {
 		events = append(events, data(ev.Data))
 	}
 	want := []data{
-		{slackID, inst1, "org-1", "user-7", "message", "Ev01", "application/json", slackEvent, "text"},
-		{slackID, inst1, "org-1", "", "message", "Ev05", "application/json", noUser, "text"},
+		{slackID, inst1, "org-1", "user-7", "message", "Ev01", "application/json", slackEvent, "text", false},
+		{slackID, inst1, "org-1", "", "message", "Ev05", "application/json", noUser, "text", false},
 	}
 	for i, w := range want {
 		if events[i] != w {
 			t.Errorf("event %d = %+v\nwant %+v", i, events[i], w)
 		}
 	}
-	if ev := events[2]; ev.InstallationID != inst1 || ev.EventType != "issues" || ev.EventID != "72d3162e-cc78-11e3-81ab-4c9367dc0958" || ev.Body != ghBody {
+	if ev := events[2]; ev.InstallationID != inst1 || ev.EventType != "issues" || ev.EventID != "72d3162e-cc78-11e3-81ab-4c9367dc0958" || ev.Body != ghBody || ev.Redacted {
 		t.Errorf("github event = %+v", ev)
 	}
-	if ev := events[3]; ev.InstallationID != inst2 || ev.EventType != "invoice.paid" || ev.EventID != "evt_1" {
+	if ev := events[3]; ev.InstallationID != inst2 || ev.EventType != "invoice.paid" || ev.EventID != "evt_1" || ev.Body != stripeBody || ev.Redacted {
 		t.Errorf("stripe event = %+v", ev)
 	}
-	if ev := events[4]; ev.InstallationID != inst2 || ev.Body != graphBody {
-		t.Errorf("graph event = %+v", ev)
+	// Graph's clientState is the verification token, in every
+	// notification: it is replaced, and nothing else is.
+	graphRedacted := strings.Replace(graphBody, graphClientState, "[REDACTED]", 1)
+	if ev := events[4]; ev.InstallationID != inst2 || ev.Body != graphRedacted || ev.BodyEncoding != "text" || !ev.Redacted {
+		t.Errorf("graph event = %+v\nwant body %s, redacted", ev, graphRedacted)
 	}
-	if ev := events[5]; ev.InstallationID != inst2 || ev.Body != command || ev.ContentType != "application/x-www-form-urlencoded" {
+	if ev := events[5]; ev.InstallationID != inst2 || ev.Body != command || ev.ContentType != "application/x-www-form-urlencoded" || ev.Redacted {
 		t.Errorf("slash command event = %+v", ev)
+	}
+	var stored []string
+	if err := e.db.Raw("SELECT payload FROM webhook_deliveries").Scan(&stored).Error; err != nil || len(stored) != 6 {
+		t.Fatalf("%d stored deliveries, %v; want 6", len(stored), err)
+	}
+	for _, p := range stored {
+		if strings.Contains(p, graphClientState) {
+			t.Errorf("a stored delivery holds Graph's clientState: %s", p)
+		}
 	}
 
 	// Counted by outcome; no label names a source, a team or a secret.
@@ -366,4 +388,224 @@ func TestProviderWebhooks(t *testing.T) {
 	// Deleted: the URL is gone.
 	e.must(204, "DELETE", "/v1/apps/acme/webhook-sources/"+slackID, e.key, nil)
 	refused(e.hook(slackURL, slackHeaders(slackSigningSecret, now, slackEvent), slackEvent), 404)
+}
+
+// TestProviderEventRedacted: a provider's event that echoes an
+// installation's secrets (the client secret, as is and JSON-escaped both
+// ways, in a JSON body, a text body and a body that is not UTF-8; the
+// user's token in a header the event id is read from) is delivered with
+// each of them replaced, and with nothing else changed; neither the
+// delivered payload, nor the stored delivery, nor the repeat check's row,
+// nor any log line or response holds them.
+func TestProviderEventRedacted(t *testing.T) {
+	const (
+		hookSecret   = "acme-hook-signing-secret"
+		clientSecret = `cs-"q"<x>&y/9Z+`
+		userToken    = "at-user7-0123456789"
+	)
+	e := newEnv(t)
+	e.must(201, "POST", "/v1/apps", e.key, map[string]any{"name": "Acme", "slug": "acme"})
+	for _, d := range []map[string]any{
+		{"key": "hook_secret", "secret": true, "visibility": "hidden", "default": hookSecret},
+		{"key": "client_secret", "secret": true},
+		{"key": "account"},
+		{"key": "acme_user", "level": "user"},
+		{"key": "access_token", "level": "user", "secret": true},
+	} {
+		e.must(201, "POST", "/v1/apps/acme/settings", e.key, d)
+	}
+	inst := e.must(201, "POST", "/v1/installations", e.key, map[string]any{"app_id": "acme", "organization_id": "org-1",
+		"values": map[string]string{"account": "A1", "client_secret": clientSecret}})["id"].(string)
+	e.must(200, "PATCH", "/v1/installations/"+inst+"/users/user-7/settings", e.key,
+		map[string]any{"values": map[string]any{"acme_user": "U7", "access_token": userToken}})
+
+	rc := &receiver{}
+	platform := httptest.NewServer(rc)
+	t.Cleanup(platform.Close)
+	e.must(201, "POST", "/v1/apps/acme/webhooks", e.key, map[string]any{"url": platform.URL, "events": []string{"provider.event"}})
+	url := e.must(201, "POST", "/v1/apps/acme/webhook-sources", e.key, map[string]any{
+		"name":         "acme",
+		"verification": map[string]any{"method": "hmac_sha256", "secret_setting": "hook_secret", "signature_header": "X-Acme-Signature", "signature_prefix": "sha256="},
+		"routing": map[string]any{"organization": map[string]any{"header": "X-Acme-Account", "setting": "account"},
+			"user": map[string]any{"header": "X-Acme-User", "setting": "acme_user"}},
+		"event_type": map[string]any{"header": "X-Acme-Event"},
+		"event_id":   map[string]any{"header": "X-Acme-Delivery"},
+	})["url"].(string)
+
+	escaped, _ := json.Marshal(clientSecret) // "cs-\"q\"\u003cx\u003e\u0026y/9Z+"
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.Encode(clientSecret)
+	noHTML := strings.TrimSuffix(b.String(), "\n") // "cs-\"q\"<x>&y/9Z+"
+	forms := map[string]string{
+		"plain":                clientSecret,
+		"JSON-escaped":         string(escaped[1 : len(escaped)-1]),
+		"JSON-escaped no HTML": noHTML[1 : len(noHTML)-1],
+		"user token":           userToken,
+		"signing secret":       hookSecret,
+	}
+	if forms["JSON-escaped"] == clientSecret || forms["JSON-escaped no HTML"] == clientSecret || forms["JSON-escaped"] == forms["JSON-escaped no HTML"] {
+		t.Fatalf("the client secret does not test JSON escaping: %v", forms)
+	}
+
+	// Each event is a template: %[1]s where a secret's form is. Sent with
+	// the forms, delivered with [REDACTED] in their place.
+	type event struct {
+		contentType, id, tmpl string
+		fill                  []any
+	}
+	events := []event{
+		{"application/json", "evt-1", `{"type":"ping","text":"nothing secret here"}`, nil},
+		{"application/json", "evt-2", `{"error":"invalid_client","error_description":"bad client_secret \"%s\"","echo":"%s","token":"%s"}`,
+			[]any{forms["JSON-escaped"], forms["JSON-escaped no HTML"], forms["user token"]}},
+		{"text/plain; charset=utf-8", "evt-3", `you sent client_secret=%s and signed with %s`, []any{forms["plain"], forms["signing secret"]}},
+		{"application/octet-stream", "evt-4", "\xff\xfe\x00%s\x00\x01", []any{forms["plain"]}},
+		{"application/json", "evt-" + userToken, `{"type":"ping"}`, nil}, // the event id echoes the token
+	}
+	marks := func(n int) []any {
+		m := make([]any, n)
+		for i := range m {
+			m[i] = "[REDACTED]"
+		}
+		return m
+	}
+	for _, ev := range events {
+		body := fmt.Sprintf(ev.tmpl, ev.fill...)
+		if len(ev.fill) == 0 {
+			body = ev.tmpl
+		}
+		r := e.hook(url, map[string]string{"Content-Type": ev.contentType, "X-Acme-Account": "A1", "X-Acme-User": "U7",
+			"X-Acme-Event": "notice", "X-Acme-Delivery": ev.id, "X-Acme-Signature": "sha256=" + hmacHex(hookSecret, body)}, body)
+		if r.status != 200 || !strings.Contains(string(r.body), `"accepted"`) {
+			t.Fatalf("event %s: %d %s", ev.id, r.status, r.body)
+		}
+	}
+
+	deliver(t, e.jobs)
+	_, bodies := rc.requests()
+	if len(bodies) != len(events) {
+		t.Fatalf("the platform got %d events, want %d", len(bodies), len(events))
+	}
+	for i, b := range bodies {
+		if err := loadSpec(t).CheckSchema("Event", []byte(b)); err != nil {
+			t.Errorf("delivery %d does not match openapi.yaml: %v\n%s", i, err, b)
+		}
+		var got struct {
+			Data struct {
+				UserID       string `json:"user_id"`
+				EventID      string `json:"event_id"`
+				Body         string `json:"body"`
+				BodyEncoding string `json:"body_encoding"`
+				Redacted     bool   `json:"redacted"`
+			}
+		}
+		if err := json.Unmarshal([]byte(b), &got); err != nil {
+			t.Fatal(err)
+		}
+		ev := events[i]
+		want, wantEncoding, wantID := ev.tmpl, "text", ev.id
+		if len(ev.fill) > 0 {
+			want = fmt.Sprintf(ev.tmpl, marks(len(ev.fill))...)
+		}
+		body := got.Data.Body
+		if ev.contentType == "application/octet-stream" {
+			wantEncoding = "base64"
+			raw, err := base64.StdEncoding.DecodeString(body)
+			if err != nil {
+				t.Fatalf("event %s: body is not base64: %v", ev.id, err)
+			}
+			body = string(raw)
+		}
+		if strings.Contains(ev.id, userToken) {
+			wantID = "evt-[REDACTED]"
+		}
+		wantRedacted := len(ev.fill) > 0 || wantID != ev.id
+		if body != want || got.Data.BodyEncoding != wantEncoding || got.Data.EventID != wantID || got.Data.Redacted != wantRedacted || got.Data.UserID != "user-7" {
+			t.Errorf("event %s delivered as %+v (body %q)\nwant body %q, %s, event_id %s, redacted %v", ev.id, got.Data, body, want, wantEncoding, wantID, wantRedacted)
+		}
+	}
+
+	var stored, seen []string
+	if err := e.db.Raw("SELECT payload FROM webhook_deliveries").Scan(&stored).Error; err != nil || len(stored) != len(events) {
+		t.Fatalf("%d stored deliveries, %v", len(stored), err)
+	}
+	if err := e.db.Raw("SELECT event_id FROM webhook_events_seen").Scan(&seen).Error; err != nil || len(seen) != len(events) {
+		t.Fatalf("%d seen event ids, %v", len(seen), err)
+	}
+	places := map[string]string{"output (responses and logs)": e.output(), "deliveries sent": strings.Join(bodies, "\n"),
+		"deliveries stored": strings.Join(stored, "\n"), "seen event ids": strings.Join(seen, "\n")}
+	for place, text := range places {
+		for name, form := range forms {
+			// The payload is JSON: a form may be in it as is or escaped again.
+			again, _ := json.Marshal(form)
+			if strings.Contains(text, form) || strings.Contains(text, string(again[1:len(again)-1])) {
+				t.Errorf("the %s hold the %s form of a secret", place, name)
+			}
+		}
+		if strings.Contains(text, base64.StdEncoding.EncodeToString([]byte(clientSecret))) {
+			t.Errorf("the %s hold the client secret in base64", place)
+		}
+	}
+}
+
+// TestProviderWebhookRateLimit: with LATCHKEY_HOOK_RATE and _BURST set
+// low, a source's requests over the burst answer 429 with Retry-After (as
+// openapi.yaml says, checked by e.hook), whatever they carry, before the
+// body is read; other sources are not held up; the refusals are counted.
+// The rate is so low (one request in 1000 seconds) that no request of the
+// test can find the bucket refilled; refilling is TestReceiveRateLimited's
+// (app/hooks), on a clock of its own.
+func TestProviderWebhookRateLimit(t *testing.T) {
+	e := newEnvWith(t, func(c *config.Config) { c.HookRate, c.HookBurst = 0.001, 2 })
+	e.must(201, "POST", "/v1/apps", e.key, map[string]any{"name": "Acme", "slug": "acme"})
+	e.must(201, "POST", "/v1/apps/acme/settings", e.key, map[string]any{"key": "github_secret", "secret": true, "visibility": "hidden", "default": githubSecret})
+	e.must(201, "POST", "/v1/apps/acme/settings", e.key, map[string]any{"key": "github_installation_id"})
+	e.must(201, "POST", "/v1/installations", e.key, map[string]any{"app_id": "acme", "organization_id": "org-1", "values": map[string]string{"github_installation_id": "111"}})
+	source := func(name string) string {
+		return e.must(201, "POST", "/v1/apps/acme/webhook-sources", e.key, map[string]any{
+			"name":         name,
+			"verification": map[string]any{"method": "hmac_sha256", "secret_setting": "github_secret", "signature_header": "X-Hub-Signature-256", "signature_prefix": "sha256="},
+			"routing":      map[string]any{"organization": map[string]any{"path": "$.installation.id", "setting": "github_installation_id"}},
+			"event_id":     map[string]any{"header": "X-GitHub-Delivery"},
+		})["url"].(string)
+	}
+	first, second := source("github"), source("github, the other app")
+	body := `{"action":"opened","installation":{"id":111}}`
+	signed := func(id string) map[string]string {
+		return map[string]string{"X-Hub-Signature-256": "sha256=" + hmacHex(githubSecret, body), "X-GitHub-Delivery": id}
+	}
+
+	if r := e.hook(first, signed("d-1"), body); r.status != 200 {
+		t.Fatalf("first event: %d %s", r.status, r.body)
+	}
+	if r := e.hook(first, map[string]string{"X-Hub-Signature-256": "sha256=00"}, body); r.status != 401 {
+		t.Fatalf("a forgery within the burst: %d %s, want 401", r.status, r.body) // it counts all the same
+	}
+	for name, r := range map[string]response{
+		"a signed event":           e.hook(first, signed("d-2"), body),
+		"a body over 1 MiB":        e.hook(first, nil, `{"pad":"`+strings.Repeat("x", 2<<20)+`"}`),
+		"a forgery over the limit": e.hook(first, map[string]string{"X-Hub-Signature-256": "sha256=00"}, body),
+	} {
+		retry, err := strconv.Atoi(r.header.Get("Retry-After"))
+		if r.status != 429 || r.header.Get("Content-Type") != "application/problem+json" || !strings.Contains(string(r.body), `"code":"too_many_requests"`) {
+			t.Errorf("%s over the limit: %d %s, want a 429 problem", name, r.status, r.body)
+		}
+		if err != nil || retry < 1 || retry > 1000 {
+			t.Errorf("%s over the limit: Retry-After %q, want 1 to 1000 seconds", name, r.header.Get("Retry-After"))
+		}
+	}
+	if r := e.hook(second, signed("d-3"), body); r.status != 200 {
+		t.Fatalf("another source is held up by the first one's requests: %d %s", r.status, r.body)
+	}
+
+	metrics := string(e.call("GET", "/metrics", "", nil).body)
+	for outcome, n := range map[string]int{"accepted": 2, "unverified": 1, "rate_limited": 3} {
+		if want := `latchkey_hook_events_total{outcome="` + outcome + `"} ` + strconv.Itoa(n) + "\n"; !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", strings.TrimSpace(want))
+		}
+	}
+	if strings.Contains(metrics, `outcome="too_large"`) {
+		t.Error("a request over the limit had its body read")
+	}
 }

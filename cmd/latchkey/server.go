@@ -179,6 +179,7 @@ func newServer(cfg config.Config, db *gorm.DB, cipher *secret.Cipher, log *slog.
 	hookStore := hooks.NewStore(db, webhooks)
 	hookHandler := hooks.NewHandler(hooks.Deps{
 		Store: hookStore, Apps: apps, Settings: settingStore, PublicURL: cfg.PublicURL, Log: log,
+		Limiter: hooks.NewLimiter(cfg.HookRate, cfg.HookBurst),
 	})
 	hookHandler.Observe = m.HookEvent
 	hookHandler.Register(v1, e)

@@ -31,6 +31,8 @@ type Config struct {
 	OutboundIdle    int            // LATCHKEY_OUTBOUND_IDLE_PER_HOST: kept-alive connections per provider host
 	CacheEntries    int            // LATCHKEY_CACHE_ENTRIES: per cache; 0 turns caching off
 	CacheTTL        time.Duration  // LATCHKEY_CACHE_TTL: the longest anything (a decrypted value too) stays cached
+	HookRate        float64        // LATCHKEY_HOOK_RATE: requests a second each webhook source takes; 0 is no limit
+	HookBurst       int            // LATCHKEY_HOOK_BURST: requests a webhook source may send at once
 
 	// OutboundRootCAs, set only by tests, replaces the system roots that
 	// providers' certificates are verified with (a test provider on TLS);
@@ -66,6 +68,8 @@ func Vars() []Var {
 		{"LATCHKEY_OUTBOUND_IDLE_PER_HOST", "64", "kept-alive connections per provider host, so that concurrent calls reuse them"},
 		{"LATCHKEY_CACHE_ENTRIES", "10000", "entries per in-memory cache (API keys, installations, values...); 0 turns caching off"},
 		{"LATCHKEY_CACHE_TTL", "5m", "the longest anything stays cached, decrypted values included"},
+		{"LATCHKEY_HOOK_RATE", "50", "requests a second that each webhook source (/hooks/...) takes in, per replica, on average; more answer 429. 0 turns the limit off"},
+		{"LATCHKEY_HOOK_BURST", "500", "requests a webhook source may send at once, above LATCHKEY_HOOK_RATE"},
 	}
 }
 
@@ -137,6 +141,12 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	if c.CacheTTL, err = positive(get("LATCHKEY_CACHE_TTL")); err != nil {
 		return Config{}, fmt.Errorf("LATCHKEY_CACHE_TTL: %w", err)
 	}
+	if c.HookRate, err = perSecond(get("LATCHKEY_HOOK_RATE")); err != nil {
+		return Config{}, fmt.Errorf("LATCHKEY_HOOK_RATE: %w", err)
+	}
+	if c.HookBurst, err = count(get("LATCHKEY_HOOK_BURST"), 1); err != nil {
+		return Config{}, fmt.Errorf("LATCHKEY_HOOK_BURST: %w", err)
+	}
 	if strings.TrimSpace(c.Addr) == "" {
 		return Config{}, fmt.Errorf("LATCHKEY_ADDR is empty")
 	}
@@ -174,6 +184,16 @@ func count(v string, min int) (int, error) {
 	n, err := strconv.Atoi(v)
 	if err != nil || n < min || n > 1_000_000 {
 		return 0, fmt.Errorf("want a whole number from %d to 1000000, got %q", min, v)
+	}
+	return n, nil
+}
+
+// perSecond reads a rate: a number from 0 to a million, fractions allowed
+// (0.5 is one every two seconds).
+func perSecond(v string) (float64, error) {
+	n, err := strconv.ParseFloat(v, 64)
+	if err != nil || !(n >= 0 && n <= 1_000_000) { // !(...) refuses NaN too
+		return 0, fmt.Errorf("want a number from 0 to 1000000, got %q", v)
 	}
 	return n, nil
 }

@@ -38,7 +38,8 @@ func TestDefaults(t *testing.T) {
 	if c.Addr != want.Addr || c.SQLitePath != want.SQLitePath || c.DatabaseURL != "" || c.EncryptionKeys != "" ||
 		c.Dev || c.LogLevel != want.LogLevel || c.LogFormat != want.LogFormat || c.ShutdownTimeout != want.ShutdownTimeout ||
 		c.PublicURL != want.PublicURL || c.OutboundAllow != nil || c.OutboundTimeout != want.OutboundTimeout ||
-		c.OutboundIdle != 64 || c.CacheEntries != 10000 || c.CacheTTL != 5*time.Minute {
+		c.OutboundIdle != 64 || c.CacheEntries != 10000 || c.CacheTTL != 5*time.Minute ||
+		c.HookRate != 50 || c.HookBurst != 500 {
 		t.Errorf("defaults:\n got %+v\nwant %+v", c, want)
 	}
 }
@@ -76,5 +77,37 @@ func TestSealingKey(t *testing.T) {
 				t.Errorf("SealingKey = %q, want %q", c.SealingKey, tt.want)
 			}
 		})
+	}
+}
+
+func TestHookLimit(t *testing.T) {
+	tests := []struct {
+		rate, burst string
+		wantRate    float64
+		wantBurst   int
+		errContains string
+	}{
+		{rate: "20", burst: "200", wantRate: 20, wantBurst: 200},
+		{rate: "0.5", wantRate: 0.5, wantBurst: 500},
+		{rate: "0", wantRate: 0, wantBurst: 500}, // no limit
+		{rate: "-1", errContains: "LATCHKEY_HOOK_RATE"},
+		{rate: "NaN", errContains: "LATCHKEY_HOOK_RATE"},
+		{rate: "Inf", errContains: "LATCHKEY_HOOK_RATE"},
+		{rate: "fast", errContains: "LATCHKEY_HOOK_RATE"},
+		{burst: "0", errContains: "LATCHKEY_HOOK_BURST"},
+		{burst: "1.5", errContains: "LATCHKEY_HOOK_BURST"},
+	}
+	for _, tt := range tests {
+		env := map[string]string{"LATCHKEY_HOOK_RATE": tt.rate, "LATCHKEY_HOOK_BURST": tt.burst}
+		c, err := FromEnv(func(k string) string { return env[k] })
+		if tt.errContains != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.errContains) {
+				t.Errorf("rate %q burst %q: err = %v, want one naming %s", tt.rate, tt.burst, err, tt.errContains)
+			}
+			continue
+		}
+		if err != nil || c.HookRate != tt.wantRate || c.HookBurst != tt.wantBurst {
+			t.Errorf("rate %q burst %q: %v, %d, %v; want %v, %d", tt.rate, tt.burst, c.HookRate, c.HookBurst, err, tt.wantRate, tt.wantBurst)
+		}
 	}
 }

@@ -19,6 +19,7 @@ const (
 	Invalid      Code = "invalid"                  // 422: the request is well-formed but its content is wrong
 	BadRequest   Code = "bad_request"              // 400: the request cannot be read (bad JSON, wrong types)
 	TooLarge     Code = "too_large"                // 413: the request body is over the limit
+	TooMany      Code = "too_many_requests"        // 429: over a rate limit; try again after Retry-After
 	Unauthorized Code = "unauthorized"             // 401: no or unknown API key
 	Forbidden    Code = "forbidden"                // 403
 	NotFound     Code = "not_found"                // 404: missing, or owned by another account

@@ -54,6 +54,7 @@ var statusOf = map[errs.Code]int{
 	errs.Invalid:            http.StatusUnprocessableEntity,
 	errs.BadRequest:         http.StatusBadRequest,
 	errs.TooLarge:           http.StatusRequestEntityTooLarge,
+	errs.TooMany:            http.StatusTooManyRequests,
 	errs.Unauthorized:       http.StatusUnauthorized,
 	errs.Forbidden:          http.StatusForbidden,
 	errs.NotFound:           http.StatusNotFound,

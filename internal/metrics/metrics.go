@@ -65,7 +65,7 @@ func New(db *sql.DB) *Metrics {
 		}),
 		hooks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "latchkey_hook_events_total",
-			Help: "Requests to the public webhook endpoints (/hooks/{source}), by outcome: accepted, duplicate, handshake, unverified, unroutable, ambiguous, bad_request, too_large, unknown_source, error.",
+			Help: "Requests to the public webhook endpoints (/hooks/{source}), by outcome: accepted, duplicate, handshake, unverified, unroutable, ambiguous, bad_request, too_large, unknown_source, rate_limited, error.",
 		}, []string{"outcome"}),
 	}
 	m.reg.MustRegister(m.requests, m.latency, m.tokens, m.outbound, m.outErrors, m.refusals, m.hooks,

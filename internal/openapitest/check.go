@@ -34,6 +34,27 @@ func (s *Spec) CheckRequest(r *http.Request, body []byte) error {
 	return e.orNil()
 }
 
+// CheckSchema checks body, a JSON document, against the schema name of
+// the document's components: for what the document describes but no
+// request or response carries, such as the events Latchkey posts to an
+// app's webhooks. It returns nil or an *Error (with Method "schema" and
+// Path name); a name that is not a component schema is an error too.
+func (s *Spec) CheckSchema(name string, body []byte) error {
+	e := &Error{Method: "schema", Path: name}
+	sch := s.schemas[name]
+	if sch == nil {
+		e.add("schema", "no schema %q in components/schemas", name)
+		return e
+	}
+	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(body))
+	if err != nil {
+		e.add("body", "not JSON: %v", err)
+		return e
+	}
+	e.validate("body", sch, v)
+	return e.orNil()
+}
+
 // CheckResponse checks resp, the answer to r, whose body is body: its status
 // must be declared (as itself, as 4XX or by default), its declared headers
 // valid (and present if required), its body of a declared content type and

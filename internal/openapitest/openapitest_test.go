@@ -177,6 +177,23 @@ func TestCheckResponse(t *testing.T) {
 	}
 }
 
+func TestCheckSchema(t *testing.T) {
+	s := mustLoad(t)
+	for _, tt := range []struct {
+		name, schema, body, want string
+	}{
+		{"ok", "Pet", `{"id":"x","name":"Rex","tag":"dog"}`, ""},
+		{"against the schema", "Pet", `{"id":"x","name":"Rex"}`, "body: missing property 'tag'"},
+		{"property not declared", "Pet", `{"id":"x","name":"Rex","tag":null,"age":3}`, "body: additional properties 'age' not allowed"},
+		{"not JSON", "Pet", `{"id":`, "body: not JSON"},
+		{"no such schema", "Cat", `{}`, `no schema "Cat"`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			checkErr(t, s.CheckSchema(tt.schema, []byte(tt.body)), tt.want)
+		})
+	}
+}
+
 func TestUnknownRoute(t *testing.T) {
 	s := mustLoad(t)
 	for _, path := range []string{"/cats", "/pets/mine/photo"} {

@@ -30,6 +30,7 @@ type Spec struct {
 	bases   []string // the servers' base paths, without a trailing slash
 	routes  []*route // sorted by path
 	schemes map[string]securityScheme
+	schemas map[string]*jsonschema.Schema // components/schemas, by name
 }
 
 // Route is an operation of the document: a method and a path template.
@@ -229,7 +230,7 @@ func (l *loader) fail(ptr, format string, args ...any) {
 var methods = []string{"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 func (l *loader) spec(root map[string]any) *Spec {
-	s := &Spec{schemes: map[string]securityScheme{}}
+	s := &Spec{schemes: map[string]securityScheme{}, schemas: map[string]*jsonschema.Schema{}}
 	l.refs(l.doc, "")
 	if d, ok := root["jsonSchemaDialect"]; ok && d != "https://spec.openapis.org/oas/3.1/dialect/base" {
 		l.fail("/jsonSchemaDialect", "only OpenAPI's default dialect is supported")
@@ -267,7 +268,7 @@ func (l *loader) spec(root map[string]any) *Spec {
 	// Every schema compiles, and every component is one this package can
 	// check, whether or not an operation uses it yet.
 	for _, name := range sortedKeys(comp["schemas"]) {
-		l.schema("/components/schemas/" + escapeToken(name))
+		s.schemas[name] = l.schema("/components/schemas/" + escapeToken(name))
 	}
 	for _, name := range sortedKeys(comp["parameters"]) {
 		l.parameter(comp["parameters"].(map[string]any)[name], "/components/parameters/"+escapeToken(name))
