@@ -256,24 +256,26 @@ func drive(tb testing.TB, client *http.Client, u string, header http.Header, cal
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // BenchmarkRefreshStorm renews the tokens of 1,000 users at once against a
-// provider that takes 500 ms per token request, and meanwhile measures an
+// provider that takes 500 ms per token request, and meanwhile times an
 // ordinary route (GET /v1/apps) against its latency when idle: renewals
 // must not hold the database's connections while the provider thinks.
 //
-// The 1,000 clients, the provider and the ordinary route's timer run in
-// another process (see stormDriverEnv), on the same two cores as the
-// server and the database. As a control, the same 1,000 clients then call
-// a server in that process that only waits 500 ms, while the ordinary
-// route is timed for as long as the storm took: apps-p99-driver/idle is
-// what the load driver alone costs the ordinary route. Run it with
-// -benchtime=1x, on PostgreSQL with LATCHKEY_TEST_DATABASE_URL.
+// The 1,000 clients with the provider, and the ordinary route's timer,
+// run in two other processes (see stormDriverEnv), on the same two cores
+// as the server and the database. The clients' connections are open
+// before the storm, as a platform's pooled ones are. As a control, the
+// same clients then call a server that only waits 500 ms, while the
+// ordinary route is timed for as long as the storm took:
+// apps-p99-driver/idle is what the load driver alone costs the ordinary
+// route. Run it with -benchtime=1x, on PostgreSQL with
+// LATCHKEY_TEST_DATABASE_URL.
 func BenchmarkRefreshStorm(b *testing.B) {
 	const users = 1000
 	e := newEnvWith(b, nil)
-	driver := startStormDriver(b)
+	clients, timer := startStormDriver(b), startStormDriver(b)
 	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	b.Cleanup(api.Close)
-	f := newFlowApp(b, e, map[string]any{"link_url": driver.provider + "/authorize", "token_url": driver.provider + "/token"})
+	f := newFlowApp(b, e, map[string]any{"link_url": clients.provider + "/authorize", "token_url": clients.provider + "/token"})
 	e.must(201, "POST", "/v1/apps/acme/apis", e.key, map[string]any{"name": "api", "base_url": api.URL, "config_id": f.configID,
 		"headers": map[string]string{"Authorization": "Bearer <<access_token>>"}})
 	store := settings.NewStore(e.db.DB, e.cipher)
@@ -295,25 +297,42 @@ func BenchmarkRefreshStorm(b *testing.B) {
 	}
 	e.sqlChanged()
 
-	apps := e.url + "/v1/apps"
-	p99 := func(l []time.Duration) float64 {
+	apps := stormCommand{URL: e.url + "/v1/apps", Key: e.key}
+	quantile := func(l []time.Duration, q int) float64 {
 		slices.Sort(l)
 		if len(l) == 0 {
 			return 0
 		}
-		return ms(l[len(l)*99/100])
+		return ms(l[len(l)*q/100])
+	}
+	p50 := func(l []time.Duration) float64 { return quantile(l, 50) }
+	p99 := func(l []time.Duration) float64 { return quantile(l, 99) }
+	// during runs the clients' calls to url and times the ordinary route
+	// meanwhile, for at least least.
+	during := func(url string, least time.Duration) (stormResult, []time.Duration) {
+		start := apps
+		start.Op = "start"
+		timer.do(b, start)
+		res := clients.do(b, stormCommand{Op: "calls", URL: url, Key: e.key, N: users})
+		time.Sleep(least - res.Took)
+		return res, timer.do(b, stormCommand{Op: "stop"}).Latency
 	}
 	for b.Loop() {
-		idle := driver.do(b, stormCommand{Op: "idle", Apps: apps, Key: e.key, N: 200}).Latency
-		storm := driver.do(b, stormCommand{Op: "storm", Apps: apps, Key: e.key, N: users,
-			Calls: e.url + "/v1/installations/" + f.instID + "/users/user-%d/apis/api/proxy/x"})
-		control := driver.do(b, stormCommand{Op: "storm", Apps: apps, Key: e.key, N: users, Calls: driver.waiter + "/%d", Least: storm.Took})
-		b.Logf("%d users renewed in %s, %d failed; GET /v1/apps p99 idle %.2f ms, during the storm %.2f ms (%d calls), "+
-			"with the same clients calling a server that only waits %.2f ms (%d calls)",
-			users, storm.Took.Round(time.Millisecond), storm.Failed, p99(idle), p99(storm.Latency), len(storm.Latency), p99(control.Latency), len(control.Latency))
+		clients.do(b, stormCommand{Op: "calls", URL: e.url + "/healthz?%d", N: users})
+		clients.do(b, stormCommand{Op: "calls", URL: clients.waiter + "/open?%d", N: users})
+		time.Sleep(time.Second) // for what opening them left to do (its garbage)
+		idle := apps
+		idle.Op, idle.N = "time", 400
+		idleLat := timer.do(b, idle).Latency
+		storm, busy := during(e.url+"/v1/installations/"+f.instID+"/users/user-%d/apis/api/proxy/x", 0)
+		_, driver := during(clients.waiter+"/%d", storm.Took)
+		b.Logf("%d users renewed in %s, %d failed; GET /v1/apps p50/p99 idle %.2f/%.2f ms, during the storm %.2f/%.2f ms (%d calls), "+
+			"with the same clients calling a server that only waits %.2f/%.2f ms (%d calls)",
+			users, storm.Took.Round(time.Millisecond), storm.Failed, p50(idleLat), p99(idleLat), p50(busy), p99(busy), len(busy),
+			p50(driver), p99(driver), len(driver))
 		b.ReportMetric(storm.Took.Seconds(), "storm-s")
-		b.ReportMetric(p99(storm.Latency)/p99(idle), "apps-p99-busy/idle")
-		b.ReportMetric(p99(control.Latency)/p99(idle), "apps-p99-driver/idle")
+		b.ReportMetric(p99(busy)/p99(idleLat), "apps-p99-busy/idle")
+		b.ReportMetric(p99(driver)/p99(idleLat), "apps-p99-driver/idle")
 		b.ReportMetric(float64(storm.Failed), "failed")
 	}
 }

@@ -15,38 +15,42 @@ import (
 	"time"
 )
 
-// stormDriverEnv, set to 1, turns the test binary into the load driver of
-// BenchmarkRefreshStorm: the 1,000 clients, the provider they make
-// Latchkey renew with and the ordinary route's timer, in a process of
-// their own as they are on other machines in production. In the server's
-// process they would queue in its scheduler with its own goroutines and
-// count against it. They still share the machine's cores.
+// stormDriverEnv, set to 1, turns the test binary into a load driver of
+// BenchmarkRefreshStorm. The benchmark runs two: one holds the 1,000
+// clients and the provider they make Latchkey renew with, the other times
+// the ordinary route. Each is a process of its own, as they are elsewhere
+// in production; in the server's process they would queue in its
+// scheduler with its goroutines, and the timer would queue behind the
+// clients. They still share the machine's two cores.
 const stormDriverEnv = "LATCHKEY_STORM_DRIVER"
 
-// stormCommand is one line the benchmark sends the driver on its stdin;
-// the driver answers each with one stormResult line on its stdout.
+// stormCommand is one line the benchmark sends a driver on its stdin; the
+// driver answers each with one stormResult line on its stdout.
 type stormCommand struct {
-	Op    string        // "idle": time Apps N times; "storm": call Calls for every user at once, timing Apps meanwhile
-	Apps  string        // the ordinary route's URL
-	Calls string        // a fmt format of the calls' URL, given the user's number
-	Key   string        // the API key, for every request
-	N     int           // idle: how many times; storm: how many users
-	Least time.Duration // storm: time Apps at least this long
+	// Op is one of:
+	//   - "calls": GET URL (a fmt format, given i) for i < N, all at once;
+	//   - "time": GET URL N times, one at a time, 5 ms apart;
+	//   - "start": as "time", in the background until "stop", which
+	//     answers the latencies.
+	Op  string
+	URL string
+	Key string // the API key, if any
+	N   int
 }
 
 type stormResult struct {
 	Took    time.Duration
-	Latency []time.Duration // of Apps, in order
+	Latency []time.Duration // of "time" and "stop", in order
 	Failed  int64
 	Error   string
 }
 
-// stormProvider answers every token request, after delay, with a token
-// for an hour and a rotated refresh token; the waiter only waits.
+// stormDelay is how long the driver's provider takes to answer a token
+// request, and its waiter any request.
 const stormDelay = 500 * time.Millisecond
 
 // runStormDriver serves the benchmark's commands until stdin closes. It
-// first writes the provider's and the waiter's URLs.
+// first writes its provider's and its waiter's URLs.
 func runStormDriver() {
 	serve := func(h http.HandlerFunc) string {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -57,6 +61,8 @@ func runStormDriver() {
 		go http.Serve(l, h)
 		return "http://" + l.Addr().String()
 	}
+	// Every token request gets a token for an hour and a rotated refresh
+	// token.
 	provider := serve(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		time.Sleep(stormDelay)
@@ -84,18 +90,15 @@ func runStormDriver() {
 		}
 		return nil
 	}
-	// timeApps calls the ordinary route one call at a time, 5 ms apart,
-	// n times or until stop closes.
-	timeApps := func(c stormCommand, n int, stop <-chan struct{}) ([]time.Duration, error) {
-		var lat []time.Duration
-		for range n {
+	timed := func(c stormCommand, stop <-chan struct{}) (lat []time.Duration, err error) {
+		for range c.N {
 			select {
 			case <-stop:
 				return lat, nil
 			default:
 			}
 			start := time.Now()
-			if err := get(c.Apps, c.Key); err != nil {
+			if err := get(c.URL, c.Key); err != nil {
 				return lat, err
 			}
 			lat = append(lat, time.Since(start))
@@ -103,6 +106,8 @@ func runStormDriver() {
 		}
 		return lat, nil
 	}
+	var stop chan struct{}
+	var background chan stormResult
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
 		var c stormCommand
@@ -112,46 +117,45 @@ func runStormDriver() {
 			out.Encode(res)
 			continue
 		}
+		var err error
 		switch c.Op {
-		case "idle":
-			lat, err := timeApps(c, c.N, nil)
-			res.Latency = lat
-			if err != nil {
-				res.Error = err.Error()
-			}
-		case "storm":
-			stop := make(chan struct{})
-			var appsErr error
-			done := make(chan struct{})
-			go func() {
-				res.Latency, appsErr = timeApps(c, 1<<30, stop)
-				close(done)
-			}()
+		case "calls":
 			start := time.Now()
 			var wg sync.WaitGroup
 			var failed atomic.Int64
-			var firstErr atomic.Value
+			var first atomic.Value
 			for i := range c.N {
 				wg.Go(func() {
-					if err := get(fmt.Sprintf(c.Calls, i), c.Key); err != nil {
+					if err := get(fmt.Sprintf(c.URL, i), c.Key); err != nil {
 						failed.Add(1)
-						firstErr.CompareAndSwap(nil, err.Error())
+						first.CompareAndSwap(nil, err)
 					}
 				})
 			}
 			wg.Wait()
-			res.Took = time.Since(start)
-			time.Sleep(c.Least - res.Took)
+			res.Took, res.Failed = time.Since(start), failed.Load()
+			err, _ = first.Load().(error)
+		case "time":
+			res.Latency, err = timed(c, nil)
+		case "start":
+			stop, background = make(chan struct{}), make(chan stormResult, 1)
+			go func() {
+				var r stormResult
+				lat, err := timed(stormCommand{URL: c.URL, Key: c.Key, N: 1 << 30}, stop)
+				r.Latency = lat
+				if err != nil {
+					r.Error = err.Error()
+				}
+				background <- r
+			}()
+		case "stop":
 			close(stop)
-			<-done
-			res.Failed = failed.Load()
-			if e, ok := firstErr.Load().(string); ok {
-				res.Error = e
-			} else if appsErr != nil {
-				res.Error = appsErr.Error()
-			}
+			res = <-background
 		default:
 			res.Error = "unknown op " + c.Op
+		}
+		if err != nil {
+			res.Error = err.Error()
 		}
 		out.Encode(res)
 	}
@@ -164,7 +168,7 @@ type stormDriver struct {
 	out              *json.Decoder
 }
 
-// startStormDriver runs this test binary again as the load driver, and
+// startStormDriver runs this test binary again as a load driver, and
 // stops it when the benchmark ends.
 func startStormDriver(tb testing.TB) *stormDriver {
 	tb.Helper()
