@@ -350,13 +350,14 @@ type FromProvider struct {
 // stores all or nothing only for database errors. Unlike an installer's
 // change, it does not move the installation's updated_at: a renewal is not
 // an edit.
-func (s *Store) SetFromProvider(ctx context.Context, inst Installation, userID string, w FromProvider) ([]string, error) {
+func (s *Store) SetFromProvider(ctx context.Context, inst Installation, userID string, w FromProvider) (Written, error) {
 	level := User
 	if userID == "" {
 		level = Organization
 	}
 	changes, always := w.Changes, w.Always
 	var problems []string
+	var fit map[string]*string
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		defs := w.Definitions
 		if defs == nil {
@@ -374,7 +375,7 @@ func (s *Store) SetFromProvider(ctx context.Context, inst Installation, userID s
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
-		fit := make(map[string]*string, len(changes))
+		fit = make(map[string]*string, len(changes))
 		for _, k := range keys {
 			d, ok := byKey[k]
 			var msg string
@@ -403,7 +404,39 @@ func (s *Store) SetFromProvider(ctx context.Context, inst Installation, userID s
 		}
 		return s.bus.ChangedAll(tx, append(w.Also, valuesChange(inst, userID))...)
 	})
-	return problems, errs.From(err, "storing values")
+	if err != nil {
+		return Written{}, errs.From(err, "storing values")
+	}
+	return Written{Values: fit, Problems: problems}, nil
+}
+
+// Written is what SetFromProvider did: the values it stored (nil or "":
+// removed), and what it left out or stored anyway, as problems.
+type Written struct {
+	Values   map[string]*string
+	Problems []string
+}
+
+// With returns r with the values w stored, as Resolve would read them
+// back: a removed value falls back to its default. r is not changed.
+func (r Resolved) With(w Written) Resolved {
+	out := Resolved{Values: make(map[string]string, len(r.Values)+len(w.Values)), Secret: r.Secret, defs: r.defs}
+	for k, v := range r.Values {
+		out.Values[k] = v
+	}
+	for k, v := range w.Values {
+		if v != nil && *v != "" {
+			out.Values[k] = *v
+			continue
+		}
+		delete(out.Values, k)
+		for _, d := range r.defs {
+			if d.Key == k && d.DefaultValue != nil {
+				out.Values[k] = *d.DefaultValue
+			}
+		}
+	}
+	return out
 }
 
 // checkChanges validates changes against the definitions of level. When

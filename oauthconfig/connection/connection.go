@@ -187,17 +187,18 @@ func (cs *Connections) WithTx(tx *gorm.DB) *Connections {
 
 // Save stores a new connection's tokens; see store.
 func (cs *Connections) Save(ctx context.Context, inst settings.Installation, userID string, cfg *oauthconfig.Config, tok token.Token) error {
-	problems, err := cs.store(ctx, inst, cfg.Owner(userID), cfg, tok, exchanged, nil)
-	if err == nil && len(problems) > 0 {
-		return errs.New(errs.Upstream, "the tokens are stored, but the provider's answer does not fit the config: %s", strings.Join(problems, "; "))
+	w, err := cs.store(ctx, inst, cfg.Owner(userID), cfg, tok, exchanged, nil)
+	if err == nil && len(w.Problems) > 0 {
+		return errs.New(errs.Upstream, "the tokens are stored, but the provider's answer does not fit the config: %s", strings.Join(w.Problems, "; "))
 	}
 	return err
 }
 
-// SaveRefreshed stores renewed tokens of a connection and returns what of
-// the answer did not fit (reported on the connection too); see store.
-// before is what the renewal read under its lease, or nil.
-func (cs *Connections) SaveRefreshed(ctx context.Context, inst settings.Installation, userID string, cfg *oauthconfig.Config, tok token.Token, before *Before) ([]string, error) {
+// SaveRefreshed stores renewed tokens of a connection and returns the
+// values it stored, with what of the answer did not fit as problems
+// (reported on the connection too); see store. before is what the renewal
+// read under its lease, or nil.
+func (cs *Connections) SaveRefreshed(ctx context.Context, inst settings.Installation, userID string, cfg *oauthconfig.Config, tok token.Token, before *Before) (settings.Written, error) {
 	return cs.store(ctx, inst, cfg.Owner(userID), cfg, tok, refreshed, before)
 }
 
@@ -222,9 +223,9 @@ func (cs *Connections) SaveStepped(ctx context.Context, inst settings.Installati
 	}
 	tok := res.Token
 	tok.Extra, tok.Callback, tok.Problems = res.Values, nil, res.Problems
-	problems, err := cs.store(ctx, inst, cfg.Owner(userID), cfg, tok, stepped, nil)
-	if err == nil && len(problems) > 0 {
-		return errs.New(errs.Upstream, "a step's answer does not fit the config: %s", strings.Join(problems, "; "))
+	w, err := cs.store(ctx, inst, cfg.Owner(userID), cfg, tok, stepped, nil)
+	if err == nil && len(w.Problems) > 0 {
+		return errs.New(errs.Upstream, "a step's answer does not fit the config: %s", strings.Join(w.Problems, "; "))
 	}
 	return err
 }
@@ -284,7 +285,7 @@ const (
 // one stood when read: one that another replica records a moment later,
 // for the same credentials that just worked, stands until the
 // organization's settings change.
-func (cs *Connections) store(ctx context.Context, inst settings.Installation, userID string, cfg *oauthconfig.Config, tok token.Token, kind storeKind, before *Before) ([]string, error) {
+func (cs *Connections) store(ctx context.Context, inst settings.Installation, userID string, cfg *oauthconfig.Config, tok token.Token, kind storeKind, before *Before) (settings.Written, error) {
 	now := cs.now()
 	changes := map[string]*string{cfg.AccessTokenSetting: &tok.AccessToken}
 	always := map[string]bool{cfg.AccessTokenSetting: true}
@@ -314,6 +315,7 @@ func (cs *Connections) store(ctx context.Context, inst settings.Installation, us
 		update = append(update, "connected_at")
 	}
 	var problems []string
+	var written settings.Written // at the owner's level
 	err := cs.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		// The values are stored in this transaction, which commits or
 		// rolls back whole: no savepoint for SetFromProvider's own.
@@ -350,19 +352,20 @@ func (cs *Connections) store(ctx context.Context, inst settings.Installation, us
 			}
 		}
 		// The connection's change is announced with the values'.
-		stored, err := values.SetFromProvider(ctx, inst, userID, settings.FromProvider{
+		var err error
+		written, err = values.SetFromProvider(ctx, inst, userID, settings.FromProvider{
 			Changes: changes, Always: always, Definitions: defs, Also: []cache.Change{cs.change(inst.ID, userID, cfg.ID)}})
 		if err != nil {
 			return err
 		}
+		problems = append(append([]string(nil), tok.Problems...), written.Problems...)
 		if len(orgChanges) > 0 {
 			more, err := values.SetFromProvider(ctx, inst, "", settings.FromProvider{Changes: orgChanges, Definitions: defs})
 			if err != nil {
 				return err
 			}
-			stored = append(stored, more...)
+			problems = append(problems, more.Problems...)
 		}
-		problems = append(append([]string(nil), tok.Problems...), stored...)
 		if len(problems) > 0 {
 			c.LastError = clipReason("the tokens are stored, but: " + strings.Join(problems, "; "))
 			c.LastErrorAt = &now
@@ -404,9 +407,10 @@ func (cs *Connections) store(ctx context.Context, inst settings.Installation, us
 		return cs.emit(tx, inst, "connection.configuration_recovered", c)
 	})
 	if err != nil {
-		return nil, errs.From(err, "storing tokens")
+		return settings.Written{}, errs.From(err, "storing tokens")
 	}
-	return problems, nil
+	written.Problems = problems
+	return written, nil
 }
 
 // SaveValues stores values (setting -> value) at the config's token level

@@ -102,6 +102,15 @@ func (rf *Refresher) SetLinker(l Linker) { rf.links = l }
 // user must connect (again); Timeout or Upstream when a needed renewal
 // failed at the provider; Invalid when a request cannot be rendered.
 func (rf *Refresher) Fresh(ctx context.Context, inst settings.Installation, userID string, cfg *oauthconfig.Config) (settings.Resolved, error) {
+	// A connection whose token expires within the margin is renewed
+	// whatever the settings hold, and the renewal reads them under its
+	// lease: reading them here too would be a second read of the same
+	// rows when the caches are cold (a storm of expired tokens).
+	if conn, err := rf.conns.Get(ctx, inst.ID, cfg.Owner(userID), cfg.ID); err == nil &&
+		conn.Status == Connected && conn.ExpiresAt != nil && rf.expiring(cfg, conn) &&
+		rf.pendingFor(connKey(inst, userID, cfg)) == nil {
+		return rf.Renew(ctx, inst, userID, cfg, "", false)
+	}
 	r, conn, err := rf.read(ctx, nil, inst, userID, cfg)
 	if err != nil {
 		return settings.Resolved{}, err
@@ -226,25 +235,27 @@ func (rf *Refresher) renewLocked(ctx context.Context, key string, inst settings.
 			// in memory, served, and written when it is back.
 			rf.supersede(key)
 			before := &Before{Conn: conn, Settings: r, ConfigError: hadConfigError}
-			problems, err := rf.conns.WithTx(db).SaveRefreshed(ctx, inst, userID, cfg, tok, before)
+			written, err := rf.conns.WithTx(db).SaveRefreshed(ctx, inst, userID, cfg, tok, before)
 			if err != nil {
 				rf.keep(key, inst, userID, cfg, tok)
 				out, _ = rf.overlay(key, cfg, r, conn)
 				kept = true
 				return err
 			}
-			if later := problems[len(tok.Problems):]; len(later) > 0 {
+			if later := written.Problems[len(tok.Problems):]; len(later) > 0 {
 				rf.tokens.Annotate(ctx, entryID, later) // the entry has tok.Problems already
 			}
+			// The settings as stored: those read, with what was written.
+			out = r.With(written)
 			if steps := cfg.RenewSteps(usedRefresh); len(steps) > 0 {
 				// Under the lock, so that no call uses the new token
 				// before what the steps make from it (Bullhorn's session).
 				if failure, err = rf.runSteps(ctx, shared, db, inst, userID, cfg, r, tok, steps); err != nil {
 					return err
 				}
+				// What the steps stored, read back.
+				out, err = rf.settings.WithTx(db).Resolve(ctx, inst, userID)
 			}
-			// The settings as stored; the connection is not needed.
-			out, err = rf.settings.WithTx(db).Resolve(ctx, inst, userID)
 			return err
 		}
 		out, failure = rf.failed(ctx, db, inst, userID, cfg, r, conn, leftover, refused, err)
@@ -482,6 +493,12 @@ func (rf *Refresher) due(cfg *oauthconfig.Config, r settings.Resolved, conn Conn
 	if conn.ExpiresAt == nil {
 		return false // stored by hand, without an expiry: used until refused
 	}
+	return rf.expiring(cfg, conn)
+}
+
+// expiring reports whether conn's access token, whose expiry is known,
+// expires within the margin.
+func (rf *Refresher) expiring(cfg *oauthconfig.Config, conn Connection) bool {
 	return !rf.now().Before(conn.ExpiresAt.Add(-margin(cfg, conn)))
 }
 
