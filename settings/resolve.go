@@ -60,7 +60,19 @@ func (r Resolved) OrganizationDigest() string {
 // longer configured) is an errs.Internal error naming the setting, never
 // its content.
 func (s *Store) Resolve(ctx context.Context, inst Installation, userID string) (Resolved, error) {
-	in := inputs{haveUsr: userID == ""}
+	return s.resolve(ctx, inst, userID, inputs{haveUsr: userID == ""})
+}
+
+// Reread is Resolve with the values of one level read from the database,
+// whatever the caches hold: the user's, or the organization's. A renewal
+// re-reads the level its tokens are stored at so, under its lease, since
+// another replica may have renewed them a moment ago; the definitions and
+// the other level come from the caches, as for any call.
+func (s *Store) Reread(ctx context.Context, inst Installation, userID string, level Level) (Resolved, error) {
+	return s.resolve(ctx, inst, userID, inputs{haveUsr: userID == "", reread: level})
+}
+
+func (s *Store) resolve(ctx context.Context, inst Installation, userID string, in inputs) (Resolved, error) {
 	if !s.cached(inst, userID, &in) {
 		if err := s.read(ctx, inst, userID, &in); err != nil {
 			return Resolved{}, err
@@ -99,6 +111,7 @@ type inputs struct {
 	defs                                  []Definition
 	fixed, org, usr                       map[string]string
 	haveDefs, haveFixed, haveOrg, haveUsr bool
+	reread                                Level // values not taken from the caches (see Reread)
 }
 
 // cached fills in what in lacks from the caches, and reports whether it
@@ -110,10 +123,10 @@ func (s *Store) cached(inst Installation, userID string, in *inputs) bool {
 	if !in.haveFixed {
 		in.fixed, in.haveFixed = s.fixed.Get(inst.AppID)
 	}
-	if !in.haveOrg {
+	if !in.haveOrg && in.reread != Organization {
 		in.org, in.haveOrg = s.vals.Get(inst.ID)
 	}
-	if !in.haveUsr {
+	if !in.haveUsr && in.reread != User {
 		in.usr, in.haveUsr = s.vals.Get(inst.ID + cache.Sep + userID)
 	}
 	return in.haveDefs && in.haveFixed && in.haveOrg && in.haveUsr

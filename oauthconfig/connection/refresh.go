@@ -561,16 +561,21 @@ func (rf *Refresher) reauthorize(ctx context.Context, inst settings.Installation
 }
 
 // read resolves the settings and the connection: from the caches with db
-// nil, else through db (the pool, or a transaction holding the renewal
-// lock), which re-reads what another worker may have stored.
+// nil, else the connection and the values at the config's token level
+// through db (the pool, holding the renewal lease), which re-reads what
+// another worker may have stored.
 // Tokens kept in memory (see keep) are newer than the stored ones and
 // overlay them.
 func (rf *Refresher) read(ctx context.Context, db *gorm.DB, inst settings.Installation, userID string, cfg *oauthconfig.Config) (settings.Resolved, Connection, error) {
-	s, conns := rf.settings, rf.conns // cached: the hot path
-	if db != nil {
-		s, conns = s.WithTx(db), conns.WithTx(db) // the database itself, under the lock
+	var r settings.Resolved
+	var err error
+	conns := rf.conns // cached: the hot path
+	if db == nil {
+		r, err = rf.settings.Resolve(ctx, inst, userID)
+	} else {
+		conns = conns.WithTx(db) // the database itself, under the lease
+		r, err = rf.settings.Reread(ctx, inst, userID, cfg.TokenLevel)
 	}
-	r, err := s.Resolve(ctx, inst, userID)
 	if err != nil {
 		return settings.Resolved{}, Connection{}, err
 	}
