@@ -14,7 +14,7 @@ import (
 // Reference is a field of an OAuth config or an API that uses a setting,
 // as the config's or API's own validation sees it.
 type Reference struct {
-	Kind  string // "OAuth config" or "API"
+	Kind  string // "OAuth config", "API" or "webhook source"
 	Name  string // the config's or API's name
 	Field string // as their validation names it: token_body, headers.Authorization
 	// Problem is what their validation says of the field once the
@@ -32,9 +32,10 @@ type References interface {
 }
 
 // UseReferences makes s refuse to delete or change a definition in a way
-// that breaks an OAuth config or an API of its app, which would otherwise
-// fail later, at every call or sign-in, with a confusing error.
-func (s *Store) UseReferences(r References) { s.refs = r }
+// that breaks what r knows of (OAuth configs and APIs, webhook sources),
+// which would otherwise fail later, at every call, sign-in or event, with
+// a confusing error. Each call adds r to those asked.
+func (s *Store) UseReferences(r References) { s.refs = append(s.refs, r) }
 
 // checkReferences refuses (errs.Conflict) to change the app's definitions
 // from before to after, for the setting key, when that breaks a config or
@@ -42,12 +43,16 @@ func (s *Store) UseReferences(r References) { s.refs = r }
 // knows what to change first. With deleting, the fields are enough: the
 // setting would be gone. s works in the changing transaction.
 func (s *Store) checkReferences(ctx context.Context, appID, key string, before, after []Definition, deleting bool) error {
-	if s.refs == nil {
-		return nil
+	var refs []Reference
+	for _, r := range s.refs {
+		broken, err := r.Broken(ctx, s.db, appID, before, after)
+		if err != nil {
+			return err
+		}
+		refs = append(refs, broken...)
 	}
-	refs, err := s.refs.Broken(ctx, s.db, appID, before, after)
-	if err != nil || len(refs) == 0 {
-		return err
+	if len(refs) == 0 {
+		return nil
 	}
 	// One entry per config or API, in the order found, with its fields.
 	var users []string

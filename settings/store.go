@@ -31,8 +31,8 @@ type Store struct {
 	insts *cache.Cache[Installation]      // by id
 	vals  *cache.Cache[map[string]string] // decrypted values by installation, or installation and user
 
-	pairs KeyPairs   // see UseKeyPairs; nil: none checked
-	refs  References // see UseReferences; nil: none checked
+	pairs KeyPairs     // see UseKeyPairs; nil: none checked
+	refs  []References // see UseReferences
 }
 
 // UseCache makes s keep definitions, installations and values (decrypted,

@@ -148,3 +148,33 @@ func TestConsoleDeleteUsedSetting(t *testing.T) {
 	}
 	e.must(200, "GET", "/v1/apps/acme/settings/subdomain", e.key, nil)
 }
+
+// TestDeleteSettingOfWebhookSource: a setting that a webhook source
+// verifies or routes its events with is not deleted, nor made not secret:
+// the source would refuse every event as unverified, or route none.
+func TestDeleteSettingOfWebhookSource(t *testing.T) {
+	e := newEnv(t)
+	e.must(201, "POST", "/v1/apps", e.key, map[string]any{"name": "Acme", "slug": "acme"})
+	e.must(201, "POST", "/v1/apps/acme/settings", e.key, map[string]any{"key": "github_secret", "secret": true, "visibility": "hidden", "default": "gh-webhook-secret-1"})
+	e.must(201, "POST", "/v1/apps/acme/settings", e.key, map[string]any{"key": "github_installation_id"})
+	e.must(201, "POST", "/v1/apps/acme/settings", e.key, map[string]any{"key": "spare"})
+	e.must(201, "POST", "/v1/apps/acme/webhook-sources", e.key, map[string]any{
+		"name":         "github",
+		"verification": map[string]any{"method": "hmac_sha256", "secret_setting": "github_secret", "signature_header": "X-Hub-Signature-256", "signature_prefix": "sha256="},
+		"routing":      map[string]any{"organization": map[string]any{"path": "$.installation.id", "setting": "github_installation_id"}},
+	})
+	for key, want := range map[string]string{
+		"github_secret":          `webhook source "github" (verification.secret_setting)`,
+		"github_installation_id": `webhook source "github" (routing.organization.setting)`,
+	} {
+		p := e.must(409, "DELETE", "/v1/apps/acme/settings/"+key, e.key, nil)
+		if detail, _ := p["detail"].(string); !strings.Contains(detail, want) {
+			t.Errorf("DELETE %s: detail %q does not say %s", key, detail, want)
+		}
+	}
+	p := e.must(409, "PATCH", "/v1/apps/acme/settings/github_secret", e.key, map[string]any{"secret": false, "default": "shown"})
+	if detail, _ := p["detail"].(string); !strings.Contains(detail, `webhook source "github" (verification.secret_setting: must be a secret setting`) {
+		t.Errorf("PATCH secret false: detail %q", p["detail"])
+	}
+	e.must(204, "DELETE", "/v1/apps/acme/settings/spare", e.key, nil)
+}

@@ -177,6 +177,7 @@ func newServer(cfg config.Config, db *gorm.DB, cipher *secret.Cipher, log *slog.
 	// Providers' webhooks in: verified, routed to an installation, and
 	// handed to the app's webhooks above as provider.event.
 	hookStore := hooks.NewStore(db, webhooks)
+	settingStore.UseReferences(hookStore)
 	hookHandler := hooks.NewHandler(hooks.Deps{
 		Store: hookStore, Apps: apps, Settings: settingStore, PublicURL: cfg.PublicURL, Log: log,
 		Limiter: hooks.NewLimiter(cfg.HookRate, cfg.HookBurst),
