@@ -193,21 +193,40 @@ func noPEM(t *testing.T, e *env, certs ...testpki.Certificate) {
 	}
 }
 
+// mtlsRig is an app with the certificate settings and a config of an
+// oauthtest server behind an mtlsFront that knows good (of its CA) as
+// the test client; other is of the same CA but unknown, stray of another
+// CA.
+type mtlsRig struct {
+	good, other, stray testpki.Certificate
+	front              *mtlsFront
+	e                  *env
+	p                  *oauthtest.Server
+	f                  *flowApp
+}
+
+func newMTLSRig(t *testing.T) mtlsRig {
+	t.Helper()
+	pki := testpki.NewCA(t)
+	r := mtlsRig{good: issue(t, pki, "acme-org-1"), other: issue(t, pki, "acme-org-2"), stray: issue(t, testpki.NewCA(t), "stray")}
+	r.front = newMTLSFront(t, pki)
+	r.front.allow(r.good, testClientID)
+	r.e = newEnvWith(t, r.front.roots)
+	r.p = newProvider(t, r.e, oauthtest.AuthBasic)
+	r.front.target = r.p.URL()
+	r.f = newFlowApp(t, r.e, providerConfig(r.p, "basic"))
+	certSettings(r.e)
+	return r
+}
+
 // TestMTLSClientCredentials: ADP Workforce Now's shape, client_credentials
 // with client_id and client_secret (Basic) and a client certificate. The
 // token request and the calls to the API present the certificate; another
 // certificate, or one the provider does not trust, is a configuration
 // error that keeps the token; the right one works again.
 func TestMTLSClientCredentials(t *testing.T) {
-	pki := testpki.NewCA(t)
-	good, other, stray := issue(t, pki, "acme-org-1"), issue(t, pki, "acme-org-2"), issue(t, testpki.NewCA(t), "stray")
-	front := newMTLSFront(t, pki)
-	front.allow(good, testClientID)
-	e := newEnvWith(t, front.roots)
-	p := newProvider(t, e, oauthtest.AuthBasic)
-	front.target = p.URL()
-	f := newFlowApp(t, e, providerConfig(p, "basic"))
-	certSettings(e)
+	rig := newMTLSRig(t)
+	good, other, stray, front, e, f := rig.good, rig.other, rig.stray, rig.front, rig.e, rig.f
 	e.must(201, "POST", "/v1/apps/acme/settings", e.key, map[string]any{"key": "app_token", "secret": true})
 
 	cc := e.must(201, "POST", "/v1/apps/acme/oauth-configs", e.key, map[string]any{
@@ -307,15 +326,8 @@ func TestMTLSClientCredentials(t *testing.T) {
 // refresh and the calls present the same certificate, to which the
 // provider binds its tokens.
 func TestMTLSAuthorizationCode(t *testing.T) {
-	pki := testpki.NewCA(t)
-	good, other, stray := issue(t, pki, "acme-org-1"), issue(t, pki, "acme-org-2"), issue(t, testpki.NewCA(t), "stray")
-	front := newMTLSFront(t, pki)
-	front.allow(good, testClientID)
-	e := newEnvWith(t, front.roots)
-	p := newProvider(t, e, oauthtest.AuthBasic)
-	front.target = p.URL()
-	f := newFlowApp(t, e, providerConfig(p, "basic"))
-	certSettings(e)
+	rig := newMTLSRig(t)
+	good, other, stray, front, e, p, f := rig.good, rig.other, rig.stray, rig.front, rig.e, rig.p, rig.f
 	f.useCert(t, stray)
 	e.must(200, "PATCH", "/v1/apps/acme/oauth-configs/"+f.configID, e.key, map[string]any{
 		"token_url": front.URL + oauthtest.TokenPath, "client_auth": "tls_client_auth",

@@ -398,12 +398,11 @@ func TestLostRefreshIsReported(t *testing.T) {
 	}
 }
 
-// TestDatabaseDiesAfterTheProviderAnswered: PostgreSQL goes away between
-// a rotating provider's answer to a refresh and the write. The renewed
-// tokens are kept in memory and serve the call, are written once the
-// database is back, and the next refresh sends the rotated refresh token:
-// no reauthorization.
-func TestDatabaseDiesAfterTheProviderAnswered(t *testing.T) {
+// newEnvBehindRelay is newEnv whose server reaches PostgreSQL through a
+// TCP relay that the test can cut and restore. It skips on SQLite, which
+// cannot be cut off from the process.
+func newEnvBehindRelay(t *testing.T) (*env, *dbtest.Relay) {
+	t.Helper()
 	var relay *dbtest.Relay
 	e := newEnvOn(t, nil, func(d *dbtest.DB) *gorm.DB {
 		if d.URL == "" {
@@ -417,6 +416,16 @@ func TestDatabaseDiesAfterTheProviderAnswered(t *testing.T) {
 		t.Cleanup(func() { database.Close(db) })
 		return db
 	})
+	return e, relay
+}
+
+// TestDatabaseDiesAfterTheProviderAnswered: PostgreSQL goes away between
+// a rotating provider's answer to a refresh and the write. The renewed
+// tokens are kept in memory and serve the call, are written once the
+// database is back, and the next refresh sends the rotated refresh token:
+// no reauthorization.
+func TestDatabaseDiesAfterTheProviderAnswered(t *testing.T) {
+	e, relay := newEnvBehindRelay(t)
 	fault := oauthtest.NewFaultProvider(t)
 	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(r.Header.Get("Authorization"))) }))
 	t.Cleanup(api.Close)
@@ -482,19 +491,7 @@ func TestDatabaseDiesAfterTheProviderAnswered(t *testing.T) {
 // The config's step (Instagram's long-lived token), which needs the
 // database, runs once they are written.
 func TestDatabaseDiesDuringTheCodeExchange(t *testing.T) {
-	var relay *dbtest.Relay
-	e := newEnvOn(t, nil, func(d *dbtest.DB) *gorm.DB {
-		if d.URL == "" {
-			t.Skip("needs PostgreSQL (set " + dbtest.EnvURL + "): SQLite cannot be cut off from the process")
-		}
-		relay = dbtest.NewRelay(t, d)
-		db, err := database.Open(context.Background(), relay.URL, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { database.Close(db) })
-		return db
-	})
+	e, relay := newEnvBehindRelay(t)
 	fault := oauthtest.NewFaultProvider(t)
 	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(r.Header.Get("Authorization"))) }))
 	t.Cleanup(api.Close)

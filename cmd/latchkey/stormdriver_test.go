@@ -123,18 +123,17 @@ func runStormDriver() {
 			start := time.Now()
 			var wg sync.WaitGroup
 			var failed atomic.Int64
-			var first atomic.Value
+			var once sync.Once // the first error, of whatever type
 			for i := range c.N {
 				wg.Go(func() {
-					if err := get(fmt.Sprintf(c.URL, i), c.Key); err != nil {
+					if e := get(fmt.Sprintf(c.URL, i), c.Key); e != nil {
 						failed.Add(1)
-						first.CompareAndSwap(nil, err)
+						once.Do(func() { err = e })
 					}
 				})
 			}
 			wg.Wait()
 			res.Took, res.Failed = time.Since(start), failed.Load()
-			err, _ = first.Load().(error)
 		case "time":
 			res.Latency, err = timed(c, nil)
 		case "start":

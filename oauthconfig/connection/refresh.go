@@ -102,19 +102,23 @@ func (rf *Refresher) SetLinker(l Linker) { rf.links = l }
 // user must connect (again); Timeout or Upstream when a needed renewal
 // failed at the provider; Invalid when a request cannot be rendered.
 func (rf *Refresher) Fresh(ctx context.Context, inst settings.Installation, userID string, cfg *oauthconfig.Config) (settings.Resolved, error) {
+	key := connKey(inst, userID, cfg)
+	conn, err := connection(ctx, rf.conns, inst, userID, cfg)
+	if err != nil {
+		return settings.Resolved{}, err
+	}
 	// A connection whose token expires within the margin is renewed
 	// whatever the settings hold, and the renewal reads them under its
 	// lease: reading them here too would be a second read of the same
 	// rows when the caches are cold (a storm of expired tokens).
-	if conn, err := rf.conns.Get(ctx, inst.ID, cfg.Owner(userID), cfg.ID); err == nil &&
-		conn.Status == Connected && conn.ExpiresAt != nil && rf.expiring(cfg, conn) &&
-		rf.pendingFor(connKey(inst, userID, cfg)) == nil {
+	if conn.Status == Connected && conn.ExpiresAt != nil && rf.expiring(cfg, conn) && rf.pendingFor(key) == nil {
 		return rf.Renew(ctx, inst, userID, cfg, "", false)
 	}
-	r, conn, err := rf.read(ctx, nil, inst, userID, cfg)
+	r, err := rf.settings.Resolve(ctx, inst, userID)
 	if err != nil {
 		return settings.Resolved{}, err
 	}
+	r, conn = rf.overlay(key, cfg, r, conn)
 	if cfg.GrantType == oauthconfig.AuthorizationCode && conn.Status == ReauthorizationRequired {
 		return settings.Resolved{}, rf.reauthorize(ctx, inst, userID, cfg, conn.LastError)
 	}
@@ -560,34 +564,32 @@ func (rf *Refresher) reauthorize(ctx context.Context, inst settings.Installation
 	return e
 }
 
-// read resolves the settings and the connection: from the caches with db
-// nil, else the connection and the values at the config's token level
-// through db (the pool, holding the renewal lease), which re-reads what
-// another worker may have stored.
-// Tokens kept in memory (see keep) are newer than the stored ones and
-// overlay them.
+// read resolves, under the renewal lease (db), the connection and the
+// settings with the values at the config's token level read from the
+// database, which re-reads what another worker may have stored. Tokens
+// kept in memory (see keep) are newer than the stored ones and overlay
+// them.
 func (rf *Refresher) read(ctx context.Context, db *gorm.DB, inst settings.Installation, userID string, cfg *oauthconfig.Config) (settings.Resolved, Connection, error) {
-	var r settings.Resolved
-	var err error
-	conns := rf.conns // cached: the hot path
-	if db == nil {
-		r, err = rf.settings.Resolve(ctx, inst, userID)
-	} else {
-		conns = conns.WithTx(db) // the database itself, under the lease
-		r, err = rf.settings.Reread(ctx, inst, userID, cfg.TokenLevel)
-	}
+	r, err := rf.settings.Reread(ctx, inst, userID, cfg.TokenLevel)
 	if err != nil {
 		return settings.Resolved{}, Connection{}, err
 	}
-	conn, err := conns.Get(ctx, inst.ID, cfg.Owner(userID), cfg.ID)
-	if errs.Is(err, errs.NotFound) {
-		conn, err = Connection{}, nil
-	}
+	conn, err := connection(ctx, rf.conns.WithTx(db), inst, userID, cfg)
 	if err != nil {
 		return settings.Resolved{}, Connection{}, err
 	}
 	r, conn = rf.overlay(connKey(inst, userID, cfg), cfg, r, conn)
 	return r, conn, nil
+}
+
+// connection returns the connection of userID for cfg from conns, or the
+// zero Connection when there is none.
+func connection(ctx context.Context, conns *Connections, inst settings.Installation, userID string, cfg *oauthconfig.Config) (Connection, error) {
+	conn, err := conns.Get(ctx, inst.ID, cfg.Owner(userID), cfg.ID)
+	if errs.Is(err, errs.NotFound) {
+		return Connection{}, nil
+	}
+	return conn, err
 }
 
 // withLock runs fn holding the renewal lease of key: one worker at a time
