@@ -1,15 +1,21 @@
 package main
 
 import (
+	"context"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"sync"
 	"testing"
+	"time"
 
 	"gorm.io/gorm"
 
 	"github.com/latchkey/latchkey/internal/dbtest"
 	"github.com/latchkey/latchkey/internal/oauthtest"
+	"github.com/latchkey/latchkey/settings"
 )
 
 // TestHotPathQueries counts the statements a call through the proxy and
@@ -168,5 +174,95 @@ func TestColdAnswers(t *testing.T) {
 		if !reflect.DeepEqual(answers[0], answers[1]) {
 			t.Errorf("%s %s answers differently cold and warm:\n%v\n%v", tt.method, tt.path, answers[0], answers[1])
 		}
+	}
+}
+
+// TestColdCallsReadTogether: calls of 200 users that miss the connection
+// cache at the same moment read the connections in a few queries, not one
+// each (database.Batch), and each gets its own user's token.
+func TestColdCallsReadTogether(t *testing.T) {
+	const users = 200
+	var queries *dbtest.Counter
+	e := newEnvOn(t, nil, func(d *dbtest.DB) *gorm.DB {
+		db := d.DB
+		if d.URL != "" {
+			db = d.Reopen(t) // the server's own pool, counted alone
+		}
+		queries = dbtest.CountQueries(t, db)
+		return db
+	})
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(r.Header.Get("Authorization"))) }))
+	t.Cleanup(api.Close)
+	fault := oauthtest.NewFaultProvider(t)
+	f := newFlowApp(t, e, map[string]any{"link_url": fault.URL() + "/authorize", "token_url": fault.URL() + "/token"})
+	f.addAPI(t, "api", api.URL)
+	store := settings.NewStore(e.db.DB, e.cipher)
+	inst, err := store.Installation(context.Background(), f.instID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expires := time.Now().Add(time.Hour).UTC()
+	for i := range users {
+		user, at := fmt.Sprintf("user-%d", i), fmt.Sprintf("at-%d", i)
+		if err := store.SetUserValues(context.Background(), inst, user, map[string]*string{"access_token": &at}); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.db.Exec("INSERT INTO connections (installation_id, user_id, config_id, status, expires_at, issued_at, connected_at, updated_at) VALUES (?, ?, ?, 'connected', ?, ?, ?, ?)",
+			f.instID, user, f.configID, expires, expires, expires, expires).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.sqlChanged()
+	path := func(i int) string {
+		return fmt.Sprintf("%s/v1/installations/%s/users/user-%d/apis/api/proxy/x", e.url, f.instID, i)
+	}
+	// What every user's call reads alike (the installation, app, API and
+	// config) is read once, and each caller's connection to Latchkey is
+	// opened, before the calls go out together.
+	if r := e.proxy(path(0), "GET", "", nil, ""); r.body != "Bearer at-0" {
+		t.Fatalf("user-0: %d %s", r.status, r.body)
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: users}}
+	t.Cleanup(client.CloseIdleConnections)
+	get := func(url string) (string, error) {
+		req, _ := http.NewRequest("GET", url, nil)
+		req.Header.Set("Authorization", "Bearer "+e.key)
+		resp, err := client.Do(req)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		return string(body), err
+	}
+	var ready, wg sync.WaitGroup
+	start := make(chan struct{})
+	ready.Add(users - 1)
+	queries.Reset()
+	for i := 1; i < users; i++ {
+		wg.Go(func() {
+			_, err := get(e.url + "/healthz")
+			ready.Done()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			<-start
+			body, err := get(path(i))
+			if want := fmt.Sprintf("Bearer at-%d", i); err != nil || body != want {
+				t.Errorf("user-%d: %q %v, want %q", i, body, err, want)
+			}
+		})
+	}
+	ready.Wait()
+	queries.Reset()
+	close(start)
+	wg.Wait()
+	n := queries.Matching("FROM connections")
+	t.Logf("%d calls read their connections in %d queries", users-1, n)
+	if e.db.URL != "" && n > users/4 {
+		// SQLite has one connection, where the reads queue without a
+		// Share of the pool to batch them in.
+		t.Errorf("%d calls read their connections in %d queries, want at most %d", users-1, n, users/4)
 	}
 }

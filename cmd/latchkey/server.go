@@ -99,6 +99,7 @@ func newServer(cfg config.Config, db *gorm.DB, cipher *secret.Cipher, log *slog.
 	if d, err := db.DB(); err == nil {
 		sqlDB = d
 	}
+	database.Warm(context.Background(), db)
 	m := metrics.New(sqlDB)
 	e := httpapi.New(log, m)
 	// No API key: scrapers reach it like the probes. Keep it off the

@@ -66,6 +66,12 @@ func Unshared(ctx context.Context) context.Context {
 // the function that gives it back. It returns errs.Unavailable if ctx ends
 // first.
 func Take(ctx context.Context) (release func(), err error) {
+	return takeUnless(ctx, nil) // a nil channel never closes
+}
+
+// takeUnless is Take, unless done closes first: then it returns a nil
+// release and no error.
+func takeUnless(ctx context.Context, done <-chan struct{}) (release func(), err error) {
 	s, _ := ctx.Value(shareKey{}).(*Share)
 	if s == nil {
 		return func() {}, nil
@@ -73,6 +79,8 @@ func Take(ctx context.Context) (release func(), err error) {
 	select {
 	case s.places <- struct{}{}:
 		return func() { <-s.places }, nil
+	case <-done:
+		return nil, nil
 	case <-ctx.Done():
 		return nil, errs.Wrap(errs.Unavailable, ctx.Err(), unavailableMessage)
 	}

@@ -8,7 +8,9 @@ package connection
 
 import (
 	"context"
+	"database/sql"
 	"errors"
+	"math/bits"
 	"strings"
 	"time"
 
@@ -111,6 +113,7 @@ type Connections struct {
 
 	bus   *cache.Bus
 	conns *cache.Cache[cachedConnection]  // by installation, owner and config; nil in WithTx
+	batch *database.Batch[Connection]     // the reads of conns' misses; nil in WithTx
 	cerrs *cache.Cache[cachedConfigError] // by installation and config; nil in WithTx
 }
 
@@ -177,7 +180,12 @@ func (cs *Connections) emit(tx *gorm.DB, inst settings.Installation, event strin
 
 // NewConnections returns a Connections over db and the settings store.
 func NewConnections(db *gorm.DB, s *settings.Store) *Connections {
-	return &Connections{db: db, settings: s, now: func() time.Time { return time.Now().UTC() }}
+	cs := &Connections{db: db, settings: s, now: func() time.Time { return time.Now().UTC() }}
+	cs.batch = database.NewBatch(func(ctx context.Context, group string, owners []string) (map[string]Connection, error) {
+		installationID, configID, _ := strings.Cut(group, cache.Sep)
+		return readConnections(ctx, db, installationID, configID, owners)
+	})
+	return cs
 }
 
 // WithTx returns a Connections that works inside tx.
@@ -598,20 +606,18 @@ func clipReason(s string) string {
 	return s
 }
 
-// Get returns a user's connection for a config.
+// Get returns a user's connection for a config. A cache miss is read
+// together with the other calls' that miss at the same moment (see
+// database.Batch), in the calls' share of the pool.
 func (cs *Connections) Get(ctx context.Context, installationID, userID, configID string) (Connection, error) {
 	got, err := cs.conns.Load(connCacheKey(installationID, userID, configID), func() (cachedConnection, error) {
-		release, err := database.Take(ctx) // a call's read: see database.Share
-		if err != nil {
-			return cachedConnection{}, err
+		if cs.batch == nil { // in a transaction: read there
+			conns, err := readConnections(ctx, cs.db, installationID, configID, []string{userID})
+			c, found := conns[userID]
+			return cachedConnection{c: c, found: found}, errs.From(err, "reading connection")
 		}
-		defer release()
-		var c Connection
-		err = cs.db.WithContext(ctx).Where("installation_id = ? AND user_id = ? AND config_id = ?", installationID, userID, configID).Take(&c).Error
-		if errors.Is(err, gorm.ErrRecordNotFound) {
-			return cachedConnection{}, nil
-		}
-		return cachedConnection{c: c, found: true}, errs.From(err, "reading connection")
+		c, found, err := cs.batch.Get(ctx, installationID+cache.Sep+configID, userID)
+		return cachedConnection{c: c, found: found}, errs.From(err, "reading connection")
 	})
 	if err != nil {
 		return Connection{}, err
@@ -621,6 +627,33 @@ func (cs *Connections) Get(ctx context.Context, installationID, userID, configID
 	}
 	return got.c, nil
 }
+
+// readConnections reads the connections of owners (users, or "" for the
+// installation's own) to an installation's config, by owner.
+func readConnections(ctx context.Context, db *gorm.DB, installationID, configID string, owners []string) (map[string]Connection, error) {
+	// The list is padded to a power of two with its last owner, so that
+	// the query has few forms, each prepared once per pooled connection.
+	if n := len(owners); n&(n-1) != 0 {
+		padded := make([]string, 1<<bits.Len(uint(n)))
+		for i := copy(padded, owners); i < len(padded); i++ {
+			padded[i] = owners[n-1]
+		}
+		owners = padded
+	}
+	out := make(map[string]Connection, len(owners))
+	err := database.Query(ctx, db, func(rows *sql.Rows) error {
+		var c Connection
+		if err := rows.Scan(Dest(&c)...); err != nil {
+			return err
+		}
+		out[c.UserID] = c
+		return nil
+	}, readConnectionsQuery, installationID, configID, owners)
+	return out, err
+}
+
+var readConnectionsQuery = "SELECT " + strings.Join(Columns, ", ") +
+	" FROM connections WHERE installation_id = ? AND config_id = ? AND user_id IN ?"
 
 // List returns an installation's connections, of one user if userID is
 // set. Connections of a config whose client credentials the provider
