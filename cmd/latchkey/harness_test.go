@@ -120,6 +120,15 @@ func (b *background) listen(t testing.TB) {
 	}
 }
 
+// leases is how many renewal leases are held.
+func (e *env) leases() int64 {
+	var n int64
+	if err := e.db.Raw("SELECT count(*) FROM refresh_leases").Scan(&n).Error; err != nil {
+		e.t.Fatal(err)
+	}
+	return n
+}
+
 // sqlChanged is for tests that change rows with SQL, behind the stores'
 // backs: every server of e forgets what it cached, and on PostgreSQL so do
 // servers in other processes, as an operator's NOTIFY would tell them.

@@ -102,13 +102,16 @@ func TestHotPathQueries(t *testing.T) {
 	// renewal reads them); the configuration error and whether the app
 	// has webhooks, read once per installation and app; and the renewal's
 	// 9 (the lease; the settings and the connection under it; the intent
-	// record; the request log's entry; the values, one NOTIFY and the
-	// connection, in one transaction; the lease's release). On SQLite
+	// record; the request log's entry; the values, one NOTIFY, the
+	// connection and the lease's release, in one transaction). On SQLite
 	// there is no NOTIFY.
 	if n := call(proxy, "Token at-3"); n > 13 {
 		t.Errorf("a call that renewed the token on cold caches sent %d statements, want at most 13", n)
 	} else {
 		t.Logf("a call that renewed the token on cold caches sent %d statements", n)
+	}
+	if n := e.leases(); n != 0 {
+		t.Errorf("%d renewal leases held after the renewal", n)
 	}
 	call(proxy, "Token at-3") // reads what the refresh stored
 	if n := call(proxy, "Token at-3"); n != 0 {

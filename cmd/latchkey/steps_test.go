@@ -162,11 +162,18 @@ func TestStepsOnRefresh(t *testing.T) {
 	}
 
 	// The token expires: the refresh is followed by a new login with the
-	// new token, and the call carries the new session.
-	rest.Then(oauthtest.TokenJSON(map[string]any{"BhRestToken": "bh-session-0002", "restUrl": "https://rest9.bullhornstaffing.com/rest-services/abc/"}))
+	// new token, and the call carries the new session. The login runs
+	// under the renewal's lease, given back after it.
+	login := oauthtest.TokenJSON(map[string]any{"BhRestToken": "bh-session-0002", "restUrl": "https://rest9.bullhornstaffing.com/rest-services/abc/"})
+	var leasedDuringLogin int64
+	login.Before = func() { leasedDuringLogin = e.leases() }
+	rest.Then(login)
 	f.expire(t)
 	if r := call(); r.status != 200 {
 		t.Fatalf("call after expiry: %d %s", r.status, r.body)
+	}
+	if leasedDuringLogin != 1 || e.leases() != 0 {
+		t.Errorf("leases held during the login: %d, after: %d; want 1, 0", leasedDuringLogin, e.leases())
 	}
 	second := f.resolve("user-1").Values
 	logins := rest.Requests()

@@ -217,6 +217,9 @@ type Before struct {
 	Conn        Connection // Status "": there was none
 	Settings    settings.Resolved
 	ConfigError bool
+	// Release, if set, runs last in the storing transaction: the renewal
+	// gives its lease back there.
+	Release func(tx *gorm.DB) error
 }
 
 // SaveStepped stores what a connection's steps gave: the values their
@@ -396,6 +399,11 @@ func (cs *Connections) store(ctx context.Context, inst settings.Installation, us
 		}
 		if prev.Status != "" && kind == refreshed && (prev.LastError != "" || prev.Status != Connected) {
 			if err := cs.emit(tx, inst, "connection.recovered", c); err != nil {
+				return err
+			}
+		}
+		if before != nil && before.Release != nil {
+			if err := before.Release(tx); err != nil {
 				return err
 			}
 		}

@@ -188,7 +188,7 @@ func (rf *Refresher) renewLocked(ctx context.Context, key string, inst settings.
 	var out settings.Resolved
 	var failure error // kept out of the transaction's error so that Fail is committed
 	var kept bool     // the answer is kept in memory: the database did not take it
-	err := rf.withLock(ctx, key, func(db *gorm.DB) error {
+	err := rf.withLock(ctx, key, func(db *gorm.DB, l *lease) error {
 		r, conn, err := rf.read(ctx, db, inst, userID, cfg)
 		if err != nil {
 			return err
@@ -239,6 +239,10 @@ func (rf *Refresher) renewLocked(ctx context.Context, key string, inst settings.
 			// in memory, served, and written when it is back.
 			rf.supersede(key)
 			before := &Before{Conn: conn, Settings: r, ConfigError: hadConfigError}
+			steps := cfg.RenewSteps(usedRefresh)
+			if len(steps) == 0 {
+				before.Release = l.Release // no more to do under the lease
+			}
 			written, err := rf.conns.WithTx(db).SaveRefreshed(ctx, inst, userID, cfg, tok, before)
 			if err != nil {
 				rf.keep(key, inst, userID, cfg, tok)
@@ -246,12 +250,13 @@ func (rf *Refresher) renewLocked(ctx context.Context, key string, inst settings.
 				kept = true
 				return err
 			}
+			l.released = before.Release != nil
 			if later := written.Problems[len(tok.Problems):]; len(later) > 0 {
 				rf.tokens.Annotate(ctx, entryID, later) // the entry has tok.Problems already
 			}
 			// The settings as stored: those read, with what was written.
 			out = r.With(written)
-			if steps := cfg.RenewSteps(usedRefresh); len(steps) > 0 {
+			if len(steps) > 0 {
 				// Under the lock, so that no call uses the new token
 				// before what the steps make from it (Bullhorn's session).
 				if failure, err = rf.runSteps(ctx, shared, db, inst, userID, cfg, r, tok, steps); err != nil {
@@ -600,11 +605,12 @@ func connection(ctx context.Context, conns *Connections, inst settings.Installat
 // renewals of N connections at once cost the pool N short statements, not
 // N connections for as long as the provider takes. A waiting replica polls
 // until the holder is done, then fn re-reads what it stored. A lease
-// outlives a crashed holder by at most rf.LeaseFor.
-func (rf *Refresher) withLock(ctx context.Context, key string, fn func(db *gorm.DB) error) error {
+// outlives a crashed holder by at most rf.LeaseFor. fn may give the lease
+// back itself, in the transaction that stores what it renewed (see lease).
+func (rf *Refresher) withLock(ctx context.Context, key string, fn func(db *gorm.DB, l *lease) error) error {
 	h := sha256.Sum256([]byte(key))
-	id := hex.EncodeToString(h[:16])
-	owner := database.NewID()
+	l := &lease{id: hex.EncodeToString(h[:16]), owner: database.NewID()}
+	id, owner := l.id, l.owner
 	db := rf.db.WithContext(ctx)
 	for wait := 20 * time.Millisecond; ; wait = min(wait*2, 500*time.Millisecond) {
 		rf.busy()
@@ -627,8 +633,26 @@ func (rf *Refresher) withLock(ctx context.Context, key string, fn func(db *gorm.
 		}
 	}
 	defer rf.idle()
-	defer rf.release(id, owner)
-	return fn(db)
+	defer func() {
+		if !l.released {
+			rf.release(id, owner)
+		}
+	}()
+	return fn(db, l)
+}
+
+// lease is a renewal lease held. Its holder gives it back in the
+// transaction that stores the renewed tokens (Release, then released once
+// that committed), which spares the database a statement and a commit of
+// its own; else withLock gives it back after.
+type lease struct {
+	id, owner string
+	released  bool
+}
+
+// Release deletes the lease in tx.
+func (l *lease) Release(tx *gorm.DB) error {
+	return tx.Exec("DELETE FROM refresh_leases WHERE key = ? AND owner = ?", l.id, l.owner).Error
 }
 
 // busy takes one of the renewals' slots in the database, and idle gives
