@@ -321,8 +321,11 @@ func BenchmarkRefreshStorm(b *testing.B) {
 		clients.do(b, stormCommand{Op: "calls", URL: e.url + "/healthz?%d", N: users})
 		clients.do(b, stormCommand{Op: "calls", URL: clients.waiter + "/open?%d", N: users})
 		time.Sleep(time.Second) // for what opening them left to do (its garbage)
+		// As many samples idle as during a storm (5 ms apart), so that
+		// both p99s are estimated alike: with 400, the idle one alone
+		// varied about twofold from run to run.
 		idle := apps
-		idle.Op, idle.N = "time", 400
+		idle.Op, idle.N = "time", 1000
 		idleLat := timer.do(b, idle).Latency
 		storm, busy := during(e.url+"/v1/installations/"+f.instID+"/users/user-%d/apis/api/proxy/x", 0)
 		_, driver := during(clients.waiter+"/%d", storm.Took)

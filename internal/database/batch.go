@@ -30,6 +30,8 @@ type Batch[V any] struct {
 const maxBatch = 256
 
 type batchWait[V any] struct {
+	waiters int // callers waiting, while it is pending; under Batch.mu
+
 	done  chan struct{} // closed when the fields below are set
 	v     V
 	found bool
@@ -52,6 +54,7 @@ func (b *Batch[V]) Get(ctx context.Context, group, item string) (v V, found bool
 		w := b.wait(group, item)
 		release, err := takeUnless(ctx, w.done)
 		if err != nil {
+			b.leave(group, item, w)
 			return v, false, err
 		}
 		if release != nil {
@@ -112,7 +115,25 @@ func (b *Batch[V]) wait(group, item string) *batchWait[V] {
 		w = &batchWait[V]{done: make(chan struct{})}
 		items[item] = w
 	}
+	w.waiters++
 	return w
+}
+
+// leave is for a caller that stops waiting for w before a query took it:
+// an item no one waits for any more is not read.
+func (b *Batch[V]) leave(group, item string, w *batchWait[V]) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	items := b.pending[group]
+	if items[item] != w {
+		return // a query has it
+	}
+	if w.waiters--; w.waiters == 0 {
+		delete(items, item)
+		if len(items) == 0 {
+			delete(b.pending, group)
+		}
+	}
 }
 
 // take removes from the waiting items of group those one query reads:

@@ -220,3 +220,34 @@ func TestBatchWithoutShare(t *testing.T) {
 		t.Errorf("u-5: %v %v", found, err)
 	}
 }
+
+// TestBatchCallerGivesUp: an item whose callers all stopped waiting before
+// a query took it is not read.
+func TestBatchCallerGivesUp(t *testing.T) {
+	r := newBatchRig()
+	r.share.places <- struct{}{} // held until the caller has given up
+	ctx, cancel := context.WithCancel(r.share.With(context.Background()))
+	done := make(chan error)
+	go func() {
+		_, _, err := r.b.Get(ctx, "g", "u-1")
+		done <- err
+	}()
+	for waiting := false; !waiting; time.Sleep(time.Millisecond) {
+		r.b.mu.Lock()
+		waiting = len(r.b.pending["g"]) == 1
+		r.b.mu.Unlock()
+	}
+	cancel()
+	if err := <-done; !errs.Is(err, errs.Unavailable) {
+		t.Errorf("the caller that gave up: %v", err)
+	}
+	<-r.share.places
+	if len(r.b.pending) != 0 {
+		t.Errorf("left waiting: %v", r.b.pending)
+	}
+	v, found, err := r.b.Get(r.share.With(context.Background()), "g", "u-2")
+	check(t, "g", "u-2", v, found, err)
+	if got := r.reads.Load(); got != 1 {
+		t.Errorf("%d queries, want 1 (u-2 alone)", got)
+	}
+}
