@@ -217,8 +217,8 @@ type Before struct {
 	Conn        Connection // Status "": there was none
 	Settings    settings.Resolved
 	ConfigError bool
-	// Release, if set, runs last in the storing transaction: the renewal
-	// gives its lease back there.
+	// Release, if set, runs in the storing transaction: the renewal gives
+	// its lease back there.
 	Release func(tx *gorm.DB) error
 }
 
