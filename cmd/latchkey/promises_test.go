@@ -444,8 +444,14 @@ func TestDatabaseDiesAfterTheProviderAnswered(t *testing.T) {
 	if r := call(); r.status != 200 || r.body != "Bearer at-2" {
 		t.Fatalf("the call that renewed: %d %s", r.status, r.body)
 	}
-	// While the database is away, calls answer 503 (they need it to find
-	// the installation); nothing is marked dead.
+	// While the database is away, calls answer 503: once the cache bus
+	// has lost its LISTEN connection and flushed, they need the database
+	// to find the installation. Nothing is marked dead.
+	for deadline := time.Now().Add(5 * time.Second); e.buses[0].Listening(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the cache bus still listens with the database away")
+		}
+	}
 	if r := call(); r.status != http.StatusServiceUnavailable {
 		t.Errorf("a call while the database is away: %d %s", r.status, r.body)
 	}
