@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 
+	"gorm.io/gorm"
+
 	"github.com/latchkey/latchkey/internal/cache"
 	"github.com/latchkey/latchkey/internal/database"
 	"github.com/latchkey/latchkey/internal/errs"
@@ -166,14 +168,25 @@ func padded(keep string) string {
 // database.Share); calls that missed together find there what the first
 // of them read.
 func (s *Store) read(ctx context.Context, inst Installation, userID string, in *inputs) error {
+	onlyUser := func() bool {
+		return s.users != nil && userID != "" && in.haveDefs && in.haveFixed && in.haveOrg && !in.haveUsr
+	}
+	if onlyUser() {
+		return s.readUser(ctx, inst, userID, in)
+	}
 	release, err := database.Take(ctx)
 	if err != nil {
 		return err
 	}
-	defer release()
 	if s.cached(inst, userID, in) {
+		release()
 		return nil
 	}
+	if onlyUser() { // another call read the rest meanwhile
+		release() // the batch waits for a place of its own
+		return s.readUser(ctx, inst, userID, in)
+	}
+	defer release()
 	defsMark, fixedMark, valsMark := s.defs.Mark(), s.fixed.Mark(), s.vals.Mark()
 	var parts []string
 	var args []any
@@ -243,6 +256,41 @@ func (s *Store) read(ctx context.Context, inst Installation, userID string, in *
 		valsMark.Keep(inst.ID+cache.Sep+userID, in.usr)
 	}
 	return nil
+}
+
+// readUser is read when only the user's values are missing, as for every
+// user's first call once the app's and installation's are in memory: the
+// users whose calls miss together are read in one query (database.Batch),
+// in the calls' share of the pool.
+func (s *Store) readUser(ctx context.Context, inst Installation, userID string, in *inputs) error {
+	valsMark := s.vals.Mark()
+	rows, _, err := s.users.Get(ctx, inst.ID, userID)
+	if err != nil {
+		return errs.From(err, "reading settings")
+	}
+	if in.usr, err = s.open(rows, User, inst.ID, userID); err != nil {
+		return err
+	}
+	valsMark.Keep(inst.ID+cache.Sep+userID, in.usr)
+	return nil
+}
+
+// readUserValues reads the values of an installation's users, as stored,
+// by user.
+func readUserValues(ctx context.Context, db *gorm.DB, installationID string, users []string) (map[string][]row, error) {
+	out := make(map[string][]row, len(users))
+	var (
+		userID string
+		r      row
+	)
+	err := database.Query(ctx, db, func(rows *sql.Rows) error {
+		if err := rows.Scan(&userID, &r.Key, &r.Value, &r.Encrypted); err != nil {
+			return err
+		}
+		out[userID] = append(out[userID], r)
+		return nil
+	}, "SELECT user_id, key, value, encrypted FROM user_values WHERE installation_id = ? AND user_id IN ?", installationID, users)
+	return out, err
 }
 
 // open decrypts the stored values of an installation (or one of its users)

@@ -31,6 +31,10 @@ type Store struct {
 	insts *cache.Cache[Installation]      // by id
 	vals  *cache.Cache[map[string]string] // decrypted values by installation, or installation and user
 
+	// users reads the values of users whose calls missed the cache
+	// together, in one query (see read); nil in a Store made by WithTx.
+	users *database.Batch[[]row]
+
 	pairs KeyPairs     // see UseKeyPairs; nil: none checked
 	refs  []References // see UseReferences
 }
@@ -48,7 +52,11 @@ func (s *Store) UseCache(bus *cache.Bus) {
 
 // NewStore returns a Store over db that seals secret values with c.
 func NewStore(db *gorm.DB, c *secret.Cipher) *Store {
-	return &Store{db: db, cipher: c, now: func() time.Time { return time.Now().UTC() }}
+	s := &Store{db: db, cipher: c, now: func() time.Time { return time.Now().UTC() }}
+	s.users = database.NewBatch(func(ctx context.Context, installationID string, users []string) (map[string][]row, error) {
+		return readUserValues(ctx, db, installationID, users)
+	})
+	return s
 }
 
 // WithTx returns a Store that works inside the transaction tx, so a caller

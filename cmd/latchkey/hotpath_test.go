@@ -180,9 +180,10 @@ func TestColdAnswers(t *testing.T) {
 	}
 }
 
-// TestColdCallsReadTogether: calls of 200 users that miss the connection
-// cache at the same moment read the connections in a few queries, not one
-// each (database.Batch), and each gets its own user's token.
+// TestColdCallsReadTogether: calls of 200 users that miss the caches at
+// the same moment read their connections and their values in a few
+// queries, not one each (database.Batch), and each gets its own user's
+// token.
 func TestColdCallsReadTogether(t *testing.T) {
 	const users = 200
 	var queries *dbtest.Counter
@@ -261,11 +262,13 @@ func TestColdCallsReadTogether(t *testing.T) {
 	queries.Reset()
 	close(start)
 	wg.Wait()
-	n := queries.Matching("FROM connections")
-	t.Logf("%d calls read their connections in %d queries", users-1, n)
-	if e.db.URL != "" && n > users/4 {
-		// SQLite has one connection, where the reads queue without a
-		// Share of the pool to batch them in.
-		t.Errorf("%d calls read their connections in %d queries, want at most %d", users-1, n, users/4)
+	for _, table := range []string{"connections", "user_values"} {
+		n := queries.Matching("FROM " + table)
+		t.Logf("%d calls read their %s in %d queries", users-1, table, n)
+		if e.db.URL != "" && n > users/4 {
+			// SQLite has one connection, where the reads queue without a
+			// Share of the pool to batch them in.
+			t.Errorf("%d calls read their %s in %d queries, want at most %d", users-1, table, n, users/4)
+		}
 	}
 }

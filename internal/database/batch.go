@@ -3,6 +3,7 @@ package database
 import (
 	"context"
 	"errors"
+	"math/bits"
 	"sync"
 
 	"github.com/latchkey/latchkey/internal/errs"
@@ -19,7 +20,8 @@ import (
 // every item of its group that calls are waiting for, up to maxBatch.
 // Without a Share in ctx it reads at once, with whatever else is waiting.
 type Batch[V any] struct {
-	// read returns the rows of items in group that exist, by item.
+	// read returns the rows of items in group that exist, by item. The
+	// items may repeat (see padded).
 	read func(ctx context.Context, group string, items []string) (map[string]V, error)
 
 	mu      sync.Mutex
@@ -94,7 +96,7 @@ func (b *Batch[V]) readFor(ctx context.Context, group, item string, release func
 			close(waits[i].done)
 		}
 	}()
-	rows, err = b.read(ctx, group, items)
+	rows, err = b.read(ctx, group, padded(items))
 	if err != nil && ctx.Err() != nil {
 		err = errReadAgain // not the others' fault: their ctx may run
 	}
@@ -162,4 +164,19 @@ func (b *Batch[V]) take(group, item string) ([]string, []*batchWait[V]) {
 		delete(b.pending, group)
 	}
 	return items, waits
+}
+
+// padded returns items padded to a power of two with the last, so that
+// the queries that read them in a list have few forms, each prepared once
+// per pooled connection.
+func padded(items []string) []string {
+	n := len(items)
+	if n&(n-1) == 0 {
+		return items
+	}
+	out := make([]string, 1<<bits.Len(uint(n)))
+	for i := copy(out, items); i < len(out); i++ {
+		out[i] = items[n-1]
+	}
+	return out
 }

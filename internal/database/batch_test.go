@@ -28,6 +28,9 @@ func newBatchRig() *batchRig {
 	r := &batchRig{share: &Share{places: make(chan struct{}, 1)}}
 	r.b = NewBatch(func(ctx context.Context, group string, items []string) (map[string]string, error) {
 		n := r.reads.Add(1)
+		if k := len(items); k&(k-1) != 0 {
+			return nil, fmt.Errorf("%d items: not padded to a power of two", k)
+		}
 		if r.onRead != nil {
 			if err := r.onRead(ctx, n); err != nil {
 				return nil, err

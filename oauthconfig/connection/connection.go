@@ -10,7 +10,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"math/bits"
 	"strings"
 	"time"
 
@@ -639,15 +638,6 @@ func (cs *Connections) Get(ctx context.Context, installationID, userID, configID
 // readConnections reads the connections of owners (users, or "" for the
 // installation's own) to an installation's config, by owner.
 func readConnections(ctx context.Context, db *gorm.DB, installationID, configID string, owners []string) (map[string]Connection, error) {
-	// The list is padded to a power of two with its last owner, so that
-	// the query has few forms, each prepared once per pooled connection.
-	if n := len(owners); n&(n-1) != 0 {
-		padded := make([]string, 1<<bits.Len(uint(n)))
-		for i := copy(padded, owners); i < len(padded); i++ {
-			padded[i] = owners[n-1]
-		}
-		owners = padded
-	}
 	out := make(map[string]Connection, len(owners))
 	err := database.Query(ctx, db, func(rows *sql.Rows) error {
 		var c Connection
