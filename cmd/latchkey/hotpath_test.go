@@ -18,11 +18,10 @@ import (
 	"github.com/latchkey/latchkey/settings"
 )
 
-// TestHotPathQueries counts the statements a call through the proxy and
-// the headers route send to the database: none once the caches are warm
-// and the token is fresh, three when they are cold, and the caches follow
-// every change made through the API.
-func TestHotPathQueries(t *testing.T) {
+// newCountedEnv is an env whose server's statements are counted: on
+// PostgreSQL in a pool of its own; on SQLite, whose pool the test shares,
+// only from queries' first Reset on.
+func newCountedEnv(t *testing.T) (*env, *dbtest.Counter) {
 	var queries *dbtest.Counter
 	e := newEnvOn(t, nil, func(d *dbtest.DB) *gorm.DB {
 		db := d.DB
@@ -32,6 +31,15 @@ func TestHotPathQueries(t *testing.T) {
 		queries = dbtest.CountQueries(t, db)
 		return db
 	})
+	return e, queries
+}
+
+// TestHotPathQueries counts the statements a call through the proxy and
+// the headers route send to the database: none once the caches are warm
+// and the token is fresh, three when they are cold, and the caches follow
+// every change made through the API.
+func TestHotPathQueries(t *testing.T) {
+	e, queries := newCountedEnv(t)
 	if e.db.URL == "" {
 		// SQLite: the test's pool is the server's; count only the calls.
 		defer queries.Reset()
@@ -186,15 +194,7 @@ func TestColdAnswers(t *testing.T) {
 // token.
 func TestColdCallsReadTogether(t *testing.T) {
 	const users = 200
-	var queries *dbtest.Counter
-	e := newEnvOn(t, nil, func(d *dbtest.DB) *gorm.DB {
-		db := d.DB
-		if d.URL != "" {
-			db = d.Reopen(t) // the server's own pool, counted alone
-		}
-		queries = dbtest.CountQueries(t, db)
-		return db
-	})
+	e, queries := newCountedEnv(t)
 	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(r.Header.Get("Authorization"))) }))
 	t.Cleanup(api.Close)
 	fault := oauthtest.NewFaultProvider(t)
