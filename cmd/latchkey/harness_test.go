@@ -86,6 +86,7 @@ func newEnvOn(t testing.TB, configure func(*config.Config), serve func(*dbtest.D
 		OutboundAllow:   []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
 		OutboundTimeout: 5 * time.Second,
 		OutboundIdle:    64, CacheEntries: 10000, CacheTTL: 5 * time.Minute,
+		RenewalShare: 0.5, // the default
 	}
 	if configure != nil {
 		configure(&cfg)

@@ -187,6 +187,7 @@ func newServer(cfg config.Config, db *gorm.DB, cipher *secret.Cipher, log *slog.
 	hookHandler.Register(v1, e)
 
 	refresher := connection.NewRefresher(db, settingStore, connections, tokens, cb.RedirectURI(), log)
+	refresher.DatabaseShare = cfg.RenewalShare
 	refresher.SetLinker(cb)
 	connector.SetKeeper(refresher) // a code exchange's tokens the database does not take
 	app.NewAPIHandler(apps, oauthconfig.APIReferences{Settings: settingStore, Configs: configs}).Register(v1)

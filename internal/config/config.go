@@ -33,6 +33,7 @@ type Config struct {
 	CacheTTL        time.Duration  // LATCHKEY_CACHE_TTL: the longest anything (a decrypted value too) stays cached
 	HookRate        float64        // LATCHKEY_HOOK_RATE: requests a second each webhook source takes; 0 is no limit
 	HookBurst       int            // LATCHKEY_HOOK_BURST: requests a webhook source may send at once
+	RenewalShare    float64        // LATCHKEY_RENEWAL_SHARE: of the time, renewals may use the database; above 0, at most 1
 
 	// OutboundRootCAs, set only by tests, replaces the system roots that
 	// providers' certificates are verified with (a test provider on TLS);
@@ -70,6 +71,7 @@ func Vars() []Var {
 		{"LATCHKEY_CACHE_TTL", "5m", "the longest anything stays cached, decrypted values included"},
 		{"LATCHKEY_HOOK_RATE", "50", "requests a second that each webhook source (/hooks/...) takes in, per replica, on average; more answer 429. 0 turns the limit off"},
 		{"LATCHKEY_HOOK_BURST", "500", "requests a webhook source may send at once, above LATCHKEY_HOOK_RATE"},
+		{"LATCHKEY_RENEWAL_SHARE", "0.5", "the share of the time that token renewals may use the database when many are due at once, leaving the rest to other requests; 1 lets them use it all"},
 	}
 }
 
@@ -146,6 +148,9 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	}
 	if c.HookBurst, err = count(get("LATCHKEY_HOOK_BURST"), 1); err != nil {
 		return Config{}, fmt.Errorf("LATCHKEY_HOOK_BURST: %w", err)
+	}
+	if c.RenewalShare, err = strconv.ParseFloat(get("LATCHKEY_RENEWAL_SHARE"), 64); err != nil || !(c.RenewalShare > 0 && c.RenewalShare <= 1) {
+		return Config{}, fmt.Errorf("LATCHKEY_RENEWAL_SHARE: want a number above 0 and at most 1, got %q", get("LATCHKEY_RENEWAL_SHARE"))
 	}
 	if strings.TrimSpace(c.Addr) == "" {
 		return Config{}, fmt.Errorf("LATCHKEY_ADDR is empty")

@@ -111,3 +111,25 @@ func TestHookLimit(t *testing.T) {
 		}
 	}
 }
+
+func TestRenewalShare(t *testing.T) {
+	for _, tt := range []struct {
+		v    string
+		want float64 // 0: refused, naming the variable
+	}{
+		{"", 0.5}, {"1", 1}, {"0.25", 0.25},
+		{"0", 0}, {"-0.5", 0}, {"1.5", 0}, {"NaN", 0}, {"half", 0},
+	} {
+		env := map[string]string{"LATCHKEY_RENEWAL_SHARE": tt.v}
+		c, err := FromEnv(func(k string) string { return env[k] })
+		if tt.want == 0 {
+			if err == nil || !strings.Contains(err.Error(), "LATCHKEY_RENEWAL_SHARE") {
+				t.Errorf("%q: err = %v, want one naming LATCHKEY_RENEWAL_SHARE", tt.v, err)
+			}
+			continue
+		}
+		if err != nil || c.RenewalShare != tt.want {
+			t.Errorf("%q: %v, %v; want %v", tt.v, c.RenewalShare, err, tt.want)
+		}
+	}
+}
