@@ -149,8 +149,8 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	if c.HookBurst, err = count(get("LATCHKEY_HOOK_BURST"), 1); err != nil {
 		return Config{}, fmt.Errorf("LATCHKEY_HOOK_BURST: %w", err)
 	}
-	if c.RenewalShare, err = strconv.ParseFloat(get("LATCHKEY_RENEWAL_SHARE"), 64); err != nil || !(c.RenewalShare > 0 && c.RenewalShare <= 1) {
-		return Config{}, fmt.Errorf("LATCHKEY_RENEWAL_SHARE: want a number above 0 and at most 1, got %q", get("LATCHKEY_RENEWAL_SHARE"))
+	if c.RenewalShare, err = share(get("LATCHKEY_RENEWAL_SHARE")); err != nil {
+		return Config{}, fmt.Errorf("LATCHKEY_RENEWAL_SHARE: %w", err)
 	}
 	if strings.TrimSpace(c.Addr) == "" {
 		return Config{}, fmt.Errorf("LATCHKEY_ADDR is empty")
@@ -199,6 +199,14 @@ func perSecond(v string) (float64, error) {
 	n, err := strconv.ParseFloat(v, 64)
 	if err != nil || !(n >= 0 && n <= 1_000_000) { // !(...) refuses NaN too
 		return 0, fmt.Errorf("want a number from 0 to 1000000, got %q", v)
+	}
+	return n, nil
+}
+
+func share(v string) (float64, error) {
+	n, err := strconv.ParseFloat(v, 64)
+	if err != nil || !(n > 0 && n <= 1) { // !(...) refuses NaN too
+		return 0, fmt.Errorf("want a number above 0 and at most 1, got %q", v)
 	}
 	return n, nil
 }

@@ -618,13 +618,16 @@ func clipReason(s string) string {
 // database.Batch), in the calls' share of the pool.
 func (cs *Connections) Get(ctx context.Context, installationID, userID, configID string) (Connection, error) {
 	got, err := cs.conns.Load(connCacheKey(installationID, userID, configID), func() (cachedConnection, error) {
-		if cs.batch == nil { // in a transaction: read there
-			conns, err := readConnections(ctx, cs.db, installationID, configID, []string{userID})
-			c, found := conns[userID]
-			return cachedConnection{c: c, found: found}, errs.From(err, "reading connection")
+		var got cachedConnection
+		var err error
+		if cs.batch != nil {
+			got.c, got.found, err = cs.batch.Get(ctx, installationID+cache.Sep+configID, userID)
+		} else { // in a transaction: read there
+			var conns map[string]Connection
+			conns, err = readConnections(ctx, cs.db, installationID, configID, []string{userID})
+			got.c, got.found = conns[userID]
 		}
-		c, found, err := cs.batch.Get(ctx, installationID+cache.Sep+configID, userID)
-		return cachedConnection{c: c, found: found}, errs.From(err, "reading connection")
+		return got, errs.From(err, "reading connection")
 	})
 	if err != nil {
 		return Connection{}, err

@@ -65,7 +65,7 @@ type Refresher struct {
 	LeaseFor time.Duration
 
 	// DatabaseShare is the share of the time renewals may hold their slot
-	// in the database (see busy), above 0 and at most 1.
+	// in the database (see busy), at most 1; 0 counts as 1.
 	DatabaseShare float64
 
 	slots     chan struct{} // see busy
@@ -615,14 +615,13 @@ func connection(ctx context.Context, conns *Connections, inst settings.Installat
 func (rf *Refresher) withLock(ctx context.Context, key string, fn func(db *gorm.DB, l *lease) error) error {
 	h := sha256.Sum256([]byte(key))
 	l := &lease{id: hex.EncodeToString(h[:16]), owner: database.NewID()}
-	id, owner := l.id, l.owner
 	db := rf.db.WithContext(ctx)
 	for wait := 20 * time.Millisecond; ; wait = min(wait*2, 500*time.Millisecond) {
 		rf.busy()
 		now := rf.now()
 		res := db.Exec(`INSERT INTO refresh_leases (key, owner, expires_at) VALUES (?, ?, ?)
 			ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
-			WHERE refresh_leases.expires_at < ?`, id, owner, now.Add(rf.LeaseFor), now)
+			WHERE refresh_leases.expires_at < ?`, l.id, l.owner, now.Add(rf.LeaseFor), now)
 		if res.Error != nil {
 			rf.idle()
 			return fmt.Errorf("taking the renewal lease: %w", res.Error)
@@ -640,7 +639,7 @@ func (rf *Refresher) withLock(ctx context.Context, key string, fn func(db *gorm.
 	defer rf.idle()
 	defer func() {
 		if !l.released {
-			rf.release(id, owner)
+			rf.release(l)
 		}
 	}()
 	return fn(db, l)
@@ -689,11 +688,11 @@ func (rf *Refresher) idle() {
 
 // release gives a lease back, trying again in the background while the
 // database does not answer, until the lease would have expired anyway.
-func (rf *Refresher) release(id, owner string) {
+func (rf *Refresher) release(l *lease) {
 	del := func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		return rf.db.WithContext(ctx).Exec("DELETE FROM refresh_leases WHERE key = ? AND owner = ?", id, owner).Error
+		return l.Release(rf.db.WithContext(ctx))
 	}
 	if del() == nil {
 		return
