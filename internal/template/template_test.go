@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/url"
 	"slices"
@@ -958,22 +959,28 @@ func checkRenderError(t *testing.T, src string, vars map[string]string, err erro
 	t.Helper()
 	var me *MissingError
 	var ve *ValueError
+	var name string
 	switch {
 	case errors.As(err, &me):
 		if vars[me.Name] != "" {
 			t.Fatalf("MissingError for %q with value %q", me.Name, vars[me.Name])
 		}
+		name = me.Name
 	case errors.As(err, &ve):
 		if vars[ve.Name] == "" {
 			t.Fatalf("ValueError for empty %q", ve.Name)
 		}
+		name = ve.Name
 	default:
 		t.Fatalf("Render error %#v, want *MissingError or *ValueError", err)
 	}
 	// A message is made of names and positions, which are in the source,
-	// and fixed text. A value found in it must come from one of those.
+	// and fixed text. A value found in it must come from one of those,
+	// or from the quoted name with the text around it (a value `": ` is
+	// in `variable "a": not ...`).
 	fixed := src + " " + reasonControl + reasonHost + reasonDots + reasonURL +
-		"at byte : bad value for variable no value for variable \"\" 0123456789"
+		"at byte : bad value for variable no value for variable \"\" 0123456789" +
+		fmt.Sprintf(" variable %q: ", name)
 	// The position prefix ("at byte 0: ") is fixed text too; a value can
 	// match across it ("0:") by chance.
 	msg := err.Error()
